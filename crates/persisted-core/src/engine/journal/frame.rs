@@ -1,0 +1,326 @@
+//! Encoding and decoding of the journal header and record frames (the
+//! layout is specified in the parent module's documentation).
+
+use crate::checksum::checksum;
+use crate::options::Format;
+
+/// What a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A committed change set.
+    Commit,
+    /// A compaction is about to replace the snapshot with one whose
+    /// fingerprint the payload holds.
+    Intent,
+}
+
+impl Kind {
+    fn tag(self) -> u8 {
+        match self {
+            Kind::Commit => b'@',
+            Kind::Intent => b'!',
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Kind> {
+        match tag {
+            b'@' => Some(Kind::Commit),
+            b'!' => Some(Kind::Intent),
+            _ => None,
+        }
+    }
+
+    fn binary_tag(self) -> u8 {
+        match self {
+            Kind::Commit => 0xC0,
+            Kind::Intent => 0xC1,
+        }
+    }
+
+    fn from_binary_tag(tag: u8) -> Option<Kind> {
+        match tag {
+            0xC0 => Some(Kind::Commit),
+            0xC1 => Some(Kind::Intent),
+            _ => None,
+        }
+    }
+}
+
+/// The journal's first line (or first 26 bytes for bincode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) format: Format,
+    /// Fingerprint of the snapshot bytes the records apply to.
+    pub(crate) base: u64,
+    /// The sequence number the snapshot is at; the first record is `seq + 1`.
+    pub(crate) seq: u64,
+}
+
+/// A verified record inside the journal bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    pub(crate) kind: Kind,
+    pub(crate) seq: u64,
+    /// Offset of the first payload byte.
+    pub(crate) payload_at: usize,
+    /// Offset just past the record.
+    pub(crate) end: usize,
+}
+
+const BINARY_MAGIC: &[u8; 4] = b"PSTJ";
+const BINARY_HEADER: usize = 4 + 1 + 1 + 8 + 8 + 4;
+const BINARY_FRAME: usize = 1 + 8 + 4 + 4;
+/// The longest frame line a text reader looks at before calling it garbage.
+const MAX_FRAME_LINE: usize = 80;
+/// Records longer than this are refused when written and invalid when read.
+pub(crate) const MAX_RECORD: usize = u32::MAX as usize;
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Json => "json",
+        Format::Yaml => "yaml",
+        Format::Bincode => "bincode",
+    }
+}
+
+fn format_byte(format: Format) -> u8 {
+    match format {
+        Format::Json => 1,
+        Format::Yaml => 2,
+        Format::Bincode => 3,
+    }
+}
+
+fn format_from_byte(byte: u8) -> Option<Format> {
+    match byte {
+        1 => Some(Format::Json),
+        2 => Some(Format::Yaml),
+        3 => Some(Format::Bincode),
+        _ => None,
+    }
+}
+
+/// The text a frame line starts with: YAML frames are document starts with
+/// a comment, so the journal stays a valid YAML stream.
+fn text_prefix(format: Format) -> &'static [u8] {
+    match format {
+        Format::Yaml => b"--- # ",
+        _ => b"",
+    }
+}
+
+pub(crate) fn encode_header(header: Header) -> Vec<u8> {
+    if header.format == Format::Bincode {
+        let mut out = Vec::with_capacity(BINARY_HEADER);
+        out.extend_from_slice(BINARY_MAGIC);
+        out.push(1);
+        out.push(format_byte(header.format));
+        out.extend_from_slice(&header.base.to_le_bytes());
+        out.extend_from_slice(&header.seq.to_le_bytes());
+        let crc = checksum(&[&out]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        return out;
+    }
+    let body = format!(
+        "# persisted-journal v1 {} base={:016x} seq={}",
+        format_name(header.format),
+        header.base,
+        header.seq
+    );
+    let crc = checksum(&[body.as_bytes()]);
+    format!("{body} crc={crc:08x}\n").into_bytes()
+}
+
+/// Parses the header at the start of `bytes`; returns it and its length.
+pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
+    if bytes.starts_with(BINARY_MAGIC) {
+        let raw = bytes.get(..BINARY_HEADER)?;
+        let (body, crc) = raw.split_at(BINARY_HEADER - 4);
+        if raw[4] != 1 || checksum(&[body]) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let header = Header {
+            format: format_from_byte(raw[5])?,
+            base: u64::from_le_bytes(raw[6..14].try_into().ok()?),
+            seq: u64::from_le_bytes(raw[14..22].try_into().ok()?),
+        };
+        return Some((header, BINARY_HEADER));
+    }
+    let line_end = bytes.iter().take(200).position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&bytes[..line_end]).ok()?;
+    let (body, crc) = line.rsplit_once(" crc=")?;
+    if u32::from_str_radix(crc, 16).ok()? != checksum(&[body.as_bytes()]) {
+        return None;
+    }
+    let mut words = body.strip_prefix("# persisted-journal v1 ")?.split(' ');
+    let format = match words.next()? {
+        "json" => Format::Json,
+        "yaml" => Format::Yaml,
+        _ => return None,
+    };
+    let base = u64::from_str_radix(words.next()?.strip_prefix("base=")?, 16).ok()?;
+    let seq = words.next()?.strip_prefix("seq=")?.parse().ok()?;
+    if words.next().is_some() {
+        return None;
+    }
+    Some((Header { format, base, seq }, line_end + 1))
+}
+
+fn record_checksum(kind: Kind, seq: u64, payload: &[u8]) -> u32 {
+    checksum(&[
+        &[kind.tag()],
+        &seq.to_le_bytes(),
+        &(payload.len() as u32).to_le_bytes(),
+        payload,
+    ])
+}
+
+/// Appends one framed record to `out`.
+pub(crate) fn encode_frame(format: Format, kind: Kind, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let crc = record_checksum(kind, seq, payload);
+    if format == Format::Bincode {
+        out.push(kind.binary_tag());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+    } else {
+        use std::io::Write;
+        out.extend_from_slice(text_prefix(format));
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(out, "{}{seq} {} {crc:08x}", kind.tag() as char, payload.len());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// Decodes and verifies the record starting at `at`; `None` when the bytes
+/// there are not a whole, valid record (torn, zeroed, garbage, corrupt).
+pub(crate) fn decode_frame(format: Format, bytes: &[u8], at: usize) -> Option<Frame> {
+    let rest = bytes.get(at..)?;
+    let (kind, seq, len, crc, header_len) = if format == Format::Bincode {
+        let raw = rest.get(..BINARY_FRAME)?;
+        (
+            Kind::from_binary_tag(raw[0])?,
+            u64::from_le_bytes(raw[1..9].try_into().ok()?),
+            u32::from_le_bytes(raw[9..13].try_into().ok()?) as usize,
+            u32::from_le_bytes(raw[13..17].try_into().ok()?),
+            BINARY_FRAME,
+        )
+    } else {
+        let rest = rest.strip_prefix(text_prefix(format))?;
+        let prefix_len = text_prefix(format).len();
+        let line_len = rest.iter().take(MAX_FRAME_LINE).position(|&b| b == b'\n')?;
+        let line = std::str::from_utf8(&rest[..line_len]).ok()?;
+        let kind = Kind::from_tag(*line.as_bytes().first()?)?;
+        let mut words = line[1..].split(' ');
+        let seq = parse_decimal(words.next()?)?;
+        let len = usize::try_from(parse_decimal(words.next()?)?).ok()?;
+        let crc_word = words.next()?;
+        if crc_word.len() != 8 || words.next().is_some() {
+            return None;
+        }
+        let crc = u32::from_str_radix(crc_word, 16).ok()?;
+        (kind, seq, len, crc, prefix_len + line_len + 1)
+    };
+    if len > MAX_RECORD {
+        return None;
+    }
+    let payload_at = at + header_len;
+    let end = payload_at.checked_add(len)?;
+    let payload = bytes.get(payload_at..end)?;
+    if record_checksum(kind, seq, payload) != crc {
+        return None;
+    }
+    if format != Format::Bincode && payload.last() != Some(&b'\n') {
+        return None;
+    }
+    Some(Frame {
+        kind,
+        seq,
+        payload_at,
+        end,
+    })
+}
+
+/// Strict decimal: digits only, no sign, no leading `+`.
+fn parse_decimal(word: &str) -> Option<u64> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    word.parse().ok()
+}
+
+/// The payload of an intent record, naming the new snapshot's fingerprint.
+pub(crate) fn encode_intent(format: Format, fingerprint: u64) -> Vec<u8> {
+    if format == Format::Bincode {
+        fingerprint.to_le_bytes().to_vec()
+    } else {
+        format!("# compaction fingerprint={fingerprint:016x}\n").into_bytes()
+    }
+}
+
+pub(crate) fn decode_intent(format: Format, payload: &[u8]) -> Option<u64> {
+    if format == Format::Bincode {
+        return Some(u64::from_le_bytes(payload.try_into().ok()?));
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    let hex = text
+        .strip_prefix("# compaction fingerprint=")?
+        .strip_suffix('\n')?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMATS: [Format; 3] = [Format::Json, Format::Yaml, Format::Bincode];
+
+    #[test]
+    fn header_round_trips_and_rejects_any_change() {
+        for format in FORMATS {
+            let header = Header {
+                format,
+                base: 0x0123_4567_89ab_cdef,
+                seq: 41,
+            };
+            let bytes = encode_header(header);
+            assert_eq!(decode_header(&bytes), Some((header, bytes.len())));
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x04;
+                assert_ne!(decode_header(&bad).map(|h| h.0), Some(header), "{format:?} byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn frame_round_trips_and_every_cut_is_invalid() {
+        for format in FORMATS {
+            let mut bytes = Vec::new();
+            encode_frame(format, Kind::Commit, 42, b"last_id: 12\n", &mut bytes);
+            let frame = decode_frame(format, &bytes, 0).unwrap();
+            assert_eq!((frame.kind, frame.seq, frame.end), (Kind::Commit, 42, bytes.len()));
+            assert_eq!(&bytes[frame.payload_at..frame.end], b"last_id: 12\n");
+            for cut in 0..bytes.len() {
+                assert!(decode_frame(format, &bytes[..cut], 0).is_none(), "{format:?} cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn zeros_are_never_a_frame() {
+        for format in FORMATS {
+            for n in 0..64 {
+                assert!(decode_frame(format, &vec![0; n], 0).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn intent_round_trips() {
+        for format in FORMATS {
+            let payload = encode_intent(format, 77);
+            assert_eq!(decode_intent(format, &payload), Some(77));
+        }
+    }
+}

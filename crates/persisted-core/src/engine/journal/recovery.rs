@@ -1,0 +1,201 @@
+//! Opening a journal: verify, replay, cut a torn tail, recognise a stale or
+//! orphaned journal (the rules are in the parent module's documentation).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::frame::{decode_frame, decode_header, decode_intent, Frame, Header, Kind};
+use super::{journal_path, Journal};
+use crate::error::{Error, IoContext, Result};
+use crate::file::atomic::{sibling, sync_dir, unix_time};
+use crate::file::atomic::parent_dir;
+use crate::format::Codec;
+use crate::options::Durability;
+use crate::schema::Persisted;
+
+/// The valid records of a journal and what follows them.
+struct Scan {
+    header: Header,
+    frames: Vec<Frame>,
+    /// Offset just past the last valid record.
+    valid_end: usize,
+    /// A valid frame exists somewhere in the bytes after `valid_end`.
+    valid_frame_later: bool,
+}
+
+fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
+    let format = codec.format();
+    let mut frames = Vec::new();
+    let mut at = header_len;
+    let mut seq = header.seq;
+    while let Some(frame) = decode_frame(format, bytes, at) {
+        if frame.seq != seq + 1 {
+            break;
+        }
+        seq = frame.seq;
+        at = frame.end;
+        frames.push(frame);
+    }
+    let valid_frame_later =
+        (at + 1..bytes.len()).any(|start| decode_frame(format, bytes, start).is_some());
+    Scan {
+        header,
+        frames,
+        valid_end: at,
+        valid_frame_later,
+    }
+}
+
+/// Opens the journal beside `snapshot_path`, applying its commits to `state`
+/// when it belongs to the snapshot whose fingerprint is `snapshot_fp`.
+pub(crate) fn open<T: Persisted>(
+    snapshot_path: &Path,
+    codec: Codec,
+    durability: Durability,
+    state: &mut T,
+    snapshot_fp: u64,
+) -> Result<Journal> {
+    let path = journal_path(snapshot_path);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    if bytes.is_empty() {
+        return Journal::create(snapshot_path, codec, durability, snapshot_fp, 0);
+    }
+    let Some((header, header_len)) = decode_header(&bytes) else {
+        return Err(Error::corrupt(
+            &path,
+            "the journal header does not verify; move the file away to open the snapshot alone",
+        ));
+    };
+    if header.format != codec.format() {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "the journal is in {:?} but the store is opened as {:?}",
+                header.format,
+                codec.format()
+            ),
+        ));
+    }
+    let scan = scan(codec, &bytes, header, header_len);
+    let last_seq = scan.frames.last().map_or(header.seq, |f| f.seq);
+    let commits = scan.frames.iter().filter(|f| f.kind == Kind::Commit).count();
+
+    if header.base == snapshot_fp {
+        for frame in scan.frames.iter().filter(|f| f.kind == Kind::Commit) {
+            replay(codec, &path, &bytes, frame, state)?;
+        }
+        if scan.valid_end < bytes.len() {
+            drop_tail(&path, &bytes, &scan)?;
+        }
+        let mut journal = Journal::create_from_existing(
+            snapshot_path,
+            codec,
+            durability,
+            scan.valid_end,
+            header_len,
+        )?;
+        journal.seq = last_seq;
+        return Ok(journal);
+    }
+
+    let compacted = scan.frames.iter().any(|f| {
+        f.kind == Kind::Intent
+            && decode_intent(codec.format(), &bytes[f.payload_at..f.end]) == Some(snapshot_fp)
+    });
+    if compacted {
+        // The snapshot already holds every record: a compaction finished
+        // but was cut short before the journal was reset.
+        log::info!(
+            "`{}` is already folded into `{}`; resetting it",
+            path.display(),
+            snapshot_path.display()
+        );
+    } else if commits == 0 && scan.valid_end == bytes.len() {
+        log::info!(
+            "`{}` was edited while closed; adopting the edit",
+            snapshot_path.display()
+        );
+    } else {
+        let kept = sibling(&path, &format!(".orphaned-{}", unix_time()));
+        fs::rename(&path, &kept).context("set aside orphaned journal", &path)?;
+        sync_dir(&parent_dir(&path))?;
+        log::warn!(
+            "`{}` was changed after a crash, so its journal of {commits} commit(s) no longer \
+             applies; the snapshot as edited wins and the journal is kept as `{}`",
+            snapshot_path.display(),
+            kept.display()
+        );
+    }
+    Journal::create(snapshot_path, codec, durability, snapshot_fp, last_seq)
+}
+
+fn replay<T: Persisted>(
+    codec: Codec,
+    path: &Path,
+    bytes: &[u8],
+    frame: &Frame,
+    state: &mut T,
+) -> Result<()> {
+    let payload = &bytes[frame.payload_at..frame.end];
+    codec.replay_payload(payload, state).map_err(|e| {
+        if codec.is_text() {
+            let first_line = 1 + bytes[..frame.payload_at].iter().filter(|&&b| b == b'\n').count();
+            Error::Parse {
+                path: path.to_path_buf(),
+                line: if e.line == 0 { first_line } else { first_line + e.line - 1 },
+                column: e.column,
+                message: format!("record {}: {}", frame.seq, e.message),
+            }
+        } else {
+            Error::corrupt(
+                path,
+                format!("record {} does not decode: {}", frame.seq, e.message),
+            )
+        }
+    })
+}
+
+/// Cuts the journal back to its last valid record, keeping a copy of the
+/// dropped bytes when they hold a valid record (more than a torn tail).
+fn drop_tail(path: &Path, bytes: &[u8], scan: &Scan) -> Result<()> {
+    let dropped = &bytes[scan.valid_end..];
+    if scan.valid_frame_later {
+        let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&kept)
+            .context("create", &kept)?;
+        file.write_all(dropped).context("write", &kept)?;
+        file.sync_all().context("fsync", &kept)?;
+        sync_dir(&parent_dir(path))?;
+        log::warn!(
+            "`{}`: a damaged record at offset {} is followed by valid ones; replayed up to the \
+             damage (seq {}) and kept the {} dropped bytes in `{}`",
+            path.display(),
+            scan.valid_end,
+            scan.frames.last().map_or(scan.header.seq, |f| f.seq),
+            dropped.len(),
+            kept.display()
+        );
+    } else {
+        log::warn!(
+            "`{}`: dropped {} bytes of torn journal tail at offset {}",
+            path.display(),
+            dropped.len(),
+            scan.valid_end
+        );
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .context("open for truncating", path)?;
+    file.set_len(scan.valid_end as u64)
+        .context("truncate torn tail of", path)?;
+    file.sync_data().context("fdatasync", path)
+}

@@ -1,0 +1,146 @@
+//! The one error type. I/O errors carry the operation and the path
+//! ("failed to fsync `state.yaml.journal`: No space left on device").
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::options::Format;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong opening, reading or writing a store.
+///
+/// Every variant names the file it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed.
+    #[error("failed to {op} `{}`: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. `"fsync"`, `"append a record to"`.
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A text snapshot or journal record could not be parsed, or holds a
+    /// value of the wrong type for the struct. The file is left untouched.
+    #[error("cannot parse `{}` at line {line}, column {column}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when the parser could not tell).
+        line: usize,
+        /// 1-based column (0 when the parser could not tell).
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+
+    /// A file is damaged in a way no parser error describes (a bincode
+    /// snapshot cut short, a journal header that does not verify).
+    /// The file is left untouched.
+    #[error("`{}` is corrupt: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The state could not be encoded in the store's format (e.g. a map
+    /// with non-string keys in JSON). Nothing was written.
+    #[error("cannot encode the state for `{}`: {message}", path.display())]
+    Encode {
+        /// The store's file.
+        path: PathBuf,
+        /// The serializer's message.
+        message: String,
+    },
+
+    /// Another process, or another handle in this process, has the store open.
+    #[error("`{}` is locked: another process (or another open handle in this process) is using it", path.display())]
+    Locked {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// An earlier write or fsync failed in a way that may have left disk and
+    /// memory disagreeing; the store refuses writes until it is reopened.
+    /// Reads keep working from memory.
+    #[error("store `{}` is poisoned after an I/O failure; reopen it to continue", path.display())]
+    Poisoned {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// The format's Cargo feature is not enabled in this build.
+    #[error("cannot open `{}`: format {format:?} needs the `{feature}` feature of `persisted`", path.display())]
+    FormatNotEnabled {
+        /// The store's file.
+        path: PathBuf,
+        /// The requested format.
+        format: Format,
+        /// The feature to enable.
+        feature: &'static str,
+    },
+
+    /// The file's extension names no known format and none was given.
+    #[error("cannot tell the format of `{}` from its extension (.json, .yaml, .yml, .bin, .bincode); set one with `.format(..)`", path.display())]
+    UnknownFormat {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// `compact()` was called in `Mode::Batch` with changes not yet committed.
+    #[error("cannot compact `{}`: it has uncommitted changes; call `commit()` first", path.display())]
+    Uncommitted {
+        /// The store's file.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn encode(path: &Path, message: impl std::fmt::Display) -> Self {
+        Error::Encode {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
+    /// True when the error came from a failed `fsync`/`fdatasync`, after
+    /// which the data's fate is unknown (see "fsyncgate").
+    pub(crate) fn is_sync_failure(&self) -> bool {
+        matches!(self, Error::Io { op, .. } if op.contains("sync"))
+    }
+}
+
+/// Attaches an operation and a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn context(self, op: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, op: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}

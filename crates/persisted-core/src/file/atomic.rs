@@ -1,0 +1,196 @@
+//! Replacing a file atomically: write a temp file in the same directory,
+//! fsync it, rename it over the target, fsync the directory.
+//!
+//! A crash at any point leaves either the old file or the new one, never a
+//! mix; the temp file a crash leaves behind is removed by the next open
+//! ([`remove_leftovers`]).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoContext, Result};
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `path` with `suffix` appended to its file name: `state.yaml` ->
+/// `state.yaml.journal`.
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The name prefix of temp files made for `path`: `.state.yaml.tmp-`.
+fn temp_prefix(path: &Path) -> String {
+    format!(
+        ".{}.tmp-",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Makes the directory entries of `dir` (a rename, a new file) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let handle = File::open(dir).context("open directory", dir)?;
+    handle.sync_all().context("fsync directory", dir)
+}
+
+/// Seconds since the epoch, for the names of kept-aside files.
+pub(crate) fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    parent_dir(path).join(format!(
+        "{}{}-{nanos:08x}{n}",
+        temp_prefix(path),
+        std::process::id()
+    ))
+}
+
+/// Replaces `path` with `bytes` atomically; with `sync`, durably (temp file
+/// fsynced before the rename, directory fsynced after it). The new file
+/// keeps the permission bits of the one it replaces.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    TempFile::write(path, bytes, sync)?.rename_over(path, sync)
+}
+
+/// A complete temp file beside its target, not yet renamed over it; removed
+/// on drop unless [`TempFile::rename_over`] succeeded.
+pub(crate) struct TempFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl TempFile {
+    /// Writes `bytes` to a new temp file beside `target` (created with
+    /// `create_new`, with `target`'s permission bits) and, with `sync`,
+    /// fsyncs it.
+    pub(crate) fn write(target: &Path, bytes: &[u8], sync: bool) -> Result<TempFile> {
+        let temp = TempFile {
+            path: temp_path(target),
+            renamed: false,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)
+            .context("create temp file", &temp.path)?;
+        if let Ok(meta) = fs::metadata(target) {
+            file.set_permissions(meta.permissions())
+                .context("copy permissions to", &temp.path)?;
+        }
+        file.write_all(bytes).context("write", &temp.path)?;
+        if sync {
+            file.sync_all().context("fsync", &temp.path)?;
+        }
+        Ok(temp)
+    }
+
+    /// Renames the temp file over `target`; with `sync`, then fsyncs the
+    /// directory so the rename itself is durable.
+    pub(crate) fn rename_over(mut self, target: &Path, sync: bool) -> Result<()> {
+        fs::rename(&self.path, target).context("rename temp file over", target)?;
+        self.renamed = true;
+        if sync {
+            sync_dir(&parent_dir(target))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: the next open removes it anyway.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes temp files a crashed write left beside `path`; only names this
+/// module makes are touched. Returns how many were removed.
+pub(crate) fn remove_leftovers(path: &Path) -> Result<usize> {
+    let dir = parent_dir(path);
+    let prefix = temp_prefix(path);
+    let mut removed = 0;
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(crate::Error::io("list directory", &dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.context("list directory", &dir)?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let leftover = entry.path();
+            fs::remove_file(&leftover).context("remove leftover temp file", &leftover)?;
+            log::warn!("removed `{}` left by an interrupted write", leftover.display());
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"one", true).unwrap();
+        write_atomic(&path, b"two", false).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_keeps_permission_bits() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        fs::write(&path, b"x").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic(&path, b"y", true).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn leftovers_of_this_file_only_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        fs::write(dir.path().join(".a.json.tmp-1-2"), b"x").unwrap();
+        fs::write(dir.path().join(".b.json.tmp-1-2"), b"x").unwrap();
+        fs::write(dir.path().join("a.json.tmp"), b"x").unwrap();
+        assert_eq!(remove_leftovers(&path).unwrap(), 1);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn sibling_appends_to_the_file_name() {
+        assert_eq!(
+            sibling(Path::new("d/state.yaml"), ".journal"),
+            Path::new("d/state.yaml.journal")
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! bincode 2 (serde flavour, standard config). A snapshot is
+//! `b"PSTB" | version u8 | payload length u64 LE | CRC32C u32 LE | payload`,
+//! so a file cut short or damaged is always detected. bincode is not
+//! self-describing: fields cannot be added to or removed from a struct
+//! stored as bincode (use JSON or YAML for evolving schemas).
+
+use std::path::Path;
+
+use super::PayloadError;
+use crate::change::{Payload, Replay};
+use crate::checksum::checksum;
+use crate::error::{Error, Result};
+use crate::schema::Persisted;
+
+const MAGIC: &[u8; 4] = b"PSTB";
+const VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + 8 + 4;
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<T> {
+    if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+        return Err(Error::corrupt(path, "not a persisted bincode snapshot (bad header)"));
+    }
+    if bytes[4] != VERSION {
+        return Err(Error::corrupt(
+            path,
+            format!("unsupported bincode snapshot version {}", bytes[4]),
+        ));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[5..13]);
+    let len = u64::from_le_bytes(len);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&bytes[13..17]);
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != len {
+        return Err(Error::corrupt(
+            path,
+            format!("expected {len} payload bytes, found {}", payload.len()),
+        ));
+    }
+    if checksum(&[payload]) != u32::from_le_bytes(crc) {
+        return Err(Error::corrupt(path, "checksum mismatch"));
+    }
+    let (state, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| Error::corrupt(path, format!("cannot decode: {e}")))?;
+    if used != payload.len() {
+        return Err(Error::corrupt(path, "trailing bytes after the state"));
+    }
+    Ok(state)
+}
+
+pub(super) fn encode_snapshot<T: Persisted>(
+    path: &Path,
+    state: &T,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let payload =
+        bincode::serde::encode_to_vec(state, config()).map_err(|e| Error::encode(path, e))?;
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&checksum(&[&payload]).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+pub(super) fn encode_payload(
+    payload: &Payload<'_>,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), bincode::error::EncodeError> {
+    bincode::serde::encode_into_std_write(payload, out, config()).map(drop)
+}
+
+pub(super) fn replay_payload<T: Persisted>(
+    payload: &[u8],
+    state: &mut T,
+) -> std::result::Result<(), PayloadError> {
+    let fail = |message: String| PayloadError {
+        line: 0,
+        column: 0,
+        message,
+    };
+    let ((), used) = bincode::serde::seed_decode_from_slice(Replay { state }, payload, config())
+        .map_err(|e| fail(e.to_string()))?;
+    if used != payload.len() {
+        return Err(fail("trailing bytes after the record".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! JSON: pretty snapshots in field order with a trailing newline; payloads
+//! are one compact line (JSON escapes newlines inside strings).
+
+use std::path::Path;
+
+use serde::de::DeserializeSeed;
+use serde_json::Value;
+
+use super::{strip_location, Extras, PayloadError};
+use crate::change::{Payload, Replay};
+use crate::error::{Error, Result};
+use crate::schema::Persisted;
+
+fn parse_error(path: &Path, e: serde_json::Error) -> Error {
+    Error::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_location(e.to_string()),
+    }
+}
+
+pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
+    let mut unknown = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let state: T = serde_ignored::deserialize(&mut de, |ignored| {
+        if let serde_ignored::Path::Map { parent, key } = ignored {
+            if matches!(parent, serde_ignored::Path::Root) {
+                unknown.push(key);
+            }
+        }
+    })
+    .map_err(|e| parse_error(path, e))?;
+    de.end().map_err(|e| parse_error(path, e))?;
+    if unknown.is_empty() {
+        return Ok((state, Extras::None));
+    }
+    // Rare: the file has keys the struct does not know; keep their values.
+    let mut extras = serde_json::Map::new();
+    if let Value::Object(mut all) = serde_json::from_slice(bytes).map_err(|e| parse_error(path, e))? {
+        for key in unknown {
+            if let Some(value) = all.remove(&key) {
+                extras.insert(key, value);
+            }
+        }
+    }
+    Ok((state, Extras::Json(extras)))
+}
+
+pub(super) fn encode_snapshot<T: Persisted>(
+    path: &Path,
+    state: &T,
+    extras: &Extras,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    match extras {
+        Extras::Json(extras) if !extras.is_empty() => {
+            let mut value = serde_json::to_value(state).map_err(|e| Error::encode(path, e))?;
+            if let Value::Object(map) = &mut value {
+                for (key, extra) in extras {
+                    if !map.contains_key(key) {
+                        map.insert(key.clone(), extra.clone());
+                    }
+                }
+            }
+            serde_json::to_writer_pretty(&mut *out, &value)
+        }
+        _ => serde_json::to_writer_pretty(&mut *out, state),
+    }
+    .map_err(|e| Error::encode(path, e))?;
+    out.push(b'\n');
+    Ok(())
+}
+
+pub(super) fn encode_payload(payload: &Payload<'_>, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, payload)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+pub(super) fn replay_payload<T: Persisted>(
+    payload: &[u8],
+    state: &mut T,
+) -> std::result::Result<(), PayloadError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    Replay { state }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| PayloadError {
+            line: e.line(),
+            column: e.column(),
+            message: strip_location(e.to_string()),
+        })
+}

@@ -1,0 +1,208 @@
+//! The codecs: how a snapshot and a journal record's payload are written in
+//! each [`Format`]. Each codec is one module behind its Cargo feature; the
+//! names in [`Format`] exist in every build.
+
+use std::path::Path;
+
+use crate::change::{Changes, Payload};
+use crate::collection::Op;
+use crate::error::{Error, Result};
+use crate::options::Format;
+use crate::schema::Persisted;
+
+#[cfg(feature = "bincode")]
+mod bincode;
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "yaml")]
+mod yaml;
+
+/// Top-level keys of a text snapshot that the struct does not know, kept so
+/// later saves write them back (a downgrade then loses nothing).
+#[derive(Debug, Default, Clone)]
+pub(crate) enum Extras {
+    #[default]
+    None,
+    #[cfg(feature = "json")]
+    Json(serde_json::Map<String, serde_json::Value>),
+    #[cfg(feature = "yaml")]
+    Yaml(serde_yaml::Mapping),
+}
+
+/// Where a payload failed to parse, relative to the payload's first byte.
+#[derive(Debug)]
+pub(crate) struct PayloadError {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) message: String,
+}
+
+/// A format whose feature is enabled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Codec {
+    format: Format,
+}
+
+impl Codec {
+    /// The codec for `format`, or [`Error::FormatNotEnabled`].
+    pub(crate) fn new(format: Format, path: &Path) -> Result<Codec> {
+        let enabled = match format {
+            Format::Json => cfg!(feature = "json"),
+            Format::Yaml => cfg!(feature = "yaml"),
+            Format::Bincode => cfg!(feature = "bincode"),
+        };
+        if enabled {
+            Ok(Codec { format })
+        } else {
+            Err(Error::FormatNotEnabled {
+                path: path.to_path_buf(),
+                format,
+                feature: format.feature(),
+            })
+        }
+    }
+
+    pub(crate) fn format(self) -> Format {
+        self.format
+    }
+
+    /// Reads a snapshot. Never returns a default in place of a bad file.
+    pub(crate) fn decode_snapshot<T: Persisted>(
+        self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(T, Extras)> {
+        match self.format {
+            #[cfg(feature = "json")]
+            Format::Json => json::decode_snapshot(path, bytes),
+            #[cfg(feature = "yaml")]
+            Format::Yaml => yaml::decode_snapshot(path, bytes),
+            #[cfg(feature = "bincode")]
+            Format::Bincode => Ok((bincode::decode_snapshot(path, bytes)?, Extras::None)),
+            #[allow(unreachable_patterns)]
+            _ => Err(self.not_enabled(path)),
+        }
+    }
+
+    /// Writes a whole snapshot into `out` (cleared first).
+    pub(crate) fn encode_snapshot<T: Persisted>(
+        self,
+        path: &Path,
+        state: &T,
+        extras: &Extras,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.clear();
+        match self.format {
+            #[cfg(feature = "json")]
+            Format::Json => json::encode_snapshot(path, state, extras, out),
+            #[cfg(feature = "yaml")]
+            Format::Yaml => yaml::encode_snapshot(path, state, extras, out),
+            #[cfg(feature = "bincode")]
+            Format::Bincode => bincode::encode_snapshot(path, state, out),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (state, extras);
+                Err(self.not_enabled(path))
+            }
+        }
+    }
+
+    /// Appends a record payload to `out`; text payloads end with `\n`.
+    pub(crate) fn encode_payload(
+        self,
+        path: &Path,
+        payload: &Payload<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match self.format {
+            #[cfg(feature = "json")]
+            Format::Json => json::encode_payload(payload, out).map_err(|e| Error::encode(path, e)),
+            #[cfg(feature = "yaml")]
+            Format::Yaml => yaml::encode_payload(payload, out).map_err(|e| Error::encode(path, e)),
+            #[cfg(feature = "bincode")]
+            Format::Bincode => {
+                bincode::encode_payload(payload, out).map_err(|e| Error::encode(path, e))
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (payload, out);
+                Err(self.not_enabled(path))
+            }
+        }
+    }
+
+    /// Applies a verified payload to `state`.
+    pub(crate) fn replay_payload<T: Persisted>(
+        self,
+        payload: &[u8],
+        state: &mut T,
+    ) -> std::result::Result<(), PayloadError> {
+        match self.format {
+            #[cfg(feature = "json")]
+            Format::Json => json::replay_payload(payload, state),
+            #[cfg(feature = "yaml")]
+            Format::Yaml => yaml::replay_payload(payload, state),
+            #[cfg(feature = "bincode")]
+            Format::Bincode => bincode::replay_payload(payload, state),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (payload, state);
+                Err(PayloadError {
+                    line: 0,
+                    column: 0,
+                    message: "format not enabled".into(),
+                })
+            }
+        }
+    }
+
+    /// Encodes one value compactly, to tell whether a field changed when its
+    /// type has no `PartialEq`.
+    pub(crate) fn encode_value(
+        self,
+        path: &Path,
+        value: &dyn erased_serde::Serialize,
+    ) -> Result<Vec<u8>> {
+        struct One<'a>(&'a dyn erased_serde::Serialize);
+        impl Changes for One<'_> {
+            fn len(&self) -> usize {
+                1
+            }
+            fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+                emit(Op::Set, 0, self.0)
+            }
+        }
+        let mut out = Vec::new();
+        let payload = Payload {
+            fields: &[],
+            changes: &One(value),
+        };
+        self.encode_payload(path, &payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Text formats keep their journal readable by a person.
+    pub(crate) fn is_text(self) -> bool {
+        !matches!(self.format, Format::Bincode)
+    }
+
+    #[allow(dead_code)]
+    fn not_enabled(self, path: &Path) -> Error {
+        Error::FormatNotEnabled {
+            path: path.to_path_buf(),
+            format: self.format,
+            feature: self.format.feature(),
+        }
+    }
+}
+
+/// Drops a parser's trailing " at line L column C", which [`Error::Parse`]
+/// reports in fields of its own.
+#[allow(dead_code)]
+pub(crate) fn strip_location(message: String) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message,
+    }
+}

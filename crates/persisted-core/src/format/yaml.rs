@@ -1,0 +1,102 @@
+//! YAML (serde_yaml 0.9, deprecated upstream but stable; this is the one
+//! module to change to swap it): block-style snapshots in field order.
+//! Comments written by hand are not kept across a compaction.
+
+use std::path::Path;
+
+use serde::de::DeserializeSeed;
+use serde_yaml::{Mapping, Value};
+
+use super::{strip_location, Extras, PayloadError};
+use crate::change::{Payload, Replay};
+use crate::error::{Error, Result};
+use crate::schema::Persisted;
+
+fn location(e: &serde_yaml::Error) -> (usize, usize) {
+    e.location().map_or((0, 0), |l| (l.line(), l.column()))
+}
+
+fn parse_error(path: &Path, e: serde_yaml::Error) -> Error {
+    let (line, column) = location(&e);
+    Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: strip_location(e.to_string()),
+    }
+}
+
+pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
+    let mut unknown = Vec::new();
+    let de = serde_yaml::Deserializer::from_slice(bytes);
+    let state: T = serde_ignored::deserialize(de, |ignored| {
+        if let serde_ignored::Path::Map { parent, key } = ignored {
+            if matches!(parent, serde_ignored::Path::Root) {
+                unknown.push(key);
+            }
+        }
+    })
+    .map_err(|e| parse_error(path, e))?;
+    if unknown.is_empty() {
+        return Ok((state, Extras::None));
+    }
+    let mut extras = Mapping::new();
+    if let Value::Mapping(mut all) =
+        serde_yaml::from_slice(bytes).map_err(|e| parse_error(path, e))?
+    {
+        for key in unknown {
+            let key = Value::String(key);
+            if let Some(value) = all.remove(&key) {
+                extras.insert(key, value);
+            }
+        }
+    }
+    Ok((state, Extras::Yaml(extras)))
+}
+
+pub(super) fn encode_snapshot<T: Persisted>(
+    path: &Path,
+    state: &T,
+    extras: &Extras,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    match extras {
+        Extras::Yaml(extras) if !extras.is_empty() => {
+            let mut value = serde_yaml::to_value(state).map_err(|e| Error::encode(path, e))?;
+            if let Value::Mapping(map) = &mut value {
+                for (key, extra) in extras {
+                    if !map.contains_key(key) {
+                        map.insert(key.clone(), extra.clone());
+                    }
+                }
+            }
+            serde_yaml::to_writer(&mut *out, &value)
+        }
+        _ => serde_yaml::to_writer(&mut *out, state),
+    }
+    .map_err(|e| Error::encode(path, e))
+}
+
+pub(super) fn encode_payload(payload: &Payload<'_>, out: &mut Vec<u8>) -> serde_yaml::Result<()> {
+    serde_yaml::to_writer(&mut *out, payload)?;
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+pub(super) fn replay_payload<T: Persisted>(
+    payload: &[u8],
+    state: &mut T,
+) -> std::result::Result<(), PayloadError> {
+    Replay { state }
+        .deserialize(serde_yaml::Deserializer::from_slice(payload))
+        .map_err(|e| {
+            let (line, column) = location(&e);
+            PayloadError {
+                line,
+                column,
+                message: strip_location(e.to_string()),
+            }
+        })
+}

@@ -1,0 +1,229 @@
+//! The changes a write makes, as values: each knows the journal changes it
+//! records ([`Changes`]) and how to apply itself to the state in memory
+//! once they are on disk.
+
+use std::marker::PhantomData;
+
+use serde::ser::{Serialize, Serializer};
+
+use crate::change::{Changes, FieldOf};
+use crate::collection::{MapField, Op, SeqField, SetField};
+use crate::schema::{Field, Persisted};
+
+/// A change to the state that can be recorded, then applied.
+pub(crate) trait Mutation<T>: Changes {
+    type Output;
+    fn apply(self, state: &mut T) -> Self::Output;
+}
+
+/// `set_<field>(value)`.
+pub(crate) struct SetValue<T, F: Field<T>>(pub(crate) F::Value, pub(crate) PhantomData<T>);
+
+impl<T, F: Field<T>> Serialize for SetValue<T, F> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        F::serialize(&self.0, serializer)
+    }
+}
+
+impl<T, F: Field<T>> Changes for SetValue<T, F> {
+    fn len(&self) -> usize {
+        1
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        emit(Op::Set, F::INDEX, self)
+    }
+}
+
+impl<T, F: Field<T>> Mutation<T> for SetValue<T, F> {
+    type Output = ();
+    fn apply(self, state: &mut T) {
+        *F::get_mut(state) = self.0;
+    }
+}
+
+/// A collection operation on field `F` with argument `A`, applied by `run`.
+pub(crate) struct CollectionOp<T, F, A, R> {
+    op: Op,
+    arg: A,
+    run: fn(&mut T, A) -> R,
+    field: PhantomData<F>,
+}
+
+impl<T, F: Field<T>, A: Serialize, R> Changes for CollectionOp<T, F, A, R> {
+    fn len(&self) -> usize {
+        1
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        emit(self.op, F::INDEX, &self.arg)
+    }
+}
+
+impl<T, F: Field<T>, A: Serialize, R> Mutation<T> for CollectionOp<T, F, A, R> {
+    type Output = R;
+    fn apply(self, state: &mut T) -> R {
+        (self.run)(state, self.arg)
+    }
+}
+
+type Elem<T, F> = <<F as Field<T>>::Value as SeqField>::Elem;
+
+pub(crate) fn push<T, F>(value: Elem<T, F>) -> CollectionOp<T, F, Elem<T, F>, ()>
+where
+    F: Field<T>,
+    F::Value: SeqField,
+{
+    CollectionOp {
+        op: Op::Push,
+        arg: value,
+        run: |state, value| F::get_mut(state).push(value),
+        field: PhantomData,
+    }
+}
+
+pub(crate) fn extend<T, F>(values: Vec<Elem<T, F>>) -> CollectionOp<T, F, Vec<Elem<T, F>>, ()>
+where
+    F: Field<T>,
+    F::Value: SeqField,
+{
+    CollectionOp {
+        op: Op::Extend,
+        arg: values,
+        run: |state, values| {
+            let field = F::get_mut(state);
+            for value in values {
+                field.push(value);
+            }
+        },
+        field: PhantomData,
+    }
+}
+
+pub(crate) fn pop<T, F>() -> CollectionOp<T, F, (), Option<Elem<T, F>>>
+where
+    F: Field<T>,
+    F::Value: SeqField,
+{
+    CollectionOp {
+        op: Op::Pop,
+        arg: (),
+        run: |state, ()| F::get_mut(state).pop(),
+        field: PhantomData,
+    }
+}
+
+pub(crate) fn clear<T, F>() -> CollectionOp<T, F, (), ()>
+where
+    F: Field<T>,
+    F::Value: SeqField,
+{
+    CollectionOp {
+        op: Op::Clear,
+        arg: (),
+        run: |state, ()| F::get_mut(state).clear(),
+        field: PhantomData,
+    }
+}
+
+type Key<T, F> = <<F as Field<T>>::Value as MapField>::Key;
+type MapValue<T, F> = <<F as Field<T>>::Value as MapField>::Value;
+
+pub(crate) fn map_insert<T, F>(
+    key: Key<T, F>,
+    value: MapValue<T, F>,
+) -> CollectionOp<T, F, (Key<T, F>, MapValue<T, F>), Option<MapValue<T, F>>>
+where
+    F: Field<T>,
+    F::Value: MapField,
+{
+    CollectionOp {
+        op: Op::Insert,
+        arg: (key, value),
+        run: |state, (key, value)| F::get_mut(state).insert(key, value),
+        field: PhantomData,
+    }
+}
+
+pub(crate) fn map_remove<T, F>(
+    key: &Key<T, F>,
+) -> CollectionOp<T, F, &Key<T, F>, Option<MapValue<T, F>>>
+where
+    F: Field<T>,
+    F::Value: MapField,
+{
+    CollectionOp {
+        op: Op::Remove,
+        arg: key,
+        run: |state, key| F::get_mut(state).remove(key),
+        field: PhantomData,
+    }
+}
+
+type SetElem<T, F> = <<F as Field<T>>::Value as SetField>::Elem;
+
+pub(crate) fn set_insert<T, F>(value: SetElem<T, F>) -> CollectionOp<T, F, SetElem<T, F>, bool>
+where
+    F: Field<T>,
+    F::Value: SetField,
+{
+    CollectionOp {
+        op: Op::Insert,
+        arg: value,
+        run: |state, value| F::get_mut(state).insert(value),
+        field: PhantomData,
+    }
+}
+
+pub(crate) fn set_remove<T, F>(value: &SetElem<T, F>) -> CollectionOp<T, F, &SetElem<T, F>, bool>
+where
+    F: Field<T>,
+    F::Value: SetField,
+{
+    CollectionOp {
+        op: Op::Remove,
+        arg: value,
+        run: |state, value| F::get_mut(state).remove(value),
+        field: PhantomData,
+    }
+}
+
+/// A whole new state from `update` or a transaction, recording the fields
+/// listed in `changed`.
+pub(crate) struct Replace<T> {
+    pub(crate) next: T,
+    pub(crate) changed: Vec<usize>,
+}
+
+impl<T: Persisted> Changes for Replace<T> {
+    fn len(&self) -> usize {
+        self.changed.len()
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        for &index in &self.changed {
+            emit(Op::Set, index, &FieldOf(&self.next, index));
+        }
+    }
+}
+
+impl<T: Persisted> Mutation<T> for Replace<T> {
+    type Output = ();
+    fn apply(self, state: &mut T) {
+        *state = self.next;
+    }
+}
+
+/// The current value of some fields of a state (a batch commit).
+pub(crate) struct CurrentFields<'a, T> {
+    pub(crate) state: &'a T,
+    pub(crate) fields: &'a [usize],
+}
+
+impl<T: Persisted> Changes for CurrentFields<'_, T> {
+    fn len(&self) -> usize {
+        self.fields.len()
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        for &index in self.fields {
+            emit(Op::Set, index, &FieldOf(self.state, index));
+        }
+    }
+}

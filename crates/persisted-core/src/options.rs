@@ -1,0 +1,194 @@
+//! How a store is opened: the builder and the small enums that say what
+//! survives what.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::schema::Persisted;
+use crate::store::Store;
+
+/// The file format of the snapshot and the journal.
+///
+/// Every name exists in every build; opening a store with a format whose
+/// Cargo feature is off returns [`Error::FormatNotEnabled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Pretty JSON, fields in declaration order, trailing newline
+    /// (feature `json`, on by default). Extension `.json`.
+    Json,
+    /// Block-style YAML, fields in declaration order (feature `yaml`).
+    /// Extensions `.yaml`, `.yml`.
+    Yaml,
+    /// bincode 2 behind a header with a length and a checksum, so a cut
+    /// file is always detected (feature `bincode`). Extensions `.bin`, `.bincode`.
+    Bincode,
+}
+
+impl Format {
+    /// The format a file's extension names, if any.
+    ///
+    /// ```
+    /// use persisted_core::Format;
+    /// assert_eq!(Format::from_path("state.yml"), Some(Format::Yaml));
+    /// assert_eq!(Format::from_path("state.txt"), None);
+    /// ```
+    pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
+        let ext = path.as_ref().extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "bin" | "bincode" => Some(Format::Bincode),
+            _ => None,
+        }
+    }
+
+    /// The Cargo feature that enables this format.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Yaml => "yaml",
+            Format::Bincode => "bincode",
+        }
+    }
+}
+
+/// What a returned commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// The commit has been handed to the kernel (one `write(2)`): it survives
+    /// a crash or `kill -9` of the process, not a power cut. The default.
+    #[default]
+    Flush,
+    /// The commit has been `fdatasync`ed: it survives a power cut.
+    Sync,
+}
+
+/// When changes reach the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Every setter, `update` and transaction is one atomic commit, on disk
+    /// when the call returns. The default.
+    #[default]
+    WriteThrough,
+    /// Setters and `update` change memory only; [`Store::commit`] writes
+    /// everything changed since the last commit as one atomic record.
+    /// Changes not committed are discarded when the store is dropped.
+    Batch,
+}
+
+/// How commits are laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Engine {
+    /// A snapshot plus an append-only journal of the changed fields: a
+    /// commit costs the size of the change. The default.
+    #[default]
+    Journal,
+    /// Every commit rewrites the whole file atomically; no sidecar files
+    /// but the lock. A commit costs the size of the state.
+    Snapshot,
+}
+
+/// The journal size past which it is folded into the snapshot, unless
+/// the snapshot is larger (then twice the snapshot's size).
+pub(crate) const DEFAULT_JOURNAL_LIMIT: u64 = 4 << 20;
+
+/// A builder for [`Store`], from [`Store::options`].
+///
+/// ```no_run
+/// # #[cfg(feature = "yaml")] {
+/// use persisted_core::{Durability, Engine, Format, Mode, Store};
+/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone)] struct State;
+/// # fn f<State: persisted_core::Persisted>() -> persisted_core::Result<()> {
+/// let store = Store::<State>::options()
+///     .format(Format::Yaml)
+///     .durability(Durability::Sync)
+///     .mode(Mode::Batch)
+///     .engine(Engine::Snapshot)
+///     .open("state.yaml")?;
+/// # Ok(()) } }
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use = "an OpenOptions does nothing until `open` is called"]
+pub struct OpenOptions<T> {
+    pub(crate) format: Option<Format>,
+    pub(crate) durability: Durability,
+    pub(crate) mode: Mode,
+    pub(crate) engine: Engine,
+    pub(crate) journal_limit: u64,
+    _state: PhantomData<fn() -> T>,
+}
+
+impl<T> Default for OpenOptions<T> {
+    fn default() -> Self {
+        OpenOptions {
+            format: None,
+            durability: Durability::default(),
+            mode: Mode::default(),
+            engine: Engine::default(),
+            journal_limit: DEFAULT_JOURNAL_LIMIT,
+            _state: PhantomData,
+        }
+    }
+}
+
+impl<T: Persisted> OpenOptions<T> {
+    /// The file format; by default taken from the file's extension.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// What a returned commit survives; [`Durability::Flush`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Write-through (default) or batched commits.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Journal (default) or whole-file snapshot per commit.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Journal engine: fold the journal into the snapshot once it holds more
+    /// than `bytes` (or twice the snapshot's size, if that is larger).
+    /// Default 4 MiB.
+    pub fn journal_limit(mut self, bytes: u64) -> Self {
+        self.journal_limit = bytes;
+        self
+    }
+
+    /// Opens the store at `path`; a missing file starts from `T::default()`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Store::open`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store<T>> {
+        Store::open_with(path.as_ref(), self, None)
+    }
+
+    /// Opens the store at `path`; a missing file starts from `initial`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Store::open`].
+    pub fn open_or(self, path: impl AsRef<Path>, initial: T) -> Result<Store<T>> {
+        Store::open_with(path.as_ref(), self, Some(initial))
+    }
+
+    pub(crate) fn resolve_format(&self, path: &Path) -> Result<Format> {
+        match self.format.or_else(|| Format::from_path(path)) {
+            Some(format) => Ok(format),
+            None => Err(Error::UnknownFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
