@@ -13,6 +13,7 @@ use crate::store::Store;
 /// Every name exists in every build; opening a store with a format whose
 /// Cargo feature is off returns [`Error::FormatNotEnabled`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Format {
     /// Pretty JSON, fields in declaration order, trailing newline
     /// (feature `json`, on by default). Extension `.json`.

@@ -1,0 +1,35 @@
+//! `#[derive(Persisted)]`: the derive macro of the [`persisted`] crate.
+//!
+//! Use it through `persisted` (`use persisted::Persisted;`), not directly:
+//! the generated code names `::persisted::...` paths.
+//!
+//! The macro works in three stages, one module each:
+//!
+//! - [`ast`] reads the struct and its `#[serde(...)]` attributes ([`attr`]);
+//! - [`valid`] checks every rule and reports every mistake at once, each on
+//!   the tokens at fault and with a hint saying what to do;
+//! - [`expand`] writes the `Persisted` impl, the per-field accessor traits
+//!   `{Struct}StoreExt` and `{Struct}TransactionExt`, and, when validation
+//!   failed, the errors plus a stub impl ([`fallback`]) so rustc adds no
+//!   follow-on errors.
+//!
+//! [`persisted`]: https://docs.rs/persisted
+
+mod ast;
+mod attr;
+mod case;
+mod expand;
+mod fallback;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Makes a struct with named fields persistable in a `persisted::Store`.
+///
+/// See the `persisted` crate for what is generated and how to use it.
+#[proc_macro_derive(Persisted, attributes(persisted))]
+pub fn derive_persisted(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input).into()
+}

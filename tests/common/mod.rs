@@ -1,0 +1,75 @@
+//! Shared by the integration tests: a state struct and the formats this
+//! build has.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use persisted::{Format, Persisted};
+use serde::{Deserialize, Serialize};
+
+/// The state most tests persist.
+#[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+pub struct State {
+    /// The last item processed.
+    pub last_id: u64,
+    pub processed: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// The formats enabled in this build.
+pub fn formats() -> Vec<Format> {
+    let mut formats = vec![Format::Json];
+    if cfg!(feature = "yaml") {
+        formats.push(Format::Yaml);
+    }
+    if cfg!(feature = "bincode") {
+        formats.push(Format::Bincode);
+    }
+    formats
+}
+
+/// A file name whose extension names `format`.
+pub fn file_name(format: Format) -> &'static str {
+    match format {
+        Format::Json => "state.json",
+        Format::Yaml => "state.yaml",
+        Format::Bincode => "state.bin",
+        _ => unreachable!("no other formats"),
+    }
+}
+
+/// `dir/<file_name(format)>`.
+pub fn state_path(dir: &Path, format: Format) -> PathBuf {
+    dir.join(file_name(format))
+}
+
+/// The journal beside a snapshot.
+pub fn journal_of(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap().to_os_string();
+    name.push(".journal");
+    path.with_file_name(name)
+}
+
+/// Names of the files in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a crash of the process holding `path` open would leave: a copy of
+/// its snapshot and journal in a fresh directory (the live store keeps its
+/// lock, so the copy is opened instead).
+pub fn crash_image(path: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(path.file_name().unwrap());
+    std::fs::copy(path, &copy).unwrap();
+    if journal_of(path).exists() {
+        std::fs::copy(journal_of(path), journal_of(&copy)).unwrap();
+    }
+    (dir, copy)
+}

@@ -1,0 +1,323 @@
+//! A journal cut, extended with garbage, bit-flipped or left stale by a
+//! crash never applies a torn or foreign record: the store opens to the
+//! state after a prefix of the commits.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{crash_image, formats, journal_of, state_path, State, StateStoreExt};
+use persisted::{Format, Store};
+
+/// Commits a few changes and returns, for each commit, the journal length
+/// after it and the state after it; plus the snapshot and journal bytes.
+struct Recorded {
+    snapshot: Vec<u8>,
+    journal: Vec<u8>,
+    /// (journal length, state) after the header and after each commit.
+    points: Vec<(usize, State)>,
+}
+
+fn record(format: Format, dir: &Path) -> Recorded {
+    let path = state_path(dir, format);
+    let store: Store<State> = Store::open(&path).unwrap();
+    let journal_len = || fs::metadata(journal_of(&path)).unwrap().len() as usize;
+    let mut points = vec![(journal_len(), store.get())];
+    let writes: Vec<Box<dyn Fn(&Store<State>)>> = vec![
+        Box::new(|s| s.set_last_id(11).unwrap()),
+        Box::new(|s| s.push_processed("item-11".into()).unwrap()),
+        Box::new(|s| {
+            s.insert_settings("mode".into(), "fast\nand loose".into())
+                .unwrap();
+        }),
+        Box::new(|s| {
+            s.update(|s| {
+                s.last_id = 12;
+                s.processed.push("item-12".into());
+            })
+            .unwrap()
+        }),
+        Box::new(|s| s.set_last_id(12_345).unwrap()),
+    ];
+    for write in writes {
+        write(&store);
+        points.push((journal_len(), store.get()));
+    }
+    let recorded = Recorded {
+        snapshot: fs::read(&path).unwrap(),
+        journal: fs::read(journal_of(&path)).unwrap(),
+        points,
+    };
+    drop(store);
+    recorded
+}
+
+/// Opens a copy of the snapshot with `journal` beside it.
+fn open_with_journal(format: Format, snapshot: &[u8], journal: &[u8]) -> (State, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = state_path(dir.path(), format);
+    fs::write(&path, snapshot).unwrap();
+    fs::write(journal_of(&path), journal).unwrap();
+    let store = Store::<State>::open(&path).unwrap();
+    let state = store.get();
+    drop(store);
+    (state, dir)
+}
+
+fn state_before(points: &[(usize, State)], cut: usize) -> &State {
+    &points.iter().rev().find(|(len, _)| *len <= cut).unwrap().1
+}
+
+#[test]
+fn journal_cut_at_every_byte_opens_to_a_prefix() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        let header_len = rec.points[0].0;
+        for cut in header_len..=rec.journal.len() {
+            let (state, _dir) = open_with_journal(format, &rec.snapshot, &rec.journal[..cut]);
+            assert_eq!(&state, state_before(&rec.points, cut), "{format:?} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn a_torn_record_is_dropped_and_later_commits_survive_the_next_open() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        let cut = rec.journal.len() - 3;
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        fs::write(&path, &rec.snapshot).unwrap();
+        fs::write(journal_of(&path), &rec.journal[..cut]).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        store.set_last_id(99).unwrap();
+        let (_crashed, copy) = crash_image(&path);
+        let store = Store::<State>::open(&copy).unwrap();
+        assert_eq!(store.last_id(), 99, "{format:?}: a commit after a torn tail survives");
+    }
+}
+
+#[test]
+fn yaml_and_json_last_id_12_torn_to_1_is_never_applied() {
+    for format in formats().into_iter().filter(|f| *f != Format::Bincode) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let store: Store<State> = Store::open(&path).unwrap();
+        store.set_last_id(5).unwrap();
+        let before = fs::metadata(journal_of(&path)).unwrap().len() as usize;
+        store.set_last_id(12).unwrap();
+        let journal = fs::read(journal_of(&path)).unwrap();
+        let snapshot = fs::read(&path).unwrap();
+        drop(store);
+        for cut in before..journal.len() {
+            let (state, _dir) = open_with_journal(format, &snapshot, &journal[..cut]);
+            assert_eq!(state.last_id, 5, "{format:?} cut at {cut}");
+        }
+        let (state, _dir) = open_with_journal(format, &snapshot, &journal);
+        assert_eq!(state.last_id, 12);
+    }
+}
+
+#[test]
+fn garbage_and_zeros_after_the_tail_are_never_applied() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        let last = &rec.points.last().unwrap().1;
+        for round in 0..60 {
+            let mut journal = rec.journal.clone();
+            let n = (next() % 300) as usize + 1;
+            match round % 3 {
+                0 => journal.extend(std::iter::repeat_n(0u8, n)),
+                1 => journal.extend((0..n).map(|_| next() as u8)),
+                // Stale bytes: an earlier part of the journal repeated.
+                _ => {
+                    let from = rec.points[1].0;
+                    let to = (from + n).min(rec.journal.len());
+                    journal.extend_from_slice(&rec.journal[from..to]);
+                }
+            }
+            let (state, _dir) = open_with_journal(format, &rec.snapshot, &journal);
+            assert_eq!(&state, last, "{format:?} round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_flipped_bit_never_yields_a_changed_value() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        let header_len = rec.points[0].0;
+        // Every bit of the last two records.
+        let from = rec.points[rec.points.len() - 3].0;
+        for byte in from.max(header_len)..rec.journal.len() {
+            for bit in [0, 3, 6] {
+                let mut journal = rec.journal.clone();
+                journal[byte] ^= 1 << bit;
+                let dir = tempfile::tempdir().unwrap();
+                let path = state_path(dir.path(), format);
+                fs::write(&path, &rec.snapshot).unwrap();
+                fs::write(journal_of(&path), &journal).unwrap();
+                let state = Store::<State>::open(&path).unwrap().get();
+                // Whatever was dropped, what was kept is a real prefix.
+                assert!(
+                    rec.points.iter().any(|(_, s)| *s == state),
+                    "{format:?} byte {byte} bit {bit}: {state:?}"
+                );
+                assert_eq!(state, *state_before(&rec.points, byte), "{format:?} byte {byte}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dropped_bytes_followed_by_valid_records_are_kept_in_a_side_file() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        // Damage the second record; the ones after it stay valid.
+        let at = rec.points[1].0 + 2;
+        let mut journal = rec.journal.clone();
+        journal[at] ^= 0x20;
+        let (state, kept) = open_with_journal(format, &rec.snapshot, &journal);
+        assert_eq!(state, rec.points[1].1, "{format:?}");
+        let side: Vec<_> = common::files_in(kept.path())
+            .into_iter()
+            .filter(|f| f.contains(".journal.dropped-"))
+            .collect();
+        assert_eq!(side.len(), 1, "{format:?}: {side:?}");
+        let dropped = fs::read(kept.path().join(&side[0])).unwrap();
+        assert_eq!(dropped, journal[rec.points[1].0..]);
+    }
+}
+
+/// An intent record written from the format spec (engine/journal docs):
+/// `!<seq> <len> <crc>` + `# compaction fingerprint=<hex>\n` for text,
+/// `0xC1 | seq | len | crc | fingerprint` for bincode.
+fn intent_record(format: Format, seq: u64, snapshot: &[u8]) -> Vec<u8> {
+    let fingerprint = xxhash_rust::xxh3::xxh3_64(snapshot);
+    let payload = match format {
+        Format::Bincode => fingerprint.to_le_bytes().to_vec(),
+        _ => format!("# compaction fingerprint={fingerprint:016x}\n").into_bytes(),
+    };
+    let len = payload.len() as u32;
+    let mut crc = crc32c::crc32c(b"!");
+    crc = crc32c::crc32c_append(crc, &seq.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &len.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &payload) ^ 0xA5C3_5A3C;
+    let mut out = match format {
+        Format::Bincode => {
+            let mut frame = vec![0xC1];
+            frame.extend_from_slice(&seq.to_le_bytes());
+            frame.extend_from_slice(&len.to_le_bytes());
+            frame.extend_from_slice(&crc.to_le_bytes());
+            frame
+        }
+        Format::Yaml => format!("--- # !{seq} {len} {crc:08x}\n").into_bytes(),
+        _ => format!("!{seq} {len} {crc:08x}\n").into_bytes(),
+    };
+    out.extend_from_slice(&payload);
+    out
+}
+
+#[test]
+fn a_journal_left_beside_its_compacted_snapshot_is_not_replayed_twice() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let store: Store<State> = Store::open(&path).unwrap();
+        store.push_processed("once".into()).unwrap();
+        store.set_last_id(1).unwrap();
+        let mut stale = fs::read(journal_of(&path)).unwrap();
+        store.compact().unwrap();
+        let (_crashed, path) = crash_image(&path);
+        // A crash between compaction's rename and its journal reset leaves
+        // the old records and the intent beside the new snapshot.
+        stale.extend(intent_record(format, 3, &fs::read(&path).unwrap()));
+        fs::write(journal_of(&path), &stale).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.read().processed, ["once"], "{format:?}: push applied once");
+        assert_eq!(store.last_id(), 1);
+        store.push_processed("twice".into()).unwrap();
+        drop(store);
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.read().processed, ["once", "twice"], "{format:?}");
+    }
+}
+
+#[test]
+fn an_intent_whose_rename_never_happened_is_ignored() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let store: Store<State> = Store::open(&path).unwrap();
+        store.push_processed("a".into()).unwrap();
+        let (_crashed, path) = crash_image(&path);
+        let mut journal = fs::read(journal_of(&path)).unwrap();
+        // The crash came after the intent, before the rename: the snapshot
+        // is still the base, so the records are replayed.
+        journal.extend(intent_record(format, 2, b"some other snapshot"));
+        fs::write(journal_of(&path), &journal).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.read().processed, ["a"], "{format:?}");
+    }
+}
+
+#[test]
+fn a_snapshot_edited_after_a_crash_wins_and_the_journal_is_kept_aside() {
+    for format in formats().into_iter().filter(|f| *f != Format::Bincode) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let store: Store<State> = Store::open(&path).unwrap();
+        store.set_last_id(5).unwrap();
+        store.push_processed("from-journal".into()).unwrap();
+        let journal = fs::read(journal_of(&path)).unwrap();
+        let (crashed, path) = crash_image(&path); // the journal is not folded
+        let edited = fs::read_to_string(&path)
+            .unwrap()
+            .replace("0", "777");
+        fs::write(&path, &edited).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.last_id(), 777, "{format:?}: the edit is what the open sees");
+        assert!(store.read().processed.is_empty(), "{format:?}: the journal is not replayed");
+        let orphans: Vec<_> = common::files_in(crashed.path())
+            .into_iter()
+            .filter(|f| f.contains(".journal.orphaned-"))
+            .collect();
+        assert_eq!(orphans.len(), 1, "{format:?}");
+        assert_eq!(fs::read(crashed.path().join(&orphans[0])).unwrap(), journal);
+    }
+}
+
+#[test]
+fn a_snapshot_edited_after_a_clean_close_is_adopted() {
+    for format in formats().into_iter().filter(|f| *f != Format::Bincode) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let store: Store<State> = Store::open(&path).unwrap();
+        store.set_last_id(5).unwrap();
+        store.close().unwrap();
+        let edited = fs::read_to_string(&path).unwrap().replace("5", "6");
+        fs::write(&path, edited).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.last_id(), 6);
+        store.push_processed("x".into()).unwrap();
+        drop(store);
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!((store.last_id(), store.read().processed.len()), (6, 1));
+        assert!(common::files_in(dir.path())
+            .iter()
+            .all(|f| !f.contains("orphaned")));
+    }
+}

@@ -1,0 +1,10 @@
+use persisted::Persisted;
+use serde::{Deserialize, Serialize};
+
+#[derive(Persisted, Serialize, Deserialize, Default, Clone)]
+struct State {
+    items: Vec<String>,
+    push_items: bool,
+}
+
+fn main() {}

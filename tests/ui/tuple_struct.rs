@@ -1,0 +1,7 @@
+use persisted::Persisted;
+use serde::{Deserialize, Serialize};
+
+#[derive(Persisted, Serialize, Deserialize, Default, Clone)]
+struct State(u64, Vec<String>);
+
+fn main() {}
