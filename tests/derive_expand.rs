@@ -89,6 +89,13 @@ mod hygiene {
         pub no_eq: NoEq,
         pub next: std::option::Option<std::boxed::Box<Self>>,
     }
+
+    /// A second struct in the same module with a field of the same name:
+    /// its traits sit beside `S`'s and do not make calls ambiguous.
+    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone)]
+    pub struct Other {
+        pub last_id: String,
+    }
 }
 
 mod private_struct {
@@ -115,7 +122,7 @@ mod private_struct {
     }
 }
 
-use hygiene::{NoEq, SStoreExt, STransactionExt, R, S};
+use hygiene::{NoEq, OtherStoreExt, SStoreExt, STransactionExt, R, S};
 
 #[test]
 fn field_table_holds_serde_keys_and_aliases_in_declaration_order() {
@@ -165,8 +172,13 @@ fn empty_and_fully_skipped_structs_have_empty_tables() {
 
 /// Type-checks calls of every generated method; never run.
 #[allow(dead_code, unused_must_use)]
-fn generated_methods_exist(store: &persisted::Store<S>, tx: &mut persisted::Transaction<'_, S>) {
+fn generated_methods_exist(
+    store: &persisted::Store<S>,
+    tx: &mut persisted::Transaction<'_, S>,
+    other: &persisted::Store<hygiene::Other>,
+) {
     let _: u64 = store.last_id();
+    let _: String = other.last_id();
     let _: persisted::Result<()> = store.set_last_id(1);
     let _: persisted::Result<usize> = store.update_items(|items| items.len());
     let _: u8 = store.r#type();

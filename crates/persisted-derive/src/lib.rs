@@ -5,13 +5,14 @@
 //!
 //! The macro works in three stages, one module each:
 //!
-//! - [`ast`] reads the struct and its `#[serde(...)]` attributes ([`attr`]);
-//! - [`valid`] checks every rule and reports every mistake at once, each on
+//! - `ast` reads the struct and its `#[serde(...)]` attributes (`attr`,
+//!   with serde's `rename_all` rules in `case`);
+//! - `valid` checks every rule and reports every mistake at once, each on
 //!   the tokens at fault and with a hint saying what to do;
-//! - [`expand`] writes the `Persisted` impl, the per-field accessor traits
-//!   `{Struct}StoreExt` and `{Struct}TransactionExt`, and, when validation
-//!   failed, the errors plus a stub impl ([`fallback`]) so rustc adds no
-//!   follow-on errors.
+//! - `expand` writes the `Persisted` impl and the per-field accessor traits
+//!   `{Struct}StoreExt` and `{Struct}TransactionExt`; when validation
+//!   failed, it writes the errors plus a stub impl (`fallback`) so rustc adds
+//!   no follow-on errors.
 //!
 //! [`persisted`]: https://docs.rs/persisted
 

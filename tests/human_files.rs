@@ -1,0 +1,118 @@
+//! Snapshots are plain, pretty documents in field order; a person's edits
+//! made while the store is closed are what the next open sees; keys the
+//! struct does not know survive later saves.
+
+mod common;
+
+use std::fs;
+
+use common::{State, StateStoreExt};
+use persisted::Persisted;
+
+#[test]
+fn a_json_snapshot_is_pretty_in_field_order_with_a_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let store = State::open(&path).unwrap();
+    store.set_last_id(42).unwrap();
+    store.push_processed("item-42".into()).unwrap();
+    store.insert_settings("k".into(), "v".into()).unwrap();
+    store.close().unwrap();
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "{\n  \"last_id\": 42,\n  \"processed\": [\n    \"item-42\"\n  ],\n  \"settings\": {\n    \"k\": \"v\"\n  }\n}\n"
+    );
+}
+
+#[cfg(feature = "yaml")]
+#[test]
+fn a_yaml_snapshot_is_block_style_in_field_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.yaml");
+    let store = State::open(&path).unwrap();
+    store.set_last_id(42).unwrap();
+    store.push_processed("item-42".into()).unwrap();
+    store.insert_settings("k".into(), "v".into()).unwrap();
+    store.close().unwrap();
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "last_id: 42\nprocessed:\n- item-42\nsettings:\n  k: v\n"
+    );
+}
+
+#[cfg(feature = "yaml")]
+#[test]
+fn the_yaml_journal_is_a_readable_yaml_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.yaml");
+    let store = State::open(&path).unwrap();
+    store.set_last_id(42).unwrap();
+    store.push_processed("item-42".into()).unwrap();
+    let journal = fs::read_to_string(common::journal_of(&path)).unwrap();
+    assert!(journal.contains("\nset last_id: 42\n"), "{journal}");
+    assert!(journal.contains("\npush processed: item-42\n"), "{journal}");
+    assert!(journal.lines().nth(1).unwrap().starts_with("--- # @1 "), "{journal}");
+}
+
+#[test]
+fn a_hand_edit_made_while_closed_is_what_the_next_open_sees() {
+    for name in ["state.json", "state.yaml"] {
+        if name.ends_with("yaml") && !cfg!(feature = "yaml") {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        let store = State::open(&path).unwrap();
+        store.set_last_id(1).unwrap();
+        store.close().unwrap();
+        let text = fs::read_to_string(&path).unwrap().replace('1', "2024");
+        fs::write(&path, text).unwrap();
+        let store = State::open(&path).unwrap();
+        assert_eq!(store.last_id(), 2024, "{name}");
+        store.set_last_id(2025).unwrap();
+        drop(store);
+        assert_eq!(State::open(&path).unwrap().last_id(), 2025, "{name}");
+    }
+}
+
+#[test]
+fn unknown_keys_in_a_json_snapshot_survive_later_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    fs::write(
+        &path,
+        r#"{"last_id": 3, "from_a_newer_version": {"nested": [1, 2]}, "processed": [], "settings": {}}"#,
+    )
+    .unwrap();
+    let store = State::open(&path).unwrap();
+    assert_eq!(store.last_id(), 3);
+    store.set_last_id(4).unwrap();
+    store.close().unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(saved["last_id"], 4);
+    assert_eq!(saved["from_a_newer_version"]["nested"][1], 2);
+    // With the snapshot engine too.
+    let store = persisted::Store::<State>::options()
+        .engine(persisted::Engine::Snapshot)
+        .open(&path)
+        .unwrap();
+    store.set_last_id(5).unwrap();
+    drop(store);
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(saved["last_id"], 5);
+    assert_eq!(saved["from_a_newer_version"]["nested"][0], 1);
+}
+
+#[cfg(feature = "yaml")]
+#[test]
+fn unknown_keys_in_a_yaml_snapshot_survive_later_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.yaml");
+    fs::write(&path, "last_id: 3\nkept: [a, b]\nprocessed: []\nsettings: {}\n").unwrap();
+    let store = State::open(&path).unwrap();
+    store.set_last_id(4).unwrap();
+    store.close().unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("last_id: 4"), "{text}");
+    assert!(text.contains("kept:\n- a\n- b\n"), "{text}");
+}
