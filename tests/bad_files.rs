@@ -15,9 +15,18 @@ use persisted::{Error, Persisted};
 fn open_fails(path: &Path, bytes: &[u8]) -> Error {
     fs::write(path, bytes).unwrap();
     let err = State::open(path).unwrap_err();
-    assert_eq!(fs::read(path).unwrap(), bytes, "{} was modified", path.display());
+    assert_eq!(
+        fs::read(path).unwrap(),
+        bytes,
+        "{} was modified",
+        path.display()
+    );
     assert!(!common::journal_of(path).exists());
-    assert!(err.to_string().contains(&*path.file_name().unwrap().to_string_lossy()), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&*path.file_name().unwrap().to_string_lossy()),
+        "{err}"
+    );
     err
 }
 
@@ -34,9 +43,15 @@ fn invalid_json_is_an_error_with_line_and_column() {
     let path = dir.path().join("state.json");
     let cases: &[(&str, (usize, usize))] = &[
         ("{\n  \"last_id\": 1,\n  \"processed\": [\n}\n", (4, 1)),
-        ("{\n  \"last_id\": \"twelve\",\n  \"processed\": [],\n  \"settings\": {}\n}\n", (2, 21)),
+        (
+            "{\n  \"last_id\": \"twelve\",\n  \"processed\": [],\n  \"settings\": {}\n}\n",
+            (2, 21),
+        ),
         ("{\n  \"last_id\": 1\n  \"processed\": []\n}\n", (3, 3)),
-        ("{\n  \"last_id\": -1,\n  \"processed\": [], \"settings\": {}\n}\n", (2, 15)),
+        (
+            "{\n  \"last_id\": -1,\n  \"processed\": [], \"settings\": {}\n}\n",
+            (2, 15),
+        ),
         ("", (1, 0)),
     ];
     for (text, expected) in cases {
@@ -71,11 +86,12 @@ fn a_bincode_snapshot_cut_anywhere_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.bin");
     let store = State::open(&path).unwrap();
-    store.update(|s| {
-        s.last_id = 77;
-        s.processed = vec!["a".into(); 10];
-    })
-    .unwrap();
+    store
+        .update(|s| {
+            s.last_id = 77;
+            s.processed = vec!["a".into(); 10];
+        })
+        .unwrap();
     store.close().unwrap();
     // After a clean close the journal holds nothing; take it away so the
     // snapshot alone is on trial.

@@ -9,7 +9,10 @@ use common::{crash_image, journal_of, State, StateStoreExt, StateTransactionExt}
 use persisted::{Error, Mode, Persisted, Store};
 
 fn batch(path: &std::path::Path) -> Store<State> {
-    Store::<State>::options().mode(Mode::Batch).open(path).unwrap()
+    Store::<State>::options()
+        .mode(Mode::Batch)
+        .open(path)
+        .unwrap()
 }
 
 #[test]
@@ -34,7 +37,11 @@ fn batch_mode_writes_only_on_commit() {
     let journal = fs::read_to_string(journal_of(&path)).unwrap();
     assert_eq!(journal.lines().count(), 3, "header + one record: {journal}");
     store.commit().unwrap();
-    assert_eq!(journal_len(), after_commit, "an empty commit writes nothing");
+    assert_eq!(
+        journal_len(),
+        after_commit,
+        "an empty commit writes nothing"
+    );
 
     let (_crashed, copy) = crash_image(&path);
     let reopened = State::open(&copy).unwrap().get();
@@ -71,7 +78,9 @@ fn batch_mode_with_the_snapshot_engine_rewrites_the_file_on_commit() {
     store.set_last_id(9).unwrap();
     assert!(!fs::read_to_string(&path).unwrap().contains('9'));
     store.commit().unwrap();
-    assert!(fs::read_to_string(&path).unwrap().contains("\"last_id\": 9"));
+    assert!(fs::read_to_string(&path)
+        .unwrap()
+        .contains("\"last_id\": 9"));
 }
 
 #[test]
@@ -83,7 +92,11 @@ fn a_transaction_commits_all_its_fields_as_one_record() {
     tx.set_last_id(43);
     tx.processed.push("p".into());
     tx.settings.insert("k".into(), "v".into());
-    assert_eq!(store.read().last_id, 0, "readers see the state before the transaction");
+    assert_eq!(
+        store.read().last_id,
+        0,
+        "readers see the state before the transaction"
+    );
     tx.commit().unwrap();
     assert_eq!(store.last_id(), 43);
     let journal = fs::read_to_string(journal_of(&path)).unwrap();

@@ -10,11 +10,16 @@ fn every_write(store: &Store<State>) {
     store.set_last_id(7).unwrap();
     store.update_last_id(|id| *id += 1).unwrap();
     store.push_processed("a".into()).unwrap();
-    store.extend_processed(["b".to_string(), "c".to_string()]).unwrap();
+    store
+        .extend_processed(["b".to_string(), "c".to_string()])
+        .unwrap();
     assert_eq!(store.pop_processed().unwrap(), Some("c".to_string()));
     store.insert_settings("k".into(), "v".into()).unwrap();
     store.insert_settings("gone".into(), "x".into()).unwrap();
-    assert_eq!(store.remove_settings(&"gone".to_string()).unwrap(), Some("x".into()));
+    assert_eq!(
+        store.remove_settings(&"gone".to_string()).unwrap(),
+        Some("x".into())
+    );
     let n = store
         .update(|s| {
             s.last_id += 1;
@@ -56,7 +61,11 @@ fn every_format_and_engine_round_trips_every_write() {
                 // Drop without close: the journal (if any) carries the state.
                 drop(store);
                 let store = open();
-                assert_eq!(store.get(), expected(), "{format:?} {engine:?} {durability:?}");
+                assert_eq!(
+                    store.get(),
+                    expected(),
+                    "{format:?} {engine:?} {durability:?}"
+                );
                 store.close().unwrap();
                 let store = open();
                 assert_eq!(store.get(), expected(), "{format:?} {engine:?} after close");
@@ -121,7 +130,10 @@ fn clones_share_one_state_and_the_lock_outlives_all_but_the_last() {
     b.set_last_id(3).unwrap();
     assert_eq!(a.last_id(), 3);
     a.close().unwrap();
-    assert!(matches!(State::open(&path), Err(persisted::Error::Locked { .. })));
+    assert!(matches!(
+        State::open(&path),
+        Err(persisted::Error::Locked { .. })
+    ));
     drop(b);
     assert_eq!(State::open(&path).unwrap().last_id(), 3);
 }
@@ -147,7 +159,13 @@ fn a_format_whose_feature_is_off_is_a_clear_error() {
     let path = dir.path().join("state.yaml");
     let err = State::open(&path).unwrap_err();
     assert!(
-        matches!(err, persisted::Error::FormatNotEnabled { feature: "yaml", .. }),
+        matches!(
+            err,
+            persisted::Error::FormatNotEnabled {
+                feature: "yaml",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("state.yaml"));
@@ -159,5 +177,11 @@ fn a_format_whose_feature_is_off_is_a_clear_error() {
 fn bincode_without_its_feature_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = State::open(dir.path().join("state.bin")).unwrap_err();
-    assert!(matches!(err, persisted::Error::FormatNotEnabled { feature: "bincode", .. }));
+    assert!(matches!(
+        err,
+        persisted::Error::FormatNotEnabled {
+            feature: "bincode",
+            ..
+        }
+    ));
 }

@@ -51,7 +51,10 @@ fn the_yaml_journal_is_a_readable_yaml_stream() {
     let journal = fs::read_to_string(common::journal_of(&path)).unwrap();
     assert!(journal.contains("\nset last_id: 42\n"), "{journal}");
     assert!(journal.contains("\npush processed: item-42\n"), "{journal}");
-    assert!(journal.lines().nth(1).unwrap().starts_with("--- # @1 "), "{journal}");
+    assert!(
+        journal.lines().nth(1).unwrap().starts_with("--- # @1 "),
+        "{journal}"
+    );
 }
 
 #[test]
@@ -88,7 +91,8 @@ fn unknown_keys_in_a_json_snapshot_survive_later_saves() {
     assert_eq!(store.last_id(), 3);
     store.set_last_id(4).unwrap();
     store.close().unwrap();
-    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(saved["last_id"], 4);
     assert_eq!(saved["from_a_newer_version"]["nested"][1], 2);
     // With the snapshot engine too.
@@ -98,7 +102,8 @@ fn unknown_keys_in_a_json_snapshot_survive_later_saves() {
         .unwrap();
     store.set_last_id(5).unwrap();
     drop(store);
-    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(saved["last_id"], 5);
     assert_eq!(saved["from_a_newer_version"]["nested"][0], 1);
 }
@@ -108,7 +113,11 @@ fn unknown_keys_in_a_json_snapshot_survive_later_saves() {
 fn unknown_keys_in_a_yaml_snapshot_survive_later_saves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.yaml");
-    fs::write(&path, "last_id: 3\nkept: [a, b]\nprocessed: []\nsettings: {}\n").unwrap();
+    fs::write(
+        &path,
+        "last_id: 3\nkept: [a, b]\nprocessed: []\nsettings: {}\n",
+    )
+    .unwrap();
     let store = State::open(&path).unwrap();
     store.set_last_id(4).unwrap();
     store.close().unwrap();

@@ -73,7 +73,10 @@ fn an_old_snapshot_and_journal_open_after_a_field_is_added_and_one_removed() {
         new.set_timeout_ms(5).unwrap();
         new.close().unwrap();
         let text = fs::read_to_string(&copy).unwrap();
-        assert!(text.contains("legacy"), "{name}: the removed field's key is kept: {text}");
+        assert!(
+            text.contains("legacy"),
+            "{name}: the removed field's key is kept: {text}"
+        );
         let new = Store::<v2::Config>::open(&copy).unwrap();
         assert_eq!(new.timeout_ms(), 5);
     }

@@ -73,7 +73,10 @@ fn eight_threads_times_many_updates_lose_nothing() {
     }
     stop.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
-    assert_eq!((store.read().a, store.read().b), (THREADS * EACH, THREADS * EACH));
+    assert_eq!(
+        (store.read().a, store.read().b),
+        (THREADS * EACH, THREADS * EACH)
+    );
     let in_memory = store.get();
     drop(store);
     assert_eq!(Counters::open(&path).unwrap().get(), in_memory);

@@ -24,7 +24,8 @@ fn record(format: Format, dir: &Path) -> Recorded {
     let store: Store<State> = Store::open(&path).unwrap();
     let journal_len = || fs::metadata(journal_of(&path)).unwrap().len() as usize;
     let mut points = vec![(journal_len(), store.get())];
-    let writes: Vec<Box<dyn Fn(&Store<State>)>> = vec![
+    type Write = Box<dyn Fn(&Store<State>)>;
+    let writes: Vec<Write> = vec![
         Box::new(|s| s.set_last_id(11).unwrap()),
         Box::new(|s| s.push_processed("item-11".into()).unwrap()),
         Box::new(|s| {
@@ -54,7 +55,11 @@ fn record(format: Format, dir: &Path) -> Recorded {
 }
 
 /// Opens a copy of the snapshot with `journal` beside it.
-fn open_with_journal(format: Format, snapshot: &[u8], journal: &[u8]) -> (State, tempfile::TempDir) {
+fn open_with_journal(
+    format: Format,
+    snapshot: &[u8],
+    journal: &[u8],
+) -> (State, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = state_path(dir.path(), format);
     fs::write(&path, snapshot).unwrap();
@@ -77,7 +82,11 @@ fn journal_cut_at_every_byte_opens_to_a_prefix() {
         let header_len = rec.points[0].0;
         for cut in header_len..=rec.journal.len() {
             let (state, _dir) = open_with_journal(format, &rec.snapshot, &rec.journal[..cut]);
-            assert_eq!(&state, state_before(&rec.points, cut), "{format:?} cut at {cut}");
+            assert_eq!(
+                &state,
+                state_before(&rec.points, cut),
+                "{format:?} cut at {cut}"
+            );
         }
     }
 }
@@ -96,7 +105,11 @@ fn a_torn_record_is_dropped_and_later_commits_survive_the_next_open() {
         store.set_last_id(99).unwrap();
         let (_crashed, copy) = crash_image(&path);
         let store = Store::<State>::open(&copy).unwrap();
-        assert_eq!(store.last_id(), 99, "{format:?}: a commit after a torn tail survives");
+        assert_eq!(
+            store.last_id(),
+            99,
+            "{format:?}: a commit after a torn tail survives"
+        );
     }
 }
 
@@ -175,7 +188,11 @@ fn a_flipped_bit_never_yields_a_changed_value() {
                     rec.points.iter().any(|(_, s)| *s == state),
                     "{format:?} byte {byte} bit {bit}: {state:?}"
                 );
-                assert_eq!(state, *state_before(&rec.points, byte), "{format:?} byte {byte}");
+                assert_eq!(
+                    state,
+                    *state_before(&rec.points, byte),
+                    "{format:?} byte {byte}"
+                );
             }
         }
     }
@@ -247,7 +264,11 @@ fn a_journal_left_beside_its_compacted_snapshot_is_not_replayed_twice() {
         stale.extend(intent_record(format, 3, &fs::read(&path).unwrap()));
         fs::write(journal_of(&path), &stale).unwrap();
         let store = Store::<State>::open(&path).unwrap();
-        assert_eq!(store.read().processed, ["once"], "{format:?}: push applied once");
+        assert_eq!(
+            store.read().processed,
+            ["once"],
+            "{format:?}: push applied once"
+        );
         assert_eq!(store.last_id(), 1);
         store.push_processed("twice".into()).unwrap();
         drop(store);
@@ -284,13 +305,18 @@ fn a_snapshot_edited_after_a_crash_wins_and_the_journal_is_kept_aside() {
         store.push_processed("from-journal".into()).unwrap();
         let journal = fs::read(journal_of(&path)).unwrap();
         let (crashed, path) = crash_image(&path); // the journal is not folded
-        let edited = fs::read_to_string(&path)
-            .unwrap()
-            .replace("0", "777");
+        let edited = fs::read_to_string(&path).unwrap().replace("0", "777");
         fs::write(&path, &edited).unwrap();
         let store = Store::<State>::open(&path).unwrap();
-        assert_eq!(store.last_id(), 777, "{format:?}: the edit is what the open sees");
-        assert!(store.read().processed.is_empty(), "{format:?}: the journal is not replayed");
+        assert_eq!(
+            store.last_id(),
+            777,
+            "{format:?}: the edit is what the open sees"
+        );
+        assert!(
+            store.read().processed.is_empty(),
+            "{format:?}: the journal is not replayed"
+        );
         let orphans: Vec<_> = common::files_in(crashed.path())
             .into_iter()
             .filter(|f| f.contains(".journal.orphaned-"))

@@ -70,8 +70,11 @@ impl fmt::Display for Op {
 #[doc(hidden)]
 pub trait Collection {
     /// Applies `op`, its argument read from `deserializer`.
-    fn apply_op<'de, D: Deserializer<'de>>(&mut self, op: Op, deserializer: D)
-        -> Result<(), D::Error>;
+    fn apply_op<'de, D: Deserializer<'de>>(
+        &mut self,
+        op: Op,
+        deserializer: D,
+    ) -> Result<(), D::Error>;
 }
 
 /// A sequence field: `push_`, `extend_`, `pop_`, `clear_`.

@@ -126,11 +126,11 @@ where
 
 type Key<T, F> = <<F as Field<T>>::Value as MapField>::Key;
 type MapValue<T, F> = <<F as Field<T>>::Value as MapField>::Value;
+/// A map operation with argument `A`, returning the value it displaced.
+type KeyValue<T, F> = (Key<T, F>, MapValue<T, F>);
+type MapOp<T, F, A> = CollectionOp<T, F, A, Option<MapValue<T, F>>>;
 
-pub(crate) fn map_insert<T, F>(
-    key: Key<T, F>,
-    value: MapValue<T, F>,
-) -> CollectionOp<T, F, (Key<T, F>, MapValue<T, F>), Option<MapValue<T, F>>>
+pub(crate) fn map_insert<T, F>(key: Key<T, F>, value: MapValue<T, F>) -> MapOp<T, F, KeyValue<T, F>>
 where
     F: Field<T>,
     F::Value: MapField,
@@ -143,9 +143,7 @@ where
     }
 }
 
-pub(crate) fn map_remove<T, F>(
-    key: &Key<T, F>,
-) -> CollectionOp<T, F, &Key<T, F>, Option<MapValue<T, F>>>
+pub(crate) fn map_remove<T, F>(key: &Key<T, F>) -> MapOp<T, F, &Key<T, F>>
 where
     F: Field<T>,
     F::Value: MapField,

@@ -26,7 +26,9 @@ use crate::store::Store;
 /// # Ok(()) }
 /// # }
 /// ```
-pub trait Persisted: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+pub trait Persisted:
+    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+{
     /// The persisted fields in declaration order; a field's position in this
     /// table is its index in the other methods.
     #[doc(hidden)]
@@ -34,8 +36,11 @@ pub trait Persisted: Serialize + DeserializeOwned + Default + Clone + Send + Syn
 
     /// Serializes field `index` of `self` as the value it has in a snapshot.
     #[doc(hidden)]
-    fn __serialize_field<S: Serializer>(&self, index: usize, serializer: S)
-        -> Result<S::Ok, S::Error>;
+    fn __serialize_field<S: Serializer>(
+        &self,
+        index: usize,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>;
 
     /// Replaces field `index` of `self` with a value read from `deserializer`.
     #[doc(hidden)]
@@ -143,6 +148,7 @@ mod tests {
     struct NoEq;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the borrow is what selects the impl
     fn eq_probe_uses_partial_eq_when_there_is_one() {
         #[allow(unused_imports)]
         use super::{ViaFallback as _, ViaPartialEq as _};

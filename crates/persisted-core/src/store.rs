@@ -164,7 +164,11 @@ impl<T: Persisted> Store<T> {
         OpenOptions::default()
     }
 
-    pub(crate) fn open_with(path: &Path, options: OpenOptions<T>, initial: Option<T>) -> Result<Store<T>> {
+    pub(crate) fn open_with(
+        path: &Path,
+        options: OpenOptions<T>,
+        initial: Option<T>,
+    ) -> Result<Store<T>> {
         let codec = Codec::new(options.resolve_format(path)?, path)?;
         let lock = LockFile::acquire(&sibling(path, ".lock"), path)?;
         remove_leftovers(path)?;
@@ -406,7 +410,9 @@ impl<T: Persisted> Store<T> {
         let Backend::Journal(journal) = &writer.backend else {
             return;
         };
-        let limit = writer.journal_limit.max(writer.snapshot_len.saturating_mul(2));
+        let limit = writer
+            .journal_limit
+            .max(writer.snapshot_len.saturating_mul(2));
         if journal.len() > limit && writer.dirty.is_empty() && !writer.poisoned {
             if let Err(e) = self.fold(writer) {
                 log::warn!("compaction of `{}` failed: {e}", self.inner.path.display());

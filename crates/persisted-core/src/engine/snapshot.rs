@@ -29,7 +29,11 @@ impl SnapshotEngine {
     }
 
     /// Replaces the file with `state`.
-    pub(crate) fn write<T: Persisted>(&mut self, state: &T, extras: &Extras) -> Result<(), Failure> {
+    pub(crate) fn write<T: Persisted>(
+        &mut self,
+        state: &T,
+        extras: &Extras,
+    ) -> Result<(), Failure> {
         self.codec
             .encode_snapshot(&self.path, state, extras, &mut self.buf)
             .map_err(Failure::clean)?;

@@ -141,7 +141,10 @@ pub(crate) fn remove_leftovers(path: &Path) -> Result<usize> {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let leftover = entry.path();
             fs::remove_file(&leftover).context("remove leftover temp file", &leftover)?;
-            log::warn!("removed `{}` left by an interrupted write", leftover.display());
+            log::warn!(
+                "removed `{}` left by an interrupted write",
+                leftover.display()
+            );
             removed += 1;
         }
     }

@@ -22,7 +22,10 @@ fn config() -> bincode::config::Configuration {
 
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<T> {
     if bytes.len() < HEADER || &bytes[..4] != MAGIC {
-        return Err(Error::corrupt(path, "not a persisted bincode snapshot (bad header)"));
+        return Err(Error::corrupt(
+            path,
+            "not a persisted bincode snapshot (bad header)",
+        ));
     }
     if bytes[4] != VERSION {
         return Err(Error::corrupt(

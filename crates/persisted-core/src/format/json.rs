@@ -37,7 +37,9 @@ pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result
     }
     // Rare: the file has keys the struct does not know; keep their values.
     let mut extras = serde_json::Map::new();
-    if let Value::Object(mut all) = serde_json::from_slice(bytes).map_err(|e| parse_error(path, e))? {
+    if let Value::Object(mut all) =
+        serde_json::from_slice(bytes).map_err(|e| parse_error(path, e))?
+    {
         for key in unknown {
             if let Some(value) = all.remove(&key) {
                 extras.insert(key, value);

@@ -176,7 +176,13 @@ fn record_checksum(kind: Kind, seq: u64, payload: &[u8]) -> u32 {
 }
 
 /// Appends one framed record to `out`.
-pub(crate) fn encode_frame(format: Format, kind: Kind, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_frame(
+    format: Format,
+    kind: Kind,
+    seq: u64,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
     let crc = record_checksum(kind, seq, payload);
     if format == Format::Bincode {
         out.push(kind.binary_tag());
@@ -187,7 +193,12 @@ pub(crate) fn encode_frame(format: Format, kind: Kind, seq: u64, payload: &[u8],
         use std::io::Write;
         out.extend_from_slice(text_prefix(format));
         // Writing into a Vec cannot fail.
-        let _ = writeln!(out, "{}{seq} {} {crc:08x}", kind.tag() as char, payload.len());
+        let _ = writeln!(
+            out,
+            "{}{seq} {} {crc:08x}",
+            kind.tag() as char,
+            payload.len()
+        );
     }
     out.extend_from_slice(payload);
 }
@@ -288,7 +299,11 @@ mod tests {
             for i in 0..bytes.len() {
                 let mut bad = bytes.clone();
                 bad[i] ^= 0x04;
-                assert_ne!(decode_header(&bad).map(|h| h.0), Some(header), "{format:?} byte {i}");
+                assert_ne!(
+                    decode_header(&bad).map(|h| h.0),
+                    Some(header),
+                    "{format:?} byte {i}"
+                );
             }
         }
     }
@@ -299,10 +314,16 @@ mod tests {
             let mut bytes = Vec::new();
             encode_frame(format, Kind::Commit, 42, b"last_id: 12\n", &mut bytes);
             let frame = decode_frame(format, &bytes, 0).unwrap();
-            assert_eq!((frame.kind, frame.seq, frame.end), (Kind::Commit, 42, bytes.len()));
+            assert_eq!(
+                (frame.kind, frame.seq, frame.end),
+                (Kind::Commit, 42, bytes.len())
+            );
             assert_eq!(&bytes[frame.payload_at..frame.end], b"last_id: 12\n");
             for cut in 0..bytes.len() {
-                assert!(decode_frame(format, &bytes[..cut], 0).is_none(), "{format:?} cut {cut}");
+                assert!(
+                    decode_frame(format, &bytes[..cut], 0).is_none(),
+                    "{format:?} cut {cut}"
+                );
             }
         }
     }

@@ -206,7 +206,13 @@ impl Journal {
         }
         let seq = self.seq + 1;
         self.record.clear();
-        encode_frame(self.codec.format(), kind, seq, &self.payload, &mut self.record);
+        encode_frame(
+            self.codec.format(),
+            kind,
+            seq,
+            &self.payload,
+            &mut self.record,
+        );
         if let Err(e) = self.file.write_all(&self.record) {
             let error = Error::io("append a record to", &self.path, e);
             // Cut a partial record off, or later commits would sit behind it.

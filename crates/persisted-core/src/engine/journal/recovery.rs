@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::frame::{decode_frame, decode_header, decode_intent, Frame, Header, Kind};
 use super::{journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{sibling, sync_dir, unix_time};
 use crate::file::atomic::parent_dir;
+use crate::file::atomic::{sibling, sync_dir, unix_time};
 use crate::format::Codec;
 use crate::options::Durability;
 use crate::schema::Persisted;
@@ -83,7 +83,11 @@ pub(crate) fn open<T: Persisted>(
     }
     let scan = scan(codec, &bytes, header, header_len);
     let last_seq = scan.frames.last().map_or(header.seq, |f| f.seq);
-    let commits = scan.frames.iter().filter(|f| f.kind == Kind::Commit).count();
+    let commits = scan
+        .frames
+        .iter()
+        .filter(|f| f.kind == Kind::Commit)
+        .count();
 
     if header.base == snapshot_fp {
         for frame in scan.frames.iter().filter(|f| f.kind == Kind::Commit) {
@@ -144,10 +148,17 @@ fn replay<T: Persisted>(
     let payload = &bytes[frame.payload_at..frame.end];
     codec.replay_payload(payload, state).map_err(|e| {
         if codec.is_text() {
-            let first_line = 1 + bytes[..frame.payload_at].iter().filter(|&&b| b == b'\n').count();
+            let first_line = 1 + bytes[..frame.payload_at]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
             Error::Parse {
                 path: path.to_path_buf(),
-                line: if e.line == 0 { first_line } else { first_line + e.line - 1 },
+                line: if e.line == 0 {
+                    first_line
+                } else {
+                    first_line + e.line - 1
+                },
                 column: e.column,
                 message: format!("record {}: {}", frame.seq, e.message),
             }
