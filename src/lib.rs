@@ -65,3 +65,8 @@ pub use persisted_derive::Persisted;
 pub mod __private {
     pub use persisted_core::__private::*;
 }
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
