@@ -1,7 +1,6 @@
 //! `Store<T>`: a shared handle to one persisted struct.
 
 use std::fmt;
-use std::fs;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use crate::engine::Failure;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, remove_leftovers, sibling, sync_dir, write_atomic};
 use crate::file::lock::LockFile;
+use crate::file::vfs::{RealFs, Vfs};
 use crate::format::{Codec, Extras};
 use crate::mutation::{self, CurrentFields, Mutation, Replace, SetValue};
 use crate::options::{Engine, Mode, OpenOptions};
@@ -169,29 +169,39 @@ impl<T: Persisted> Store<T> {
         options: OpenOptions<T>,
         initial: Option<T>,
     ) -> Result<Store<T>> {
-        let codec = Codec::new(options.resolve_format(path)?, path)?;
-        let lock = LockFile::acquire(&sibling(path, ".lock"), path)?;
-        remove_leftovers(path)?;
-        let journal_file = journal_path(path);
-        remove_leftovers(&journal_file)?;
+        Store::open_on(RealFs::shared(), path, options, initial)
+    }
 
-        let (mut state, extras, base, snapshot_len) = match fs::read(path) {
-            Ok(bytes) => {
+    /// Opens the store with every file operation going through `vfs`.
+    pub(crate) fn open_on(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        options: OpenOptions<T>,
+        initial: Option<T>,
+    ) -> Result<Store<T>> {
+        let codec = Codec::new(options.resolve_format(path)?, path)?;
+        let lock = LockFile::acquire(&*vfs, &sibling(path, ".lock"), path)?;
+        remove_leftovers(&*vfs, path)?;
+        let journal_file = journal_path(path);
+        remove_leftovers(&*vfs, &journal_file)?;
+
+        let (mut state, extras, base, snapshot_len) = match vfs.read(path).context("read", path)? {
+            Some(bytes) => {
                 let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
                 (state, extras, fingerprint(&bytes), bytes.len())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 let state = initial.unwrap_or_default();
                 let mut bytes = Vec::new();
                 codec.encode_snapshot(path, &state, &Extras::None, &mut bytes)?;
-                write_atomic(path, &bytes, true)?;
+                write_atomic(&vfs, path, &bytes, true)?;
                 (state, Extras::None, fingerprint(&bytes), bytes.len())
             }
-            Err(e) => return Err(Error::io("read", path, e)),
         };
 
         let backend = match options.engine {
             Engine::Journal => Backend::Journal(journal::open(
+                &vfs,
                 path,
                 codec,
                 options.durability,
@@ -199,19 +209,24 @@ impl<T: Persisted> Store<T> {
                 base,
             )?),
             Engine::Snapshot => {
-                if journal_file.exists() {
+                if vfs
+                    .read(&journal_file)
+                    .context("read", &journal_file)?
+                    .is_some()
+                {
                     // Left by the journal engine: fold it in, then remove it.
-                    let journal = journal::open(path, codec, options.durability, &mut state, base)?;
+                    let journal =
+                        journal::open(&vfs, path, codec, options.durability, &mut state, base)?;
                     if journal.has_records() {
                         let mut bytes = Vec::new();
                         codec.encode_snapshot(path, &state, &extras, &mut bytes)?;
-                        write_atomic(path, &bytes, true)?;
+                        write_atomic(&vfs, path, &bytes, true)?;
                     }
                     drop(journal);
-                    fs::remove_file(&journal_file).context("remove", &journal_file)?;
-                    sync_dir(&parent_dir(path))?;
+                    vfs.remove(&journal_file).context("remove", &journal_file)?;
+                    sync_dir(&*vfs, &parent_dir(path))?;
                 }
-                Backend::Snapshot(SnapshotEngine::new(path, codec, options.durability))
+                Backend::Snapshot(SnapshotEngine::new(&vfs, path, codec, options.durability))
             }
         };
 

@@ -4,14 +4,17 @@
 //! lock. A commit costs the size of the state.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::Failure;
 use crate::file::atomic::write_atomic;
+use crate::file::vfs::Vfs;
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
 use crate::schema::Persisted;
 
 pub(crate) struct SnapshotEngine {
+    vfs: Arc<dyn Vfs>,
     path: PathBuf,
     codec: Codec,
     durability: Durability,
@@ -19,8 +22,14 @@ pub(crate) struct SnapshotEngine {
 }
 
 impl SnapshotEngine {
-    pub(crate) fn new(path: &Path, codec: Codec, durability: Durability) -> SnapshotEngine {
+    pub(crate) fn new(
+        vfs: &Arc<dyn Vfs>,
+        path: &Path,
+        codec: Codec,
+        durability: Durability,
+    ) -> SnapshotEngine {
         SnapshotEngine {
+            vfs: Arc::clone(vfs),
             path: path.to_path_buf(),
             codec,
             durability,
@@ -37,7 +46,12 @@ impl SnapshotEngine {
         self.codec
             .encode_snapshot(&self.path, state, extras, &mut self.buf)
             .map_err(Failure::clean)?;
-        write_atomic(&self.path, &self.buf, self.durability == Durability::Sync)
-            .map_err(Failure::classify)
+        write_atomic(
+            &self.vfs,
+            &self.path,
+            &self.buf,
+            self.durability == Durability::Sync,
+        )
+        .map_err(Failure::classify)
     }
 }

@@ -5,13 +5,13 @@
 //! mix; the temp file a crash leaves behind is removed by the next open
 //! ([`remove_leftovers`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
+use crate::file::vfs::Vfs;
 
 /// The directory holding `path` (`.` for a bare file name).
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {
@@ -38,9 +38,8 @@ fn temp_prefix(path: &Path) -> String {
 }
 
 /// Makes the directory entries of `dir` (a rename, a new file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let handle = File::open(dir).context("open directory", dir)?;
-    handle.sync_all().context("fsync directory", dir)
+pub(crate) fn sync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.sync_dir(dir).context("fsync directory", dir)
 }
 
 /// Seconds since the epoch, for the names of kept-aside files.
@@ -68,13 +67,19 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Replaces `path` with `bytes` atomically; with `sync`, durably (temp file
 /// fsynced before the rename, directory fsynced after it). The new file
 /// keeps the permission bits of the one it replaces.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
-    TempFile::write(path, bytes, sync)?.rename_over(path, sync)
+pub(crate) fn write_atomic(
+    vfs: &Arc<dyn Vfs>,
+    path: &Path,
+    bytes: &[u8],
+    sync: bool,
+) -> Result<()> {
+    TempFile::write(vfs, path, bytes, sync)?.rename_over(path, sync)
 }
 
 /// A complete temp file beside its target, not yet renamed over it; removed
 /// on drop unless [`TempFile::rename_over`] succeeded.
 pub(crate) struct TempFile {
+    vfs: Arc<dyn Vfs>,
     path: PathBuf,
     renamed: bool,
 }
@@ -83,20 +88,21 @@ impl TempFile {
     /// Writes `bytes` to a new temp file beside `target` (created with
     /// `create_new`, with `target`'s permission bits) and, with `sync`,
     /// fsyncs it.
-    pub(crate) fn write(target: &Path, bytes: &[u8], sync: bool) -> Result<TempFile> {
+    pub(crate) fn write(
+        vfs: &Arc<dyn Vfs>,
+        target: &Path,
+        bytes: &[u8],
+        sync: bool,
+    ) -> Result<TempFile> {
+        let path = temp_path(target);
+        let mut file = vfs
+            .create_new(&path, target)
+            .context("create temp file", &path)?;
         let temp = TempFile {
-            path: temp_path(target),
+            vfs: Arc::clone(vfs),
+            path,
             renamed: false,
         };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp.path)
-            .context("create temp file", &temp.path)?;
-        if let Ok(meta) = fs::metadata(target) {
-            file.set_permissions(meta.permissions())
-                .context("copy permissions to", &temp.path)?;
-        }
         file.write_all(bytes).context("write", &temp.path)?;
         if sync {
             file.sync_all().context("fsync", &temp.path)?;
@@ -107,10 +113,12 @@ impl TempFile {
     /// Renames the temp file over `target`; with `sync`, then fsyncs the
     /// directory so the rename itself is durable.
     pub(crate) fn rename_over(mut self, target: &Path, sync: bool) -> Result<()> {
-        fs::rename(&self.path, target).context("rename temp file over", target)?;
+        self.vfs
+            .rename(&self.path, target)
+            .context("rename temp file over", target)?;
         self.renamed = true;
         if sync {
-            sync_dir(&parent_dir(target))?;
+            sync_dir(&*self.vfs, &parent_dir(target))?;
         }
         Ok(())
     }
@@ -120,27 +128,27 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.renamed {
             // Best effort: the next open removes it anyway.
-            let _ = fs::remove_file(&self.path);
+            let _ = self.vfs.remove(&self.path);
         }
     }
 }
 
 /// Removes temp files a crashed write left beside `path`; only names this
 /// module makes are touched. Returns how many were removed.
-pub(crate) fn remove_leftovers(path: &Path) -> Result<usize> {
+pub(crate) fn remove_leftovers(vfs: &dyn Vfs, path: &Path) -> Result<usize> {
     let dir = parent_dir(path);
     let prefix = temp_prefix(path);
-    let mut removed = 0;
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
+    let names = match vfs.list_dir(&dir) {
+        Ok(names) => names,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(crate::Error::io("list directory", &dir, e)),
     };
-    for entry in entries {
-        let entry = entry.context("list directory", &dir)?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let leftover = entry.path();
-            fs::remove_file(&leftover).context("remove leftover temp file", &leftover)?;
+    let mut removed = 0;
+    for name in names {
+        if name.to_string_lossy().starts_with(&prefix) {
+            let leftover = dir.join(name);
+            vfs.remove(&leftover)
+                .context("remove leftover temp file", &leftover)?;
             log::warn!(
                 "removed `{}` left by an interrupted write",
                 leftover.display()
@@ -154,13 +162,15 @@ pub(crate) fn remove_leftovers(path: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file::vfs::RealFs;
+    use std::fs;
 
     #[test]
     fn write_atomic_replaces_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");
-        write_atomic(&path, b"one", true).unwrap();
-        write_atomic(&path, b"two", false).unwrap();
+        write_atomic(&RealFs::shared(), &path, b"one", true).unwrap();
+        write_atomic(&RealFs::shared(), &path, b"two", false).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -173,7 +183,7 @@ mod tests {
         let path = dir.path().join("a.json");
         fs::write(&path, b"x").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        write_atomic(&path, b"y", true).unwrap();
+        write_atomic(&RealFs::shared(), &path, b"y", true).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -185,7 +195,7 @@ mod tests {
         fs::write(dir.path().join(".a.json.tmp-1-2"), b"x").unwrap();
         fs::write(dir.path().join(".b.json.tmp-1-2"), b"x").unwrap();
         fs::write(dir.path().join("a.json.tmp"), b"x").unwrap();
-        assert_eq!(remove_leftovers(&path).unwrap(), 1);
+        assert_eq!(remove_leftovers(&RealFs, &path).unwrap(), 1);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 

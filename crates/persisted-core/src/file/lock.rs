@@ -7,47 +7,34 @@
 //! can look locked for a moment: the lock is retried for a short, bounded
 //! time before it is reported held.
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
+use crate::file::vfs::{LockGuard, Vfs};
 
 /// How long a held lock is retried before [`Error::Locked`].
 const RETRY_FOR: Duration = Duration::from_millis(200);
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
 /// The held lock; dropping it releases it.
-#[derive(Debug)]
 pub(crate) struct LockFile {
-    _file: File,
+    _guard: Box<dyn LockGuard>,
 }
 
 impl LockFile {
     /// Takes the lock `lock_path` for the store at `store_path`.
-    pub(crate) fn acquire(lock_path: &Path, store_path: &Path) -> Result<LockFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(lock_path)
-            .context("open lock file", lock_path)?;
+    pub(crate) fn acquire(vfs: &dyn Vfs, lock_path: &Path, store_path: &Path) -> Result<LockFile> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(LockFile { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    thread::sleep(RETRY_EVERY);
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
+            match vfs.try_lock(lock_path).context("lock", lock_path)? {
+                Some(guard) => return Ok(LockFile { _guard: guard }),
+                None if Instant::now() < deadline => thread::sleep(RETRY_EVERY),
+                None => {
                     return Err(Error::Locked {
                         path: PathBuf::from(store_path),
                     })
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("lock", lock_path, e));
                 }
             }
         }
@@ -57,17 +44,18 @@ impl LockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file::vfs::RealFs;
 
     #[test]
     fn second_lock_in_the_same_process_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("s.json.lock");
         let store = dir.path().join("s.json");
-        let first = LockFile::acquire(&lock, &store).unwrap();
-        let err = LockFile::acquire(&lock, &store).unwrap_err();
+        let first = LockFile::acquire(&RealFs, &lock, &store).unwrap();
+        let err = LockFile::acquire(&RealFs, &lock, &store).err().unwrap();
         assert!(matches!(err, Error::Locked { ref path } if path == &store));
         assert!(err.to_string().contains("s.json"));
         drop(first);
-        LockFile::acquire(&lock, &store).unwrap();
+        LockFile::acquire(&RealFs, &lock, &store).unwrap();
     }
 }

@@ -78,9 +78,8 @@
 mod frame;
 mod recovery;
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use recovery::open;
 
@@ -90,6 +89,7 @@ use crate::change::{Changes, Payload};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{sibling, write_atomic, TempFile};
+use crate::file::vfs::{Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
 use crate::schema::Persisted;
@@ -101,9 +101,10 @@ pub(crate) fn journal_path(snapshot: &Path) -> PathBuf {
 
 /// An open journal, positioned for appending.
 pub(crate) struct Journal {
+    vfs: Arc<dyn Vfs>,
     path: PathBuf,
     snapshot_path: PathBuf,
-    file: File,
+    file: Box<dyn VfsFile>,
     codec: Codec,
     durability: Durability,
     /// Bytes in the file.
@@ -120,6 +121,7 @@ impl Journal {
     /// Replaces the journal file with one holding only a header for `base`
     /// at `seq`, durably, and opens it for appending.
     pub(crate) fn create(
+        vfs: &Arc<dyn Vfs>,
         snapshot_path: &Path,
         codec: Codec,
         durability: Durability,
@@ -132,9 +134,12 @@ impl Journal {
             base,
             seq,
         });
-        write_atomic(&path, &header, true)?;
-        let file = open_append(&path)?;
+        write_atomic(vfs, &path, &header, true)?;
+        let file = vfs
+            .open_append(&path)
+            .context("open for appending", &path)?;
         Ok(Journal {
+            vfs: Arc::clone(vfs),
             path,
             snapshot_path: snapshot_path.to_path_buf(),
             file,
@@ -148,28 +153,32 @@ impl Journal {
         })
     }
 
-    /// Opens an existing, verified journal of `len` bytes for appending.
-    fn create_from_existing(
+    /// Takes over an existing, verified journal file of `len` bytes whose
+    /// last record has sequence number `seq`.
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        vfs: &Arc<dyn Vfs>,
+        file: Box<dyn VfsFile>,
         snapshot_path: &Path,
         codec: Codec,
         durability: Durability,
         len: usize,
         header_len: usize,
-    ) -> Result<Journal> {
-        let path = journal_path(snapshot_path);
-        let file = open_append(&path)?;
-        Ok(Journal {
-            path,
+        seq: u64,
+    ) -> Journal {
+        Journal {
+            vfs: Arc::clone(vfs),
+            path: journal_path(snapshot_path),
             snapshot_path: snapshot_path.to_path_buf(),
             file,
             codec,
             durability,
             len: len as u64,
             header_len: header_len as u64,
-            seq: 0,
+            seq,
             payload: Vec::new(),
             record: Vec::new(),
-        })
+        }
     }
 
     /// Bytes in the journal file.
@@ -244,7 +253,8 @@ impl Journal {
             .encode_snapshot(&self.snapshot_path, state, extras, &mut bytes)
             .map_err(Failure::clean)?;
         let new_base = fingerprint(&bytes);
-        let temp = TempFile::write(&self.snapshot_path, &bytes, true).map_err(Failure::classify)?;
+        let temp = TempFile::write(&self.vfs, &self.snapshot_path, &bytes, true)
+            .map_err(Failure::classify)?;
         self.payload = encode_intent(self.codec.format(), new_base);
         self.append(Kind::Intent, true)?;
         // Until the journal is reset, a stale journal beside the new snapshot
@@ -253,6 +263,7 @@ impl Journal {
         temp.rename_over(&self.snapshot_path, true)
             .map_err(Failure::poison)?;
         let fresh = Journal::create(
+            &self.vfs,
             &self.snapshot_path,
             self.codec,
             self.durability,
@@ -263,11 +274,4 @@ impl Journal {
         *self = fresh;
         Ok(bytes.len() as u64)
     }
-}
-
-fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .context("open for appending", path)
 }

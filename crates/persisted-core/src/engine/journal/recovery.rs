@@ -1,15 +1,14 @@
 //! Opening a journal: verify, replay, cut a torn tail, recognise a stale or
 //! orphaned journal (the rules are in the parent module's documentation).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::frame::{decode_frame, decode_header, decode_intent, Frame, Header, Kind};
 use super::{journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::parent_dir;
-use crate::file::atomic::{sibling, sync_dir, unix_time};
+use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
+use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::options::Durability;
 use crate::schema::Persisted;
@@ -50,6 +49,7 @@ fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
 /// Opens the journal beside `snapshot_path`, applying its commits to `state`
 /// when it belongs to the snapshot whose fingerprint is `snapshot_fp`.
 pub(crate) fn open<T: Persisted>(
+    vfs: &Arc<dyn Vfs>,
     snapshot_path: &Path,
     codec: Codec,
     durability: Durability,
@@ -57,13 +57,9 @@ pub(crate) fn open<T: Persisted>(
     snapshot_fp: u64,
 ) -> Result<Journal> {
     let path = journal_path(snapshot_path);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
+    let bytes = vfs.read(&path).context("read", &path)?.unwrap_or_default();
     if bytes.is_empty() {
-        return Journal::create(snapshot_path, codec, durability, snapshot_fp, 0);
+        return Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, 0);
     }
     let Some((header, header_len)) = decode_header(&bytes) else {
         return Err(Error::corrupt(
@@ -93,18 +89,27 @@ pub(crate) fn open<T: Persisted>(
         for frame in scan.frames.iter().filter(|f| f.kind == Kind::Commit) {
             replay(codec, &path, &bytes, frame, state)?;
         }
+        let mut file = vfs
+            .open_append(&path)
+            .context("open for appending", &path)?;
         if scan.valid_end < bytes.len() {
-            drop_tail(&path, &bytes, &scan)?;
+            keep_dropped_bytes(&**vfs, &path, &bytes, &scan)?;
+            // Cut the tail before appending, or every later commit would
+            // sit behind it and be lost at the next open.
+            file.set_len(scan.valid_end as u64)
+                .context("truncate torn tail of", &path)?;
+            file.sync_data().context("fdatasync", &path)?;
         }
-        let mut journal = Journal::create_from_existing(
+        return Ok(Journal::resume(
+            vfs,
+            file,
             snapshot_path,
             codec,
             durability,
             scan.valid_end,
             header_len,
-        )?;
-        journal.seq = last_seq;
-        return Ok(journal);
+            last_seq,
+        ));
     }
 
     let compacted = scan.frames.iter().any(|f| {
@@ -126,8 +131,9 @@ pub(crate) fn open<T: Persisted>(
         );
     } else {
         let kept = sibling(&path, &format!(".orphaned-{}", unix_time()));
-        fs::rename(&path, &kept).context("set aside orphaned journal", &path)?;
-        sync_dir(&parent_dir(&path))?;
+        vfs.rename(&path, &kept)
+            .context("set aside orphaned journal", &path)?;
+        sync_dir(&**vfs, &parent_dir(&path))?;
         log::warn!(
             "`{}` was changed after a crash, so its journal of {commits} commit(s) no longer \
              applies; the snapshot as edited wins and the journal is kept as `{}`",
@@ -135,7 +141,7 @@ pub(crate) fn open<T: Persisted>(
             kept.display()
         );
     }
-    Journal::create(snapshot_path, codec, durability, snapshot_fp, last_seq)
+    Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, last_seq)
 }
 
 fn replay<T: Persisted>(
@@ -171,42 +177,32 @@ fn replay<T: Persisted>(
     })
 }
 
-/// Cuts the journal back to its last valid record, keeping a copy of the
-/// dropped bytes when they hold a valid record (more than a torn tail).
-fn drop_tail(path: &Path, bytes: &[u8], scan: &Scan) -> Result<()> {
+/// Warns about the bytes after the last valid record; when they hold a
+/// valid record (more than a torn tail), first copies them aside.
+fn keep_dropped_bytes(vfs: &dyn Vfs, path: &Path, bytes: &[u8], scan: &Scan) -> Result<()> {
     let dropped = &bytes[scan.valid_end..];
-    if scan.valid_frame_later {
-        let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&kept)
-            .context("create", &kept)?;
-        file.write_all(dropped).context("write", &kept)?;
-        file.sync_all().context("fsync", &kept)?;
-        sync_dir(&parent_dir(path))?;
-        log::warn!(
-            "`{}`: a damaged record at offset {} is followed by valid ones; replayed up to the \
-             damage (seq {}) and kept the {} dropped bytes in `{}`",
-            path.display(),
-            scan.valid_end,
-            scan.frames.last().map_or(scan.header.seq, |f| f.seq),
-            dropped.len(),
-            kept.display()
-        );
-    } else {
+    if !scan.valid_frame_later {
         log::warn!(
             "`{}`: dropped {} bytes of torn journal tail at offset {}",
             path.display(),
             dropped.len(),
             scan.valid_end
         );
+        return Ok(());
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .context("open for truncating", path)?;
-    file.set_len(scan.valid_end as u64)
-        .context("truncate torn tail of", path)?;
-    file.sync_data().context("fdatasync", path)
+    let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
+    let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
+    file.write_all(dropped).context("write", &kept)?;
+    file.sync_all().context("fsync", &kept)?;
+    sync_dir(vfs, &parent_dir(path))?;
+    log::warn!(
+        "`{}`: a damaged record at offset {} is followed by valid ones; replayed up to the \
+         damage (seq {}) and kept the {} dropped bytes in `{}`",
+        path.display(),
+        scan.valid_end,
+        scan.frames.last().map_or(scan.header.seq, |f| f.seq),
+        dropped.len(),
+        kept.display()
+    );
+    Ok(())
 }
