@@ -27,6 +27,11 @@ mod schema;
 mod store;
 mod transaction;
 
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod testing;
+
 pub use crate::error::{Error, Result};
 pub use crate::options::{Durability, Engine, Format, Mode, OpenOptions};
 pub use crate::schema::Persisted;

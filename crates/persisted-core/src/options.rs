@@ -109,7 +109,6 @@ pub(crate) const DEFAULT_JOURNAL_LIMIT: u64 = 4 << 20;
 ///     .open("state.yaml")?;
 /// # Ok(()) } }
 /// ```
-#[derive(Debug, Clone, Copy)]
 #[must_use = "an OpenOptions does nothing until `open` is called"]
 pub struct OpenOptions<T> {
     pub(crate) format: Option<Format>,
@@ -118,6 +117,27 @@ pub struct OpenOptions<T> {
     pub(crate) engine: Engine,
     pub(crate) journal_limit: u64,
     _state: PhantomData<fn() -> T>,
+}
+
+// Written out: derives would require `T: Clone`/`Debug`.
+impl<T> Clone for OpenOptions<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for OpenOptions<T> {}
+
+impl<T> std::fmt::Debug for OpenOptions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("format", &self.format)
+            .field("durability", &self.durability)
+            .field("mode", &self.mode)
+            .field("engine", &self.engine)
+            .field("journal_limit", &self.journal_limit)
+            .finish()
+    }
 }
 
 impl<T> Default for OpenOptions<T> {

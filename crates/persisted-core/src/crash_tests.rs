@@ -1,0 +1,420 @@
+//! Crash, power-loss and I/O-failure tests on the simulated file system
+//! (`testing::sim`): T5 (crash at every operation), T6 (compaction cut at
+//! each of its steps), T8 (the order of system calls), T9 (EIO/ENOSPC at
+//! every operation). Smoke sizes run in `cargo test`; `PERSISTED_SOAK_SEEDS`
+//! raises the number of seeds (see `scripts/soak.sh`).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::file::vfs::Vfs;
+use crate::testing::model::{Counter, Items, Model};
+use crate::testing::rng::Rng;
+use crate::testing::sim::{Fault, OpKind, SimFs};
+use crate::{Durability, Error, Format, OpenOptions, Result, Store};
+
+/// One write the workload makes.
+#[derive(Debug, Clone)]
+enum Step {
+    SetCounter(u64),
+    Push(String),
+    Pop,
+    /// `update` moving `a` and `b` together.
+    Pair,
+    /// A transaction moving `a`, `b` and `counter` together.
+    TxPair,
+    Compact,
+}
+
+fn workload(seed: u64, len: usize) -> Vec<Step> {
+    let mut rng = Rng::new(seed);
+    (0..len)
+        .map(|i| match rng.below(10) {
+            0..=1 => Step::SetCounter(rng.below(1_000_000)),
+            2..=4 => Step::Push(format!(
+                "item-{seed}-{i}-{}",
+                "x".repeat(rng.below(40) as usize)
+            )),
+            5 => Step::Pop,
+            6 => Step::Pair,
+            7..=8 => Step::TxPair,
+            _ => Step::Compact,
+        })
+        .collect()
+}
+
+fn apply(store: &Store<Model>, step: &Step) -> Result<()> {
+    match step {
+        Step::SetCounter(v) => store.__set::<Counter>(*v),
+        Step::Push(s) => store.__push::<Items>(s.clone()),
+        Step::Pop => store.__pop::<Items>().map(drop),
+        Step::Pair => store.update(|m| {
+            m.a += 1;
+            m.b += 1;
+        }),
+        Step::TxPair => store.transaction(|tx| {
+            tx.a += 1;
+            tx.b += 1;
+            tx.counter += 1;
+            Ok::<_, Error>(())
+        }),
+        Step::Compact => store.compact(),
+    }
+}
+
+fn apply_model(model: &mut Model, step: &Step) {
+    match step {
+        Step::SetCounter(v) => model.counter = *v,
+        Step::Push(s) => model.items.push(s.clone()),
+        Step::Pop => {
+            model.items.pop();
+        }
+        Step::Pair => {
+            model.a += 1;
+            model.b += 1;
+        }
+        Step::TxPair => {
+            model.a += 1;
+            model.b += 1;
+            model.counter += 1;
+        }
+        Step::Compact => {}
+    }
+}
+
+/// The model after each prefix of `steps`: `states[k]` is after `k` steps.
+fn prefix_states(steps: &[Step]) -> Vec<Model> {
+    let mut model = Model::default();
+    let mut states = vec![model.clone()];
+    for step in steps {
+        apply_model(&mut model, step);
+        states.push(model.clone());
+    }
+    states
+}
+
+fn path(format: Format) -> PathBuf {
+    match format {
+        Format::Yaml => PathBuf::from("/sim/state.yaml"),
+        Format::Bincode => PathBuf::from("/sim/state.bin"),
+        _ => PathBuf::from("/sim/state.json"),
+    }
+}
+
+fn options(durability: Durability, journal_limit: u64) -> OpenOptions<Model> {
+    Store::<Model>::options()
+        .durability(durability)
+        .journal_limit(journal_limit)
+}
+
+fn open(sim: &SimFs, path: &Path, options: OpenOptions<Model>) -> Result<Store<Model>> {
+    Store::open_on(Arc::new(sim.clone()) as Arc<dyn Vfs>, path, options, None)
+}
+
+/// Runs `steps` until the first error; returns how many succeeded.
+fn run(sim: &SimFs, path: &Path, options: OpenOptions<Model>, steps: &[Step]) -> usize {
+    let Ok(store) = open(sim, path, options) else {
+        return 0;
+    };
+    let mut acked = 0;
+    for step in steps {
+        if apply(&store, step).is_err() {
+            break;
+        }
+        acked += 1;
+    }
+    drop(store); // compacts at drop unless the disk has crashed
+    acked
+}
+
+/// Opens a crash image; it must open, twice, to the same state, and a
+/// commit made after recovery must survive the next crash.
+fn recover(image: &BTreeMap<PathBuf, Vec<u8>>, path: &Path, options: OpenOptions<Model>) -> Model {
+    let sim = SimFs::from_image(image);
+    let store = open(&sim, path, options).unwrap_or_else(|e| panic!("failed open: {e}"));
+    let state = store.get();
+    store.__set::<Counter>(state.counter + 1).unwrap();
+    let after = SimFs::from_image(&sim.process_crash_image());
+    drop(store);
+    let again = open(&sim, path, options).expect("second open").get();
+    let mut expected = state.clone();
+    expected.counter += 1;
+    assert_eq!(again, expected, "recovery is not idempotent");
+    let crashed = open(&after, path, options)
+        .expect("open after a crash")
+        .get();
+    assert_eq!(crashed, expected, "a commit made after recovery was lost");
+    state
+}
+
+fn seeds(smoke: u64) -> u64 {
+    std::env::var("PERSISTED_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(smoke)
+}
+
+fn formats() -> Vec<Format> {
+    let mut formats = vec![Format::Json];
+    if cfg!(feature = "yaml") {
+        formats.push(Format::Yaml);
+    }
+    if cfg!(feature = "bincode") {
+        formats.push(Format::Bincode);
+    }
+    formats
+}
+
+/// T5: crash at every operation of a random workload, read the disk as a
+/// process crash and as a power cut leave it, and open it: the state is
+/// always the state after a prefix of the commits, and with
+/// `Durability::Sync` (or any process crash) no acknowledged commit is lost.
+#[test]
+fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_commits() {
+    let mut images = 0u64;
+    for format in formats() {
+        for seed in 0..seeds(6) {
+            let steps = workload(seed, 24);
+            let states = prefix_states(&steps);
+            for durability in [Durability::Sync, Durability::Flush] {
+                let options = options(durability, 400);
+                let path = path(format);
+                let clean = SimFs::new();
+                assert_eq!(run(&clean, &path, options, &steps), steps.len());
+                let total = clean.ops();
+                for crash_at in 1..=total {
+                    let sim = SimFs::new();
+                    sim.crash_at(crash_at, seed ^ crash_at);
+                    let acked = run(&sim, &path, options, &steps);
+                    assert!(sim.has_crashed());
+                    let process = recover(&sim.process_crash_image(), &path, options);
+                    assert!(
+                        process == states[acked] || process == states[(acked + 1).min(steps.len())],
+                        "{format:?} seed {seed} crash at op {crash_at}/{total} ({durability:?}): \
+                         process crash lost or mixed commits: acked {acked}, got {process:?}"
+                    );
+                    let power = recover(
+                        &sim.power_loss_image(seed * 7919 + crash_at),
+                        &path,
+                        options,
+                    );
+                    let lowest = if durability == Durability::Sync {
+                        acked
+                    } else {
+                        0
+                    };
+                    let found = states[lowest..=(acked + 1).min(steps.len())]
+                        .iter()
+                        .any(|s| *s == power);
+                    assert!(
+                        found,
+                        "{format:?} seed {seed} crash at op {crash_at}/{total} ({durability:?}): \
+                         power loss gave a state that is no allowed prefix: acked {acked}, got {power:?}"
+                    );
+                    assert_eq!(power.a, power.b, "a commit was split");
+                    images += 2;
+                }
+            }
+        }
+    }
+    assert!(images > 0);
+    eprintln!("T5: {images} crash images recovered");
+}
+
+/// T6: a compaction cut at each of its steps, by a process crash or a power
+/// cut, recovers exactly the state before it: nothing lost, nothing applied
+/// twice.
+#[test]
+fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
+    for format in formats() {
+        let path = path(format);
+        // Sync, so the commits before the compaction are sure to survive a
+        // power cut; only the compaction is on trial.
+        let options = options(Durability::Sync, u64::MAX);
+        let steps: Vec<Step> = (0..6)
+            .map(|i| Step::Push(format!("p{i}")))
+            .chain([Step::Pair, Step::TxPair, Step::Pop])
+            .collect();
+        let expected = prefix_states(&steps).pop().unwrap();
+        // Find the operations compact() performs.
+        let probe = SimFs::new();
+        let store = open(&probe, &path, options).unwrap();
+        for step in &steps {
+            apply(&store, step).unwrap();
+        }
+        let first = probe.ops() + 1;
+        store.compact().unwrap();
+        let last = probe.ops();
+        drop(store);
+        assert!(last - first >= 7, "compaction takes its protocol's steps");
+        for crash_at in first..=last {
+            for seed in 0..8 {
+                let sim = SimFs::new();
+                sim.crash_at(crash_at, seed);
+                let store = open(&sim, &path, options).unwrap();
+                for step in &steps {
+                    apply(&store, step).unwrap();
+                }
+                assert!(store.compact().is_err());
+                drop(store);
+                let process = recover(&sim.process_crash_image(), &path, options);
+                assert_eq!(
+                    process, expected,
+                    "{format:?} process crash at op {crash_at}"
+                );
+                let power = recover(&sim.power_loss_image(seed), &path, options);
+                assert_eq!(
+                    power, expected,
+                    "{format:?} power loss at op {crash_at} seed {seed}"
+                );
+            }
+        }
+    }
+}
+
+fn position(trace: &[crate::testing::sim::Traced], from: usize, kind: OpKind, name: &str) -> usize {
+    trace[from..]
+        .iter()
+        .position(|t| t.kind == kind && t.path.to_string_lossy().contains(name))
+        .map(|i| i + from)
+        .unwrap_or_else(|| panic!("no {kind:?} on {name} after op {from}: {trace:#?}"))
+}
+
+/// T8: the system calls come in the order the protocol requires.
+#[test]
+fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
+    let path = path(Format::Json);
+    for durability in [Durability::Flush, Durability::Sync] {
+        let sim = SimFs::new();
+        let store = open(&sim, &path, options(durability, u64::MAX)).unwrap();
+        for i in 0..5 {
+            let before = sim.trace().len();
+            store.__set::<Counter>(i).unwrap();
+            let ops: Vec<OpKind> = sim.trace()[before..].iter().map(|t| t.kind).collect();
+            let syncs = ops.iter().filter(|k| k.is_sync()).count();
+            assert_eq!(
+                ops.iter().filter(|k| **k == OpKind::Write).count(),
+                1,
+                "one write per commit"
+            );
+            assert_eq!(
+                syncs,
+                usize::from(durability == Durability::Sync),
+                "{durability:?}: {ops:?}"
+            );
+        }
+        let start = sim.trace().len();
+        store.compact().unwrap();
+        let trace = sim.trace();
+        let tmp_sync = position(&trace, start, OpKind::SyncAll, ".state.json.tmp-");
+        let intent = position(&trace, start, OpKind::SyncData, "state.json.journal");
+        let rename = position(&trace, start, OpKind::Rename, "state.json");
+        let dir_sync = position(&trace, rename, OpKind::SyncDir, "/sim");
+        let reset_tmp = position(
+            &trace,
+            dir_sync,
+            OpKind::CreateNew,
+            ".state.json.journal.tmp-",
+        );
+        let reset = position(&trace, reset_tmp, OpKind::Rename, "state.json.journal");
+        let reset_dir_sync = position(&trace, reset, OpKind::SyncDir, "/sim");
+        assert!(tmp_sync < intent && intent < rename && rename < dir_sync);
+        assert!(dir_sync < reset_tmp && reset_tmp < reset && reset < reset_dir_sync);
+        assert_eq!(
+            trace[rename].path, path,
+            "the temp file is renamed over the snapshot"
+        );
+        // The journal is replaced only after the directory sync.
+        assert!(!trace[start..dir_sync]
+            .iter()
+            .any(|t| t.kind == OpKind::Rename && t.path.ends_with("state.json.journal")));
+    }
+}
+
+/// T9: EIO or ENOSPC at every operation, once or from then on: no call
+/// that failed returns `Ok`, memory never keeps a failed change, a failed
+/// sync poisons the store, and reopening loses no acknowledged commit.
+#[test]
+fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit() {
+    let path = path(Format::Json);
+    let mut runs = 0;
+    for seed in 0..seeds(3) {
+        let steps = workload(100 + seed, 16);
+        for durability in [Durability::Sync, Durability::Flush] {
+            // Compaction only where the workload asks for it, so every failure
+            // belongs to one call.
+            let options = options(durability, u64::MAX);
+            let clean = SimFs::new();
+            run(&clean, &path, options, &steps);
+            let total = clean.ops();
+            let faults = [
+                (io::ErrorKind::Other, false),
+                (io::ErrorKind::StorageFull, false),
+                (io::ErrorKind::Other, true),
+            ];
+            for at in 1..=total {
+                for (kind, persistent) in faults {
+                    fault_run(
+                        &path,
+                        options,
+                        &steps,
+                        Fault {
+                            at,
+                            kind,
+                            persistent,
+                        },
+                    );
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert!(runs > 0);
+}
+
+fn fault_run(path: &Path, options: OpenOptions<Model>, steps: &[Step], fault: Fault) {
+    let sim = SimFs::new();
+    sim.inject(fault);
+    let context = format!("{fault:?}");
+    let mut model = Model::default();
+    let mut indeterminate: Option<Model> = None;
+    if let Ok(store) = open(&sim, path, options) {
+        for step in steps {
+            let before = sim.ops();
+            let result = apply(&store, step);
+            let after = sim.ops();
+            let hit = (before + 1..=after).contains(&fault.at);
+            match result {
+                Ok(()) => {
+                    assert!(!hit, "{context}: a call whose operation failed returned Ok");
+                    apply_model(&mut model, step);
+                }
+                Err(Error::Poisoned { .. }) => {}
+                Err(_) => {
+                    let failed = sim.trace()[fault.at as usize - 1].kind;
+                    if failed.is_sync() && hit {
+                        assert!(
+                            store.is_poisoned(),
+                            "{context}: a failed {failed:?} did not poison"
+                        );
+                    }
+                    if store.is_poisoned() && indeterminate.is_none() {
+                        let mut maybe = model.clone();
+                        apply_model(&mut maybe, step);
+                        indeterminate = Some(maybe);
+                    }
+                }
+            }
+            assert_eq!(store.get(), model, "{context}: memory kept a failed change");
+        }
+    }
+    // Everything written survives a process exit; reopen on a healthy disk.
+    let image = sim.process_crash_image();
+    let state = recover(&image, path, options);
+    assert!(
+        state == model || Some(&state) == indeterminate.as_ref(),
+        "{context}: reopened {state:?}, acknowledged {model:?}"
+    );
+}

@@ -1,0 +1,413 @@
+//! `SimFs`: an in-memory file system behind the [`Vfs`] seam.
+//!
+//! * It **records** every operation in order (for protocol-order tests).
+//! * It **fails** a chosen operation with EIO or ENOSPC, once or from then on.
+//! * It **crashes** at a chosen operation: that operation and every later
+//!   one fail (a crashing `write` may land a prefix of its bytes, as a
+//!   process killed mid-`write(2)` can), and the disk can then be read as a
+//!   process crash leaves it (everything written survives) or as a power
+//!   cut leaves it: per file, only what was fsynced is sure; the unsynced
+//!   tail may be lost, cut short, zeroed or garbage; a directory entry not
+//!   yet made durable by a directory fsync may show its old target.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::rng::Rng;
+use crate::file::vfs::{LockGuard, Vfs, VfsFile};
+
+/// What an operation was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Read,
+    CreateNew,
+    OpenAppend,
+    Write,
+    SetLen,
+    SyncData,
+    SyncAll,
+    Rename,
+    Remove,
+    SyncDir,
+    ListDir,
+    Lock,
+}
+
+impl OpKind {
+    pub(crate) fn is_sync(self) -> bool {
+        matches!(self, OpKind::SyncData | OpKind::SyncAll | OpKind::SyncDir)
+    }
+}
+
+/// A recorded operation: its kind and the path it was on (the target, for
+/// a rename).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Traced {
+    pub(crate) kind: OpKind,
+    pub(crate) path: PathBuf,
+}
+
+/// A failure to inject.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fault {
+    /// 1-based index of the operation that fails.
+    pub(crate) at: u64,
+    pub(crate) kind: io::ErrorKind,
+    /// Every operation from `at` on fails, not only that one.
+    pub(crate) persistent: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Inode {
+    data: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: Vec<Inode>,
+    /// What a lookup sees now.
+    names: BTreeMap<PathBuf, usize>,
+    /// What a power cut is sure to keep.
+    durable: BTreeMap<PathBuf, usize>,
+    locks: BTreeSet<PathBuf>,
+    trace: Vec<Traced>,
+    ops: u64,
+    crash_at: Option<u64>,
+    crashed: bool,
+    fault: Option<Fault>,
+    rng: Option<Rng>,
+}
+
+/// The simulated file system; clones share it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("simulated crash")
+}
+
+impl SimFs {
+    pub(crate) fn new() -> SimFs {
+        SimFs::default()
+    }
+
+    /// A disk holding `files`, all durable.
+    pub(crate) fn from_image(files: &BTreeMap<PathBuf, Vec<u8>>) -> SimFs {
+        let sim = SimFs::new();
+        {
+            let mut st = sim.lock();
+            for (path, data) in files {
+                let inode = st.inodes.len();
+                st.inodes.push(Inode {
+                    data: data.clone(),
+                    synced: data.clone(),
+                });
+                st.names.insert(path.clone(), inode);
+                st.durable.insert(path.clone(), inode);
+            }
+        }
+        sim
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Crash at the `at`-th operation from now on (1-based, counting every
+    /// operation since the disk was made); `seed` drives torn writes.
+    pub(crate) fn crash_at(&self, at: u64, seed: u64) {
+        let mut st = self.lock();
+        st.crash_at = Some(at);
+        st.rng = Some(Rng::new(seed));
+    }
+
+    pub(crate) fn inject(&self, fault: Fault) {
+        self.lock().fault = Some(fault);
+    }
+
+    pub(crate) fn has_crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    pub(crate) fn ops(&self) -> u64 {
+        self.lock().ops
+    }
+
+    pub(crate) fn trace(&self) -> Vec<Traced> {
+        self.lock().trace.clone()
+    }
+
+    /// Counts an operation; fails it if it is the crash or a fault.
+    /// Returns `Ok(true)` when a crashing write should land partly.
+    fn begin(st: &mut State, kind: OpKind, path: &Path) -> io::Result<bool> {
+        if st.crashed {
+            return Err(crashed());
+        }
+        st.ops += 1;
+        st.trace.push(Traced {
+            kind,
+            path: path.to_path_buf(),
+        });
+        if st.crash_at == Some(st.ops) {
+            st.crashed = true;
+            return if kind == OpKind::Write {
+                Ok(true)
+            } else {
+                Err(crashed())
+            };
+        }
+        if let Some(fault) = st.fault {
+            if st.ops == fault.at || (fault.persistent && st.ops > fault.at) {
+                return Err(io::Error::from(fault.kind));
+            }
+        }
+        Ok(false)
+    }
+
+    /// The files a process crash right now leaves: everything written.
+    pub(crate) fn process_crash_image(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let st = self.lock();
+        st.names
+            .iter()
+            .map(|(path, &inode)| (path.clone(), st.inodes[inode].data.clone()))
+            .collect()
+    }
+
+    /// The files a power cut right now may leave, chosen by `seed`.
+    pub(crate) fn power_loss_image(&self, seed: u64) -> BTreeMap<PathBuf, Vec<u8>> {
+        let st = self.lock();
+        let mut rng = Rng::new(seed);
+        let paths: BTreeSet<&PathBuf> = st.names.keys().chain(st.durable.keys()).collect();
+        let mut image = BTreeMap::new();
+        for path in paths {
+            let now = st.names.get(path);
+            let sure = st.durable.get(path);
+            let inode = if now == sure || rng.chance(2) {
+                now
+            } else {
+                sure
+            };
+            let Some(&inode) = inode else { continue };
+            let inode = &st.inodes[inode];
+            image.insert(path.clone(), survivor(inode, &mut rng));
+        }
+        image
+    }
+}
+
+/// What of a file's data survives a power cut: the synced bytes, and maybe
+/// some of what was written after.
+fn survivor(inode: &Inode, rng: &mut Rng) -> Vec<u8> {
+    if inode.data == inode.synced {
+        return inode.data.clone();
+    }
+    if !inode.data.starts_with(&inode.synced) {
+        // Truncated since the last sync: either version.
+        return if rng.chance(2) {
+            inode.synced.clone()
+        } else {
+            inode.data.clone()
+        };
+    }
+    let extra = &inode.data[inode.synced.len()..];
+    let mut out = inode.synced.clone();
+    match rng.below(5) {
+        0 => {}
+        1 => out.extend_from_slice(extra),
+        2 => out.extend_from_slice(&extra[..rng.below(extra.len() as u64 + 1) as usize]),
+        3 => {
+            let keep = rng.below(extra.len() as u64 + 1) as usize;
+            out.extend_from_slice(&extra[..keep]);
+            out.resize(inode.synced.len() + extra.len(), 0);
+        }
+        _ => {
+            let keep = rng.below(extra.len() as u64 + 1) as usize;
+            out.extend_from_slice(&extra[..keep]);
+            for _ in keep..extra.len() {
+                out.push(rng.next() as u8);
+            }
+        }
+    }
+    out
+}
+
+struct SimFile {
+    sim: SimFs,
+    inode: usize,
+    path: PathBuf,
+}
+
+impl VfsFile for SimFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut st = self.sim.lock();
+        let partial = SimFs::begin(&mut st, OpKind::Write, &self.path)?;
+        if partial {
+            let keep = match st.rng.as_mut() {
+                Some(rng) => rng.below(bytes.len() as u64 + 1) as usize,
+                None => 0,
+            };
+            st.inodes[self.inode].data.extend_from_slice(&bytes[..keep]);
+            return Err(crashed());
+        }
+        st.inodes[self.inode].data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let mut st = self.sim.lock();
+        if SimFs::begin(&mut st, OpKind::SetLen, &self.path)? {
+            return Err(crashed());
+        }
+        st.inodes[self.inode].data.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.sync(OpKind::SyncData)
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.sync(OpKind::SyncAll)
+    }
+}
+
+impl SimFile {
+    fn sync(&mut self, kind: OpKind) -> io::Result<()> {
+        let mut st = self.sim.lock();
+        if SimFs::begin(&mut st, kind, &self.path)? {
+            return Err(crashed());
+        }
+        let inode = &mut st.inodes[self.inode];
+        inode.synced = inode.data.clone();
+        Ok(())
+    }
+}
+
+struct SimLock {
+    sim: SimFs,
+    path: PathBuf,
+}
+
+impl LockGuard for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.sim.lock().locks.remove(&self.path);
+    }
+}
+
+impl Vfs for SimFs {
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Read, path)? {
+            return Err(crashed());
+        }
+        Ok(st.names.get(path).map(|&i| st.inodes[i].data.clone()))
+    }
+
+    fn create_new(&self, path: &Path, _like: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::CreateNew, path)? {
+            return Err(crashed());
+        }
+        if st.names.contains_key(path) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let inode = st.inodes.len();
+        st.inodes.push(Inode::default());
+        st.names.insert(path.to_path_buf(), inode);
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            inode,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::OpenAppend, path)? {
+            return Err(crashed());
+        }
+        let inode = *st
+            .names
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            inode,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Rename, to)? {
+            return Err(crashed());
+        }
+        let inode = st
+            .names
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        st.names.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Remove, path)? {
+            return Err(crashed());
+        }
+        st.names
+            .remove(path)
+            .map(drop)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::SyncDir, dir)? {
+            return Err(crashed());
+        }
+        let st = &mut *st;
+        st.durable.retain(|path, _| path.parent() != Some(dir));
+        for (path, &inode) in &st.names {
+            if path.parent() == Some(dir) {
+                st.durable.insert(path.clone(), inode);
+            }
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::ListDir, dir)? {
+            return Err(crashed());
+        }
+        Ok(st
+            .names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+            .collect())
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Lock, path)? {
+            return Err(crashed());
+        }
+        if !st.locks.insert(path.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock {
+            sim: self.clone(),
+            path: path.to_path_buf(),
+        })))
+    }
+}
