@@ -29,6 +29,8 @@ mod transaction;
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod model_tests;
 #[cfg(any(test, feature = "__fuzz"))]
 mod testing;
 
