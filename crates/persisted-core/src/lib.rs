@@ -28,6 +28,8 @@ mod store;
 mod transaction;
 
 #[cfg(test)]
+mod corruption_tests;
+#[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
 mod model_tests;

@@ -149,7 +149,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     let line_end = bytes.iter().take(200).position(|&b| b == b'\n')?;
     let line = std::str::from_utf8(&bytes[..line_end]).ok()?;
     let (body, crc) = line.rsplit_once(" crc=")?;
-    if u32::from_str_radix(crc, 16).ok()? != checksum(&[body.as_bytes()]) {
+    if u64::from(checksum(&[body.as_bytes()])) != parse_hex(crc)? {
         return None;
     }
     let mut words = body.strip_prefix("# persisted-journal v1 ")?.split(' ');
@@ -158,7 +158,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
         "yaml" => Format::Yaml,
         _ => return None,
     };
-    let base = u64::from_str_radix(words.next()?.strip_prefix("base=")?, 16).ok()?;
+    let base = parse_hex(words.next()?.strip_prefix("base=")?)?;
     let seq = words.next()?.strip_prefix("seq=")?.parse().ok()?;
     if words.next().is_some() {
         return None;
@@ -229,7 +229,7 @@ pub(crate) fn decode_frame(format: Format, bytes: &[u8], at: usize) -> Option<Fr
         if crc_word.len() != 8 || words.next().is_some() {
             return None;
         }
-        let crc = u32::from_str_radix(crc_word, 16).ok()?;
+        let crc = u32::try_from(parse_hex(crc_word)?).ok()?;
         (kind, seq, len, crc, prefix_len + line_len + 1)
     };
     if len > MAX_RECORD {
@@ -250,6 +250,15 @@ pub(crate) fn decode_frame(format: Format, bytes: &[u8], at: usize) -> Option<Fr
         payload_at,
         end,
     })
+}
+
+/// Strict lowercase hex, as written: any other spelling of the same number
+/// is a changed byte and must not verify.
+fn parse_hex(word: &str) -> Option<u64> {
+    if word.is_empty() || !word.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(word, 16).ok()
 }
 
 /// Strict decimal: digits only, no sign, no leading `+`.
@@ -277,7 +286,7 @@ pub(crate) fn decode_intent(format: Format, payload: &[u8]) -> Option<u64> {
     let hex = text
         .strip_prefix("# compaction fingerprint=")?
         .strip_suffix('\n')?;
-    u64::from_str_radix(hex, 16).ok()
+    parse_hex(hex)
 }
 
 #[cfg(test)]
