@@ -205,9 +205,7 @@ fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_comm
                     } else {
                         0
                     };
-                    let found = states[lowest..=(acked + 1).min(steps.len())]
-                        .iter()
-                        .any(|s| *s == power);
+                    let found = states[lowest..=(acked + 1).min(steps.len())].contains(&power);
                     assert!(
                         found,
                         "{format:?} seed {seed} crash at op {crash_at}/{total} ({durability:?}): \
