@@ -47,6 +47,12 @@ fn fsize_child() {
     // The partial record was cut off, so a smaller commit still fits.
     store.set_last_id(acked).unwrap();
     println!("ACKED {acked}");
+    // The new snapshot is larger than the limit: compaction fails cleanly
+    // and leaves the old snapshot alone.
+    let err = store.compact().unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(!store.is_poisoned(), "a failed temp-file write is not a sync failure");
+    println!("COMPACTION FAILED CLEANLY");
     // Leave without compacting (it would hit the limit too): a crash.
     std::process::exit(0);
 }
@@ -55,8 +61,14 @@ fn fsize_child() {
 fn a_failed_append_keeps_memory_and_disk_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json");
-    // The snapshot and an empty journal are made before the limit applies.
-    drop(State::open(&path).unwrap());
+    // The snapshot (about 12 KB) and an empty journal are made before the
+    // limit applies.
+    let big = State {
+        settings: (0..100).map(|i| (format!("key-{i:03}"), "v".repeat(100))).collect(),
+        ..State::default()
+    };
+    persisted::Store::open_or(&path, big).unwrap().close().unwrap();
+    let snapshot = std::fs::read(&path).unwrap();
     let exe = std::env::current_exe().unwrap();
     let script = format!(
         "trap '' XFSZ; ulimit -f 40 && exec '{}' fsize_child --exact --nocapture --test-threads=1",
@@ -81,9 +93,14 @@ fn a_failed_append_keeps_memory_and_disk_consistent() {
         .parse()
         .unwrap();
     assert!(acked > 10);
+    assert!(stdout.contains("COMPACTION FAILED CLEANLY"), "{stdout}");
+    assert_eq!(std::fs::read(&path).unwrap(), snapshot, "the old snapshot is intact");
+    let leftovers = common::files_in(dir.path());
+    assert!(leftovers.iter().any(|f| f.contains(".tmp-")) || leftovers.len() == 3, "{leftovers:?}");
     let store = State::open(&path).unwrap();
     assert_eq!(store.read().processed.len() as u64, acked);
     assert_eq!(store.last_id(), acked);
+    assert!(common::files_in(dir.path()).iter().all(|f| !f.contains(".tmp-")));
     store.push_processed("after".into()).unwrap();
     drop(store);
     assert_eq!(

@@ -25,7 +25,7 @@ fn eight_threads_times_many_updates_lose_nothing() {
         .open(&path)
         .unwrap();
     const THREADS: u64 = 8;
-    const EACH: u64 = 2_000;
+    const EACH: u64 = 10_000;
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let store = store.clone();

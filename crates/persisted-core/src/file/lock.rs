@@ -15,7 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::vfs::{LockGuard, Vfs};
 
 /// How long a held lock is retried before [`Error::Locked`].
-const RETRY_FOR: Duration = Duration::from_millis(200);
+const RETRY_FOR: Duration = Duration::from_millis(80);
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
 /// The held lock; dropping it releases it.

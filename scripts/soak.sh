@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The reliability test program (RELIABILITY.md section 6) at soak size, in
+# release mode. `cargo test` runs the same tests at smoke size.
+#
+#   scripts/soak.sh            # everything at the sizes below
+#   FUZZ_SECONDS=0 scripts/soak.sh   # skip the cargo-fuzz targets
+#
+# Every size can be overridden through its environment variable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PERSISTED_SOAK_SEEDS="${PERSISTED_SOAK_SEEDS:-100000}"        # T5: crash-at-every-op seeds
+export PERSISTED_SOAK_TAILS="${PERSISTED_SOAK_TAILS:-1000000}"       # T2: random journal tails
+export PERSISTED_KILL9_ROUNDS="${PERSISTED_KILL9_ROUNDS:-3334}"      # T7: kill -9 per format (x3 formats)
+export PERSISTED_LOCK_ROUNDS="${PERSISTED_LOCK_ROUNDS:-100}"         # T15: second opens rejected
+export PERSISTED_PROPTEST_CASES="${PERSISTED_PROPTEST_CASES:-100000}" # T17: model-based cases
+export PERSISTED_FUZZ_CASES="${PERSISTED_FUZZ_CASES:-1000000}"       # T16: generated inputs (stable Rust)
+FUZZ_SECONDS="${FUZZ_SECONDS:-1800}"                                 # T16: cargo-fuzz, per target
+
+start=$(date +%s)
+cargo test --release --workspace --all-features -- --nocapture 2>&1 | tee target/soak.log |
+    grep -E '^test result|panicked|T[0-9]+:' || true
+if grep -q 'test result: FAILED\|panicked' target/soak.log; then
+    echo "soak: FAILED (see target/soak.log)"
+    exit 1
+fi
+echo "soak: cargo tests passed in $(( $(date +%s) - start )) s"
+
+if [ "$FUZZ_SECONDS" -gt 0 ] && [ -x scripts/fuzz.sh ]; then
+    scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
