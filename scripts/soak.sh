@@ -18,9 +18,13 @@ export PERSISTED_FUZZ_CASES="${PERSISTED_FUZZ_CASES:-1000000}"       # T16: gene
 FUZZ_SECONDS="${FUZZ_SECONDS:-1800}"                                 # T16: cargo-fuzz, per target
 
 start=$(date +%s)
-cargo test --release --workspace --all-features -- --nocapture 2>&1 | tee target/soak.log |
-    grep -E '^test result|panicked|T[0-9]+:' || true
-if grep -q 'test result: FAILED\|panicked' target/soak.log; then
+mkdir -p target
+set +e
+cargo test --release --workspace --all-features -- --nocapture > target/soak.log 2>&1
+status=$?
+set -e
+grep -E '^test result|^T[0-9]+:' target/soak.log || true
+if [ "$status" -ne 0 ]; then
     echo "soak: FAILED (see target/soak.log)"
     exit 1
 fi
