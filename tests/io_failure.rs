@@ -51,7 +51,10 @@ fn fsize_child() {
     // and leaves the old snapshot alone.
     let err = store.compact().unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
-    assert!(!store.is_poisoned(), "a failed temp-file write is not a sync failure");
+    assert!(
+        !store.is_poisoned(),
+        "a failed temp-file write is not a sync failure"
+    );
     println!("COMPACTION FAILED CLEANLY");
     // Leave without compacting (it would hit the limit too): a crash.
     std::process::exit(0);
@@ -64,10 +67,15 @@ fn a_failed_append_keeps_memory_and_disk_consistent() {
     // The snapshot (about 12 KB) and an empty journal are made before the
     // limit applies.
     let big = State {
-        settings: (0..100).map(|i| (format!("key-{i:03}"), "v".repeat(100))).collect(),
+        settings: (0..100)
+            .map(|i| (format!("key-{i:03}"), "v".repeat(100)))
+            .collect(),
         ..State::default()
     };
-    persisted::Store::open_or(&path, big).unwrap().close().unwrap();
+    persisted::Store::open_or(&path, big)
+        .unwrap()
+        .close()
+        .unwrap();
     let snapshot = std::fs::read(&path).unwrap();
     let exe = std::env::current_exe().unwrap();
     let script = format!(
@@ -94,13 +102,22 @@ fn a_failed_append_keeps_memory_and_disk_consistent() {
         .unwrap();
     assert!(acked > 10);
     assert!(stdout.contains("COMPACTION FAILED CLEANLY"), "{stdout}");
-    assert_eq!(std::fs::read(&path).unwrap(), snapshot, "the old snapshot is intact");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        snapshot,
+        "the old snapshot is intact"
+    );
     let leftovers = common::files_in(dir.path());
-    assert!(leftovers.iter().any(|f| f.contains(".tmp-")) || leftovers.len() == 3, "{leftovers:?}");
+    assert!(
+        leftovers.iter().any(|f| f.contains(".tmp-")) || leftovers.len() == 3,
+        "{leftovers:?}"
+    );
     let store = State::open(&path).unwrap();
     assert_eq!(store.read().processed.len() as u64, acked);
     assert_eq!(store.last_id(), acked);
-    assert!(common::files_in(dir.path()).iter().all(|f| !f.contains(".tmp-")));
+    assert!(common::files_in(dir.path())
+        .iter()
+        .all(|f| !f.contains(".tmp-")));
     store.push_processed("after".into()).unwrap();
     drop(store);
     assert_eq!(

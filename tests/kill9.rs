@@ -124,5 +124,6 @@ fn kill9_of_a_writer_loses_no_acknowledged_commit() {
             check_invariants(&store.get(), acked, format);
         }
         assert!(acked > 0);
+        eprintln!("T7: {format:?}: {rounds} kill -9, last acknowledged commit {acked}");
     }
 }

@@ -139,6 +139,7 @@ fn journal_cut_at_every_byte_opens_to_the_records_before_the_cut() {
         }
     }
     assert!(cuts > 3_000);
+    eprintln!("T1: {cuts} cut points opened to the right prefix");
 }
 
 /// T2: zeros, garbage and stale bytes after the last record never apply.
@@ -158,6 +159,10 @@ fn zeros_garbage_and_stale_bytes_after_the_tail_never_apply() {
             assert_eq!(&rec.open(format, &journal).0, last, "{format:?} {n} zeros");
         }
         let mut rng = Rng::new(format as u64 + 1);
+        eprintln!(
+            "T2: {} random tails ({format:?})",
+            tails / formats().len() as u64
+        );
         for case in 0..tails / formats().len() as u64 {
             let mut journal = rec.journal.clone();
             let n = rng.below(512) as usize + 1;

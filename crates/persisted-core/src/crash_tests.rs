@@ -247,6 +247,10 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
         let last = probe.ops();
         drop(store);
         assert!(last - first >= 7, "compaction takes its protocol's steps");
+        eprintln!(
+            "T6: {format:?}: {} compaction steps x (process crash + 8 power cuts)",
+            last - first + 1
+        );
         for crash_at in first..=last {
             for seed in 0..8 {
                 let sim = SimFs::new();
@@ -370,6 +374,7 @@ fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit()
         }
     }
     assert!(runs > 0);
+    eprintln!("T9: {runs} runs with an injected EIO/ENOSPC");
 }
 
 fn fault_run(path: &Path, options: OpenOptions<Model>, steps: &[Step], fault: Fault) {
