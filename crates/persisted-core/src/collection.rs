@@ -79,9 +79,9 @@ pub trait Collection {
 
 /// A sequence field: `push_`, `extend_`, `pop_`, `clear_`.
 #[doc(hidden)]
-pub trait SeqField: Collection {
+pub trait SeqField: Collection + Default {
     /// The element type.
-    type Elem: serde::Serialize + Send + Sync + 'static;
+    type Elem: serde::Serialize + Clone + Send + Sync + 'static;
     fn push(&mut self, value: Self::Elem);
     fn pop(&mut self) -> Option<Self::Elem>;
     fn clear(&mut self);
@@ -91,8 +91,8 @@ pub trait SeqField: Collection {
 /// A map field: `insert_`, `remove_`.
 #[doc(hidden)]
 pub trait MapField: Collection {
-    type Key: serde::Serialize + Send + Sync + 'static;
-    type Value: serde::Serialize + Send + Sync + 'static;
+    type Key: serde::Serialize + Clone + Send + Sync + 'static;
+    type Value: serde::Serialize + Clone + Send + Sync + 'static;
     fn insert(&mut self, key: Self::Key, value: Self::Value) -> Option<Self::Value>;
     fn remove(&mut self, key: &Self::Key) -> Option<Self::Value>;
     fn contains_key(&self, key: &Self::Key) -> bool;
@@ -101,7 +101,7 @@ pub trait MapField: Collection {
 /// A set field: `insert_`, `remove_`.
 #[doc(hidden)]
 pub trait SetField: Collection {
-    type Elem: serde::Serialize + Send + Sync + 'static;
+    type Elem: serde::Serialize + Clone + Send + Sync + 'static;
     fn insert(&mut self, value: Self::Elem) -> bool;
     fn remove(&mut self, value: &Self::Elem) -> bool;
     fn contains(&self, value: &Self::Elem) -> bool;
@@ -141,7 +141,7 @@ macro_rules! sequence {
 
         impl<E> SeqField for $ty<E>
         where
-            E: serde::Serialize + DeserializeOwned + Send + Sync + 'static,
+            E: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         {
             type Elem = E;
             fn push(&mut self, value: E) {
@@ -193,8 +193,8 @@ macro_rules! map {
 
         impl<K, V $(, $s)?> MapField for $ty<K, V $(, $s)?>
         where
-            K: serde::Serialize + DeserializeOwned + Send + Sync + 'static + $($bound)*,
-            V: serde::Serialize + DeserializeOwned + Send + Sync + 'static,
+            K: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static + $($bound)*,
+            V: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
             $($s: BuildHasher,)?
         {
             type Key = K;
@@ -242,7 +242,7 @@ macro_rules! set {
 
         impl<E $(, $s)?> SetField for $ty<E $(, $s)?>
         where
-            E: serde::Serialize + DeserializeOwned + Send + Sync + 'static + $($bound)*,
+            E: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static + $($bound)*,
             $($s: BuildHasher,)?
         {
             type Elem = E;

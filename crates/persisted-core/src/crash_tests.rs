@@ -421,3 +421,77 @@ fn fault_run(path: &Path, options: OpenOptions<Model>, steps: &[Step], fault: Fa
         "{context}: reopened {state:?}, acknowledged {model:?}"
     );
 }
+
+/// Group commit: concurrent `Durability::Sync` writers share fsyncs; when
+/// one fails, every commit not known durable fails and leaves memory, and
+/// no acknowledged commit is lost.
+#[test]
+fn concurrent_sync_commits_share_fsyncs_and_a_failed_fsync_fails_every_undurable_one() {
+    let path = path(Format::Json);
+    let options = options(Durability::Sync, u64::MAX);
+    for fail_at_sync in [None, Some(40usize)] {
+        let sim = SimFs::new();
+        let store = open(&sim, &path, options).unwrap();
+        let opened_ops = sim.ops();
+        if let Some(n) = fail_at_sync {
+            // Fail the n-th operation after opening, if it is reached, and
+            // every one after it.
+            sim.inject(Fault {
+                at: opened_ops + n as u64,
+                kind: io::ErrorKind::Other,
+                persistent: true,
+            });
+        }
+        let acked: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut acked = Vec::new();
+                        for i in 0..25 {
+                            let item = format!("{t}-{i}");
+                            if store.__push::<Items>(item.clone()).is_ok() {
+                                acked.push(item);
+                            }
+                        }
+                        acked
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut in_memory = store.get().items;
+        in_memory.sort();
+        let mut expected = acked.clone();
+        expected.sort();
+        assert_eq!(
+            in_memory, expected,
+            "memory holds exactly the acknowledged commits"
+        );
+        let syncs = sim
+            .trace()
+            .iter()
+            .filter(|t| t.kind == OpKind::SyncData)
+            .count();
+        assert!(
+            syncs <= acked.len() + 1,
+            "{syncs} syncs for {} commits",
+            acked.len()
+        );
+        if fail_at_sync.is_some() {
+            assert!(store.is_poisoned());
+            assert!(acked.len() < 200);
+        } else {
+            assert_eq!(acked.len(), 200);
+        }
+        let image = sim.process_crash_image();
+        drop(store);
+        let reopened = recover(&image, &path, options).items;
+        for item in &acked {
+            assert!(reopened.contains(item), "acknowledged {item} lost");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The changes a write makes, as values: each knows the journal changes it
-//! records ([`Changes`]) and how to apply itself to the state in memory
-//! once they are on disk.
+//! records ([`Changes`]), how to apply itself to the state in memory, and
+//! how to take itself back (its undo, for a group commit whose fsync fails
+//! after the change was applied).
 
 use std::marker::PhantomData;
 
@@ -10,10 +11,14 @@ use crate::change::{Changes, FieldOf};
 use crate::collection::{MapField, Op, SeqField, SetField};
 use crate::schema::{Field, Persisted};
 
+/// Restores the state a mutation changed, given the state right after it.
+pub(crate) type Undo<T> = Box<dyn FnOnce(&mut T) + Send>;
+
 /// A change to the state that can be recorded, then applied.
 pub(crate) trait Mutation<T>: Changes {
     type Output;
-    fn apply(self, state: &mut T) -> Self::Output;
+    /// Applies the change; returns its result and its undo.
+    fn apply(self, state: &mut T) -> (Self::Output, Undo<T>);
 }
 
 /// `set_<field>(value)`.
@@ -36,16 +41,18 @@ impl<T, F: Field<T>> Changes for SetValue<T, F> {
 
 impl<T, F: Field<T>> Mutation<T> for SetValue<T, F> {
     type Output = ();
-    fn apply(self, state: &mut T) {
-        *F::get_mut(state) = self.0;
+    fn apply(self, state: &mut T) -> ((), Undo<T>) {
+        let old = std::mem::replace(F::get_mut(state), self.0);
+        ((), Box::new(move |state| *F::get_mut(state) = old))
     }
 }
 
-/// A collection operation on field `F` with argument `A`, applied by `run`.
+/// A collection operation on field `F` with argument `A`, applied by `run`,
+/// which returns the operation's result and its undo.
 pub(crate) struct CollectionOp<T, F, A, R> {
     op: Op,
     arg: A,
-    run: fn(&mut T, A) -> R,
+    run: fn(&mut T, A) -> (R, Undo<T>),
     field: PhantomData<F>,
 }
 
@@ -60,7 +67,7 @@ impl<T, F: Field<T>, A: Serialize, R> Changes for CollectionOp<T, F, A, R> {
 
 impl<T, F: Field<T>, A: Serialize, R> Mutation<T> for CollectionOp<T, F, A, R> {
     type Output = R;
-    fn apply(self, state: &mut T) -> R {
+    fn apply(self, state: &mut T) -> (R, Undo<T>) {
         (self.run)(state, self.arg)
     }
 }
@@ -75,7 +82,10 @@ where
     CollectionOp {
         op: Op::Push,
         arg: value,
-        run: |state, value| F::get_mut(state).push(value),
+        run: |state, value| {
+            F::get_mut(state).push(value);
+            ((), Box::new(|state| drop(F::get_mut(state).pop())))
+        },
         field: PhantomData,
     }
 }
@@ -90,9 +100,16 @@ where
         arg: values,
         run: |state, values| {
             let field = F::get_mut(state);
+            let n = values.len();
             for value in values {
                 field.push(value);
             }
+            let undo: Undo<T> = Box::new(move |state| {
+                for _ in 0..n {
+                    F::get_mut(state).pop();
+                }
+            });
+            ((), undo)
         },
         field: PhantomData,
     }
@@ -106,7 +123,16 @@ where
     CollectionOp {
         op: Op::Pop,
         arg: (),
-        run: |state, ()| F::get_mut(state).pop(),
+        run: |state, ()| {
+            let popped = F::get_mut(state).pop();
+            let back = popped.clone();
+            let undo: Undo<T> = Box::new(move |state| {
+                if let Some(value) = back {
+                    F::get_mut(state).push(value);
+                }
+            });
+            (popped, undo)
+        },
         field: PhantomData,
     }
 }
@@ -119,7 +145,10 @@ where
     CollectionOp {
         op: Op::Clear,
         arg: (),
-        run: |state, ()| F::get_mut(state).clear(),
+        run: |state, ()| {
+            let old = std::mem::take(F::get_mut(state));
+            ((), Box::new(move |state| *F::get_mut(state) = old))
+        },
         field: PhantomData,
     }
 }
@@ -138,7 +167,16 @@ where
     CollectionOp {
         op: Op::Insert,
         arg: (key, value),
-        run: |state, (key, value)| F::get_mut(state).insert(key, value),
+        run: |state, (key, value)| {
+            let undo_key = key.clone();
+            let old = F::get_mut(state).insert(key, value);
+            let back = old.clone();
+            let undo: Undo<T> = Box::new(move |state| match back {
+                Some(value) => drop(F::get_mut(state).insert(undo_key, value)),
+                None => drop(F::get_mut(state).remove(&undo_key)),
+            });
+            (old, undo)
+        },
         field: PhantomData,
     }
 }
@@ -151,7 +189,16 @@ where
     CollectionOp {
         op: Op::Remove,
         arg: key,
-        run: |state, key| F::get_mut(state).remove(key),
+        run: |state, key| {
+            let old = F::get_mut(state).remove(key);
+            let back = old.clone().map(|value| (key.clone(), value));
+            let undo: Undo<T> = Box::new(move |state| {
+                if let Some((key, value)) = back {
+                    F::get_mut(state).insert(key, value);
+                }
+            });
+            (old, undo)
+        },
         field: PhantomData,
     }
 }
@@ -166,7 +213,16 @@ where
     CollectionOp {
         op: Op::Insert,
         arg: value,
-        run: |state, value| F::get_mut(state).insert(value),
+        run: |state, value| {
+            let back = value.clone();
+            let inserted = F::get_mut(state).insert(value);
+            let undo: Undo<T> = Box::new(move |state| {
+                if inserted {
+                    F::get_mut(state).remove(&back);
+                }
+            });
+            (inserted, undo)
+        },
         field: PhantomData,
     }
 }
@@ -179,7 +235,16 @@ where
     CollectionOp {
         op: Op::Remove,
         arg: value,
-        run: |state, value| F::get_mut(state).remove(value),
+        run: |state, value| {
+            let removed = F::get_mut(state).remove(value);
+            let back = value.clone();
+            let undo: Undo<T> = Box::new(move |state| {
+                if removed {
+                    F::get_mut(state).insert(back);
+                }
+            });
+            (removed, undo)
+        },
         field: PhantomData,
     }
 }
@@ -204,8 +269,9 @@ impl<T: Persisted> Changes for Replace<T> {
 
 impl<T: Persisted> Mutation<T> for Replace<T> {
     type Output = ();
-    fn apply(self, state: &mut T) {
-        *state = self.next;
+    fn apply(self, state: &mut T) -> ((), Undo<T>) {
+        let old = std::mem::replace(state, self.next);
+        ((), Box::new(move |state| *state = old))
     }
 }
 

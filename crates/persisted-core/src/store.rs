@@ -1,6 +1,8 @@
 //! `Store<T>`: a shared handle to one persisted struct.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use crate::change::FieldOf;
 use crate::checksum::fingerprint;
 use crate::collection::{MapField, SeqField, SetField};
+use crate::engine::journal::group::GroupSync;
 use crate::engine::journal::{self, journal_path, Journal};
 use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
@@ -19,8 +22,8 @@ use crate::file::atomic::{parent_dir, remove_leftovers, sibling, sync_dir, write
 use crate::file::lock::LockFile;
 use crate::file::vfs::{RealFs, Vfs};
 use crate::format::{Codec, Extras};
-use crate::mutation::{self, CurrentFields, Mutation, Replace, SetValue};
-use crate::options::{Engine, Mode, OpenOptions};
+use crate::mutation::{self, CurrentFields, Mutation, Replace, SetValue, Undo};
+use crate::options::{Durability, Engine, Mode, OpenOptions};
 use crate::schema::{Field, Persisted};
 use crate::transaction::Transaction;
 
@@ -61,11 +64,13 @@ pub(crate) struct Inner<T: Persisted> {
     path: PathBuf,
     mode: Mode,
     state: RwLock<T>,
-    writer: Mutex<Writer>,
+    writer: Mutex<Writer<T>>,
+    /// Group commit for `Durability::Sync` (journal engine).
+    group: GroupSync,
 }
 
 /// Everything a write needs, behind the writer lock.
-pub(crate) struct Writer {
+pub(crate) struct Writer<T> {
     backend: Backend,
     codec: Codec,
     extras: Extras,
@@ -74,6 +79,9 @@ pub(crate) struct Writer {
     poisoned: bool,
     snapshot_len: u64,
     journal_limit: u64,
+    /// Group commit: commits applied to memory whose record is written but
+    /// not yet known durable, with their end position and undo.
+    pending: VecDeque<(u64, Undo<T>)>,
     _lock: LockFile,
 }
 
@@ -82,7 +90,7 @@ enum Backend {
     Snapshot(SnapshotEngine),
 }
 
-impl Writer {
+impl<T> Writer<T> {
     /// Latches the poison flag when a failure leaves disk and memory unsure.
     fn fail(&mut self, failure: Failure) -> Error {
         if failure.poison && !self.poisoned {
@@ -243,10 +251,17 @@ impl<T: Persisted> Store<T> {
                     poisoned: false,
                     snapshot_len: snapshot_len as u64,
                     journal_limit: options.journal_limit,
+                    pending: VecDeque::new(),
                     _lock: lock,
                 }),
+                group: GroupSync::default(),
             }),
         };
+        if let Backend::Journal(journal) = &store.inner.writer.lock().backend {
+            if journal.durability() == Durability::Sync {
+                store.inner.group.set_handle(journal.sync_handle()?);
+            }
+        }
         // A journal that grew past the limit before a crash is folded now.
         store.maybe_compact(&mut store.inner.writer.lock());
         Ok(store)
@@ -285,12 +300,12 @@ impl<T: Persisted> Store<T> {
     ///
     /// [`Error::Io`] (memory unchanged), [`Error::Poisoned`], [`Error::Encode`].
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         let mut next = self.inner.state.read().clone();
         let out = f(&mut next);
         let changed = self.changed_fields(&writer, &self.inner.state.read(), &next)?;
         if !changed.is_empty() {
-            self.persist(&mut writer, Replace { next, changed })?;
+            self.persist(writer, Replace { next, changed })?;
         }
         Ok(out)
     }
@@ -340,13 +355,14 @@ impl<T: Persisted> Store<T> {
         }
         let state = self.inner.state.read();
         let result = match &mut writer.backend {
-            Backend::Journal(journal) => journal.append_commit(
-                T::__FIELDS,
-                &CurrentFields {
+            Backend::Journal(journal) => {
+                let sync = journal.durability() == Durability::Sync;
+                let changes = CurrentFields {
                     state: &*state,
                     fields: &writer.dirty,
-                },
-            ),
+                };
+                journal.append_commit(T::__FIELDS, &changes, sync).map(drop)
+            }
             Backend::Snapshot(engine) => engine.write(&*state, &writer.extras),
         };
         drop(state);
@@ -402,7 +418,7 @@ impl<T: Persisted> Store<T> {
     }
 
     /// Compacts when the journal has records.
-    fn fold(&self, writer: &mut Writer) -> Result<()> {
+    fn fold(&self, writer: &mut Writer<T>) -> Result<()> {
         let Backend::Journal(journal) = &mut writer.backend else {
             return Ok(());
         };
@@ -413,15 +429,34 @@ impl<T: Persisted> Store<T> {
         match result {
             Ok(len) => {
                 writer.snapshot_len = len;
+                // The intent record's sync made every earlier record durable.
+                writer.pending.clear();
+                self.inner.group.all_synced();
+                if journal.durability() == Durability::Sync {
+                    match journal.sync_handle() {
+                        Ok(handle) => self.inner.group.set_handle(handle),
+                        Err(e) => {
+                            writer.poisoned = true;
+                            return Err(e);
+                        }
+                    }
+                }
                 Ok(())
             }
-            Err(failure) => Err(writer.fail(failure)),
+            Err(failure) => {
+                let poison = failure.poison;
+                let error = writer.fail(failure);
+                if poison {
+                    self.undo_pending(writer, &io::Error::other(error.to_string()));
+                }
+                Err(error)
+            }
         }
     }
 
     /// Compacts when the journal outgrew its limit; a failure is logged (the
     /// commit before it is durable already) and poisons if it must.
-    fn maybe_compact(&self, writer: &mut Writer) {
+    fn maybe_compact(&self, writer: &mut Writer<T>) {
         let Backend::Journal(journal) = &writer.backend else {
             return;
         };
@@ -435,7 +470,7 @@ impl<T: Persisted> Store<T> {
         }
     }
 
-    fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
+    fn writer(&self) -> Result<MutexGuard<'_, Writer<T>>> {
         let writer = self.inner.writer.lock();
         if writer.poisoned {
             return Err(Error::Poisoned {
@@ -446,8 +481,15 @@ impl<T: Persisted> Store<T> {
     }
 
     /// Records `m` (write-through) or marks its fields dirty (batch), then
-    /// applies it to memory. On failure memory is unchanged.
-    pub(crate) fn persist<M: Mutation<T>>(&self, writer: &mut Writer, m: M) -> Result<M::Output> {
+    /// applies it to memory. On failure memory is unchanged. Takes the
+    /// writer lock so a `Durability::Sync` commit can release it while it
+    /// waits for its group's fsync.
+    pub(crate) fn persist<M: Mutation<T>>(
+        &self,
+        mut guard: MutexGuard<'_, Writer<T>>,
+        m: M,
+    ) -> Result<M::Output> {
+        let writer = &mut *guard;
         if writer.poisoned {
             return Err(Error::Poisoned {
                 path: self.inner.path.clone(),
@@ -455,31 +497,85 @@ impl<T: Persisted> Store<T> {
         }
         if self.inner.mode == Mode::Batch {
             m.each(&mut |_, index, _| writer.mark_dirty(index));
-            return Ok(m.apply(&mut self.inner.state.write()));
+            return Ok(m.apply(&mut self.inner.state.write()).0);
         }
-        match &mut writer.backend {
+        let (out, pos) = match &mut writer.backend {
             Backend::Journal(journal) => {
-                if let Err(failure) = journal.append_commit(T::__FIELDS, &m) {
-                    return Err(writer.fail(failure));
+                let sync = journal.durability() == Durability::Sync;
+                let len = match journal.append_commit(T::__FIELDS, &m, false) {
+                    Ok(len) => len,
+                    Err(failure) => return Err(writer.fail(failure)),
+                };
+                let (out, undo) = m.apply(&mut self.inner.state.write());
+                if !sync {
+                    self.maybe_compact(writer);
+                    return Ok(out);
                 }
-                let out = m.apply(&mut self.inner.state.write());
+                let pos = self.inner.group.wrote(len);
+                let synced = self.inner.group.synced();
+                while writer.pending.front().is_some_and(|(p, _)| *p <= synced) {
+                    writer.pending.pop_front();
+                }
+                writer.pending.push_back((pos, undo));
                 self.maybe_compact(writer);
-                Ok(out)
+                (out, pos)
             }
             Backend::Snapshot(engine) => {
                 let mut next = self.inner.state.read().clone();
-                let out = m.apply(&mut next);
+                let (out, _) = m.apply(&mut next);
                 if let Err(failure) = engine.write(&next, &writer.extras) {
                     return Err(writer.fail(failure));
                 }
                 *self.inner.state.write() = next;
-                Ok(out)
+                return Ok(out);
+            }
+        };
+        // Other writers append while this one waits: that is the group.
+        drop(guard);
+        self.wait_durable(pos)?;
+        Ok(out)
+    }
+
+    /// Waits until the record ending at `pos` is durable (group commit).
+    fn wait_durable(&self, pos: u64) -> Result<()> {
+        let journal = journal_path(&self.inner.path);
+        self.inner
+            .group
+            .wait_durable(pos, |error| {
+                let mut writer = self.inner.writer.lock();
+                if !writer.poisoned {
+                    writer.poisoned = true;
+                    log::error!(
+                        "store poisoned until reopened: fdatasync of `{}` failed: {error}",
+                        journal.display()
+                    );
+                }
+                self.undo_pending(&mut writer, error);
+            })
+            .context("fdatasync", &journal)
+    }
+
+    /// Takes back every commit not known durable, newest first, and makes
+    /// their writers' calls fail.
+    fn undo_pending(&self, writer: &mut Writer<T>, error: &io::Error) {
+        let synced = self.inner.group.synced();
+        let mut state = self.inner.state.write();
+        while let Some((pos, undo)) = writer.pending.pop_back() {
+            if pos > synced {
+                undo(&mut state);
             }
         }
+        drop(state);
+        self.inner.group.fail(error);
     }
 
     /// The fields in which `new` differs from `old`.
-    pub(crate) fn changed_fields(&self, writer: &Writer, old: &T, new: &T) -> Result<Vec<usize>> {
+    pub(crate) fn changed_fields(
+        &self,
+        writer: &Writer<T>,
+        old: &T,
+        new: &T,
+    ) -> Result<Vec<usize>> {
         let mut changed = Vec::new();
         for index in 0..T::__FIELDS.len() {
             let differs = match old.__field_eq(new, index) {
@@ -509,19 +605,19 @@ impl<T: Persisted> Store<T> {
     }
 
     pub fn __set<F: Field<T>>(&self, value: F::Value) -> Result<()> {
-        let mut writer = self.writer()?;
-        self.persist(&mut writer, SetValue::<T, F>(value, PhantomData))
+        let writer = self.writer()?;
+        self.persist(writer, SetValue::<T, F>(value, PhantomData))
     }
 
     pub fn __update<F: Field<T>, R>(&self, f: impl FnOnce(&mut F::Value) -> R) -> Result<R>
     where
         F::Value: Clone,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         let mut value = F::get(&self.inner.state.read()).clone();
         let out = f(&mut value);
         if F::eq(F::get(&self.inner.state.read()), &value) != Some(true) {
-            self.persist(&mut writer, SetValue::<T, F>(value, PhantomData))?;
+            self.persist(writer, SetValue::<T, F>(value, PhantomData))?;
         }
         Ok(out)
     }
@@ -530,8 +626,8 @@ impl<T: Persisted> Store<T> {
     where
         F::Value: SeqField,
     {
-        let mut writer = self.writer()?;
-        self.persist(&mut writer, mutation::push::<T, F>(value))
+        let writer = self.writer()?;
+        self.persist(writer, mutation::push::<T, F>(value))
     }
 
     pub fn __extend<F: Field<T>, I>(&self, values: I) -> Result<()>
@@ -543,30 +639,30 @@ impl<T: Persisted> Store<T> {
         if values.is_empty() {
             return Ok(());
         }
-        let mut writer = self.writer()?;
-        self.persist(&mut writer, mutation::extend::<T, F>(values))
+        let writer = self.writer()?;
+        self.persist(writer, mutation::extend::<T, F>(values))
     }
 
     pub fn __pop<F: Field<T>>(&self) -> Result<Option<<F::Value as SeqField>::Elem>>
     where
         F::Value: SeqField,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         if F::get(&self.inner.state.read()).is_empty() {
             return Ok(None);
         }
-        self.persist(&mut writer, mutation::pop::<T, F>())
+        self.persist(writer, mutation::pop::<T, F>())
     }
 
     pub fn __clear<F: Field<T>>(&self) -> Result<()>
     where
         F::Value: SeqField,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         if F::get(&self.inner.state.read()).is_empty() {
             return Ok(());
         }
-        self.persist(&mut writer, mutation::clear::<T, F>())
+        self.persist(writer, mutation::clear::<T, F>())
     }
 
     pub fn __map_insert<F: Field<T>>(
@@ -577,8 +673,8 @@ impl<T: Persisted> Store<T> {
     where
         F::Value: MapField,
     {
-        let mut writer = self.writer()?;
-        self.persist(&mut writer, mutation::map_insert::<T, F>(key, value))
+        let writer = self.writer()?;
+        self.persist(writer, mutation::map_insert::<T, F>(key, value))
     }
 
     pub fn __map_remove<F: Field<T>>(
@@ -588,33 +684,33 @@ impl<T: Persisted> Store<T> {
     where
         F::Value: MapField,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         if !F::get(&self.inner.state.read()).contains_key(key) {
             return Ok(None);
         }
-        self.persist(&mut writer, mutation::map_remove::<T, F>(key))
+        self.persist(writer, mutation::map_remove::<T, F>(key))
     }
 
     pub fn __set_insert<F: Field<T>>(&self, value: <F::Value as SetField>::Elem) -> Result<bool>
     where
         F::Value: SetField,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         if F::get(&self.inner.state.read()).contains(&value) {
             return Ok(false);
         }
-        self.persist(&mut writer, mutation::set_insert::<T, F>(value))
+        self.persist(writer, mutation::set_insert::<T, F>(value))
     }
 
     pub fn __set_remove<F: Field<T>>(&self, value: &<F::Value as SetField>::Elem) -> Result<bool>
     where
         F::Value: SetField,
     {
-        let mut writer = self.writer()?;
+        let writer = self.writer()?;
         if !F::get(&self.inner.state.read()).contains(value) {
             return Ok(false);
         }
-        self.persist(&mut writer, mutation::set_remove::<T, F>(value))
+        self.persist(writer, mutation::set_remove::<T, F>(value))
     }
 }
 

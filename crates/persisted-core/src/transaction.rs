@@ -38,12 +38,12 @@ use crate::store::{Store, Writer};
 #[must_use = "a transaction is rolled back unless `commit()` is called"]
 pub struct Transaction<'a, T: Persisted> {
     store: &'a Store<T>,
-    writer: MutexGuard<'a, Writer>,
+    writer: MutexGuard<'a, Writer<T>>,
     working: T,
 }
 
 impl<'a, T: Persisted> Transaction<'a, T> {
-    pub(crate) fn new(store: &'a Store<T>, writer: MutexGuard<'a, Writer>, working: T) -> Self {
+    pub(crate) fn new(store: &'a Store<T>, writer: MutexGuard<'a, Writer<T>>, working: T) -> Self {
         Transaction {
             store,
             writer,
@@ -61,7 +61,7 @@ impl<'a, T: Persisted> Transaction<'a, T> {
     pub fn commit(self) -> Result<()> {
         let Transaction {
             store,
-            mut writer,
+            writer,
             working,
         } = self;
         let changed = store.changed_fields(&writer, &store.read(), &working)?;
@@ -75,7 +75,7 @@ impl<'a, T: Persisted> Transaction<'a, T> {
             };
         }
         store.persist(
-            &mut writer,
+            writer,
             Replace {
                 next: working,
                 changed,

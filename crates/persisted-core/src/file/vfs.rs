@@ -21,6 +21,9 @@ pub(crate) trait VfsFile: Send + Sync {
     fn sync_data(&mut self) -> io::Result<()>;
     /// `fsync`.
     fn sync_all(&mut self) -> io::Result<()>;
+    /// Another handle on the same open file (`dup`), e.g. to sync it
+    /// from another thread.
+    fn try_clone(&self) -> io::Result<Box<dyn VfsFile>>;
 }
 
 /// A held advisory lock; released when dropped.
@@ -71,6 +74,9 @@ impl VfsFile for RealFile {
     }
     fn sync_all(&mut self) -> io::Result<()> {
         self.0.sync_all()
+    }
+    fn try_clone(&self) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(RealFile(self.0.try_clone()?)))
     }
 }
 

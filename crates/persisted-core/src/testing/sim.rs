@@ -275,6 +275,14 @@ impl VfsFile for SimFile {
     fn sync_all(&mut self) -> io::Result<()> {
         self.sync(OpKind::SyncAll)
     }
+
+    fn try_clone(&self) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(SimFile {
+            sim: self.sim.clone(),
+            inode: self.inode,
+            path: self.path.clone(),
+        }))
+    }
 }
 
 impl SimFile {

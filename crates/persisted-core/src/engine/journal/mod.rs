@@ -76,6 +76,7 @@
 //! rename, directory fsync) with a header whose `base` is the new snapshot.
 
 mod frame;
+pub(crate) mod group;
 mod recovery;
 
 use std::path::{Path, PathBuf};
@@ -191,22 +192,36 @@ impl Journal {
         self.len > self.header_len
     }
 
-    /// Appends one commit record holding `changes`; on `Ok` it is written
-    /// (and with `Durability::Sync`, synced).
+    /// Appends one commit record holding `changes` with one `write(2)`,
+    /// and with `sync`, `fdatasync`s it; returns the record's length.
     pub(crate) fn append_commit(
         &mut self,
         fields: &'static [crate::schema::FieldSpec],
         changes: &dyn Changes,
-    ) -> Result<(), Failure> {
+        sync: bool,
+    ) -> Result<u64, Failure> {
         self.payload.clear();
         self.codec
             .encode_payload(&self.path, &Payload { fields, changes }, &mut self.payload)
             .map_err(Failure::clean)?;
-        self.append(Kind::Commit, self.durability == Durability::Sync)
+        self.append(Kind::Commit, sync)
+    }
+
+    /// The durability the journal was opened with.
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// A second handle on the journal file, for syncing without the writer
+    /// lock (group commit).
+    pub(crate) fn sync_handle(&self) -> Result<Box<dyn VfsFile>> {
+        self.file
+            .try_clone()
+            .context("open a sync handle on", &self.path)
     }
 
     /// Appends the record in `self.payload` with one write.
-    fn append(&mut self, kind: Kind, sync: bool) -> Result<(), Failure> {
+    fn append(&mut self, kind: Kind, sync: bool) -> Result<u64, Failure> {
         if self.payload.len() > MAX_RECORD {
             return Err(Failure::clean(Error::encode(
                 &self.path,
@@ -238,7 +253,7 @@ impl Journal {
                 .context("fdatasync", &self.path)
                 .map_err(Failure::poison)?;
         }
-        Ok(())
+        Ok(self.record.len() as u64)
     }
 
     /// Folds the journal into a new snapshot of `state`; returns the new
