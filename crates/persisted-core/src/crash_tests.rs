@@ -342,7 +342,11 @@ fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
 fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit() {
     let path = path(Format::Json);
     let mut runs = 0;
-    for seed in 0..seeds(3) {
+    let fault_seeds: u64 = std::env::var("PERSISTED_SOAK_FAULT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    for seed in 0..fault_seeds {
         let steps = workload(100 + seed, 16);
         for durability in [Durability::Sync, Durability::Flush] {
             // Compaction only where the workload asks for it, so every failure
