@@ -62,6 +62,12 @@ pub enum Durability {
     #[default]
     Flush,
     /// The commit has been `fdatasync`ed: it survives a power cut.
+    ///
+    /// Writers that commit at the same time share one `fdatasync` (group
+    /// commit); each call still returns only once its own commit is
+    /// durable. Other threads can read a commit while its sync is in
+    /// flight; if the sync fails, the commit is taken back out of memory
+    /// and the store is poisoned.
     Sync,
 }
 
