@@ -16,6 +16,8 @@ mod bincode;
 mod json;
 #[cfg(feature = "yaml")]
 mod yaml;
+#[cfg(feature = "yaml")]
+mod yaml_plain;
 
 /// Top-level keys of a text snapshot that the struct does not know, kept so
 /// later saves write them back (a downgrade then loses nothing).

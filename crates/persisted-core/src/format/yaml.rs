@@ -78,6 +78,9 @@ pub(super) fn encode_snapshot<T: Persisted>(
 }
 
 pub(super) fn encode_payload(payload: &Payload<'_>, out: &mut Vec<u8>) -> serde_yaml::Result<()> {
+    if super::yaml_plain::write_payload(payload, out) {
+        return Ok(());
+    }
     serde_yaml::to_writer(&mut *out, payload)?;
     if out.last() != Some(&b'\n') {
         out.push(b'\n');

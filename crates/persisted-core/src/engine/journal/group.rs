@@ -16,10 +16,17 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::file::vfs::VfsFile;
 
+/// How many scheduler turns a leader waits for writers to join its sync.
+const GATHER_TURNS: usize = 8;
+
 #[derive(Default)]
 struct State {
     /// Bytes appended so far.
     written: u64,
+    /// Records appended so far, and how many the last sync covered.
+    records: u64,
+    records_synced: u64,
+    last_group: u64,
     /// Everything up to here is durable.
     synced: u64,
     /// A leader is syncing (or handling its sync's failure).
@@ -47,6 +54,7 @@ impl GroupSync {
     pub(crate) fn wrote(&self, len: u64) -> u64 {
         let mut st = self.lock();
         st.written += len;
+        st.records += 1;
         st.written
     }
 
@@ -54,6 +62,7 @@ impl GroupSync {
     pub(crate) fn all_synced(&self) {
         let mut st = self.lock();
         st.synced = st.written;
+        st.records_synced = st.records;
         drop(st);
         self.done.notify_all();
     }
@@ -91,13 +100,32 @@ impl GroupSync {
                 st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            // Lead: sync everything written so far.
+            // Lead. When writers are committing concurrently (the last sync
+            // covered several), first let the ones already on their way
+            // append, so this sync covers them too: wait while `written`
+            // keeps growing, a few scheduler turns at most. A lone writer
+            // syncs at once.
+            st.syncing = true;
+            let concurrent = st.last_group > 1;
+            let mut seen = st.written;
+            drop(st);
+            for _ in 0..if concurrent { GATHER_TURNS } else { 0 } {
+                std::thread::yield_now();
+                let now = self.lock().written;
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+            st = self.lock();
             let Some(mut handle) = st.handle.take() else {
+                st.syncing = false;
+                self.done.notify_all();
                 return Err(io::Error::other("no journal to sync"));
             };
             let generation = st.generation;
             let target = st.written;
-            st.syncing = true;
+            let records = st.records;
             drop(st);
             let result = handle.sync_data();
             if let (Err(e), Some(on_failure)) = (&result, on_failure.take()) {
@@ -109,7 +137,11 @@ impl GroupSync {
                 st.handle = Some(handle);
             }
             match result {
-                Ok(()) => st.synced = st.synced.max(target),
+                Ok(()) => {
+                    st.synced = st.synced.max(target);
+                    st.last_group = records - st.records_synced;
+                    st.records_synced = records;
+                }
                 Err(e) => st.failed = Some((e.kind(), e.to_string())),
             }
             self.done.notify_all();
