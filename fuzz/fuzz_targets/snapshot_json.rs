@@ -1,0 +1,7 @@
+//! A fuzzed json snapshot, alone or beside the seed journal.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use persisted_core::Format;
+
+fuzz_target!(|data: &[u8]| persisted_fuzz::snapshot(Format::Json, data));

@@ -1,0 +1,280 @@
+//! Turns fuzzer bytes into a snapshot and a journal and opens them on the
+//! in-memory disk of `persisted_core::__fuzz` (T16, RELIABILITY.md).
+//!
+//! The checksums on disk would stop a byte-level fuzzer at the frame, so
+//! the first input byte picks a mode; some modes build valid frames and
+//! checksums (per the format spec in `engine/journal/mod.rs`) around the
+//! fuzzed bytes so the payload parsers see them. Nothing here may panic:
+//! a crash is always the library's.
+
+use std::sync::OnceLock;
+
+use persisted_core::{__fuzz, Format};
+
+const MASK: u32 = 0xA5C3_5A3C;
+
+/// With the `avoid-known-bugs` feature, inputs that can reach a known,
+/// reported library bug are not run, so a fuzzing session finds the others:
+/// * a journal whose header `seq` is near `u64::MAX`: `seq + 1` overflows
+///   (engine/journal/recovery.rs `scan`, engine/journal/mod.rs `append`);
+/// * bincode bytes holding a length that claims more bytes than there are:
+///   bincode allocates it (format/bincode.rs sets no limit).
+fn known_bug(format: Format, snapshot: &[u8], journal: Option<&[u8]>) -> bool {
+    if !cfg!(feature = "avoid-known-bugs") {
+        return false;
+    }
+    let journal = journal.unwrap_or_default();
+    let huge_seq = if format == Format::Bincode {
+        journal.len() >= 22 && u64_at(journal, 14) > u64::MAX - (1 << 20)
+    } else {
+        let line = journal.split(|&b| b == b'\n').next().unwrap_or_default();
+        String::from_utf8_lossy(line)
+            .split(' ')
+            .filter_map(|w| w.strip_prefix("seq="))
+            .any(|w| {
+                w.parse::<u64>()
+                    .map_or(true, |seq| seq > u64::MAX - (1 << 20))
+            })
+    };
+    huge_seq
+        || (format == Format::Bincode
+            && (claims_more_than_it_holds(snapshot.get(17..).unwrap_or_default())
+                || bincode_payloads(journal).any(claims_more_than_it_holds)))
+}
+
+/// The payloads of a bincode journal's records, walked by their frames
+/// (checksums not checked): only these are ever decoded.
+fn bincode_payloads(journal: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 26;
+    std::iter::from_fn(move || {
+        let len = usize::try_from(u64_at(journal, at + 9) & 0xffff_ffff).ok()?;
+        let payload = journal.get(at + 17..(at + 17).checked_add(len)?)?;
+        at += 17 + len;
+        Some(payload)
+    })
+}
+
+/// True when `bytes` hold a bincode varint length marker (251 u16, 252
+/// u32, 253 u64, 254 u128) whose value exceeds all the bytes there are.
+fn claims_more_than_it_holds(bytes: &[u8]) -> bool {
+    (0..bytes.len()).any(|at| {
+        let value = match bytes[at] {
+            251 => u64_at(bytes, at + 1) & 0xffff,
+            252 => u64_at(bytes, at + 1) & 0xffff_ffff,
+            253 | 254 => u64_at(bytes, at + 1),
+            _ => return false,
+        };
+        value > bytes.len() as u64
+    })
+}
+
+fn open(format: Format, snapshot: &[u8], journal: Option<&[u8]>) {
+    if !known_bug(format, snapshot, journal) {
+        __fuzz::open(format, snapshot, journal);
+    }
+}
+
+fn checksum(parts: &[&[u8]]) -> u32 {
+    parts
+        .iter()
+        .fold(0, |crc, part| crc32c::crc32c_append(crc, part))
+        ^ MASK
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// A format's seed files and the `seq` of the seed journal's header.
+struct Seed {
+    snapshot: Vec<u8>,
+    journal: Vec<u8>,
+    header_seq: u64,
+}
+
+fn seed(format: Format) -> &'static Seed {
+    static SEEDS: [OnceLock<Seed>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match format {
+        Format::Json => 0,
+        Format::Yaml => 1,
+        _ => 2,
+    };
+    SEEDS[slot].get_or_init(|| {
+        let (snapshot, journal) = __fuzz::seed_files(format);
+        let header_seq = if format == Format::Bincode {
+            u64::from_le_bytes(journal[14..22].try_into().expect("a bincode header"))
+        } else {
+            let end = journal
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("a header line");
+            String::from_utf8_lossy(&journal[..end])
+                .split(' ')
+                .find_map(|w| w.strip_prefix("seq=").map(str::to_string))
+                .and_then(|w| w.parse().ok())
+                .expect("seq= in the header")
+        };
+        Seed {
+            snapshot,
+            journal,
+            header_seq,
+        }
+    })
+}
+
+fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
+    if format == Format::Bincode {
+        let mut out = b"PSTJ".to_vec();
+        out.extend_from_slice(&[1, 3]);
+        out.extend_from_slice(&base.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        let crc = checksum(&[&out]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        return out;
+    }
+    let name = if format == Format::Yaml {
+        "yaml"
+    } else {
+        "json"
+    };
+    let body = format!("# persisted-journal v1 {name} base={base:016x} seq={seq}");
+    let crc = checksum(&[body.as_bytes()]);
+    format!("{body} crc={crc:08x}\n").into_bytes()
+}
+
+/// Appends a record with a valid frame; `tag` is `b'@'` or `b'!'`.
+fn encode_record(format: Format, tag: u8, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let len = payload.len() as u32;
+    let crc = checksum(&[&[tag], &seq.to_le_bytes(), &len.to_le_bytes(), payload]);
+    if format == Format::Bincode {
+        out.push(if tag == b'!' { 0xC1 } else { 0xC0 });
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+    } else {
+        let prefix = if format == Format::Yaml { "--- # " } else { "" };
+        out.extend_from_slice(format!("{prefix}{}{seq} {len} {crc:08x}\n", tag as char).as_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// A bincode snapshot around `payload`: `PSTB | 1 | len u64 | crc u32`.
+fn bincode_snapshot(payload: &[u8]) -> Vec<u8> {
+    let mut out = b"PSTB".to_vec();
+    out.push(1);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&checksum(&[payload]).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (i, b) in data.iter().skip(at).take(8).enumerate() {
+        bytes[i] = *b;
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Re-framed records: after a flags byte (bit 0: the header `seq` is the
+/// next 8 bytes; bit 1: the header's base is not the snapshot's; bit 2:
+/// sequence gaps allowed), chunks of `<b> <payload>`: `b & 0x7f` payload
+/// bytes, an intent record when `b & 0x80`.
+fn reframed_journal(format: Format, seed: &Seed, data: &[u8]) -> Vec<u8> {
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return encode_header(format, fingerprint(&seed.snapshot), seed.header_seq);
+    };
+    let header_seq = if flags & 1 != 0 {
+        let seq = u64_at(rest, 0);
+        rest = rest.get(8..).unwrap_or_default();
+        seq
+    } else {
+        seed.header_seq
+    };
+    let base = if flags & 2 != 0 {
+        fingerprint(rest)
+    } else {
+        fingerprint(&seed.snapshot)
+    };
+    let mut out = encode_header(format, base, header_seq);
+    let mut seq = header_seq;
+    while let Some((&b, tail)) = rest.split_first() {
+        let len = usize::from(b & 0x7f).min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        rest = tail;
+        let step = if flags & 4 != 0 && chunk.first() == Some(&0xff) {
+            2
+        } else {
+            1
+        };
+        seq = seq.wrapping_add(step);
+        let tag = if b & 0x80 != 0 { b'!' } else { b'@' };
+        let mut payload = if tag == b'!' && chunk.is_empty() {
+            // A well-formed intent naming the snapshot.
+            let fp = fingerprint(&seed.snapshot);
+            if format == Format::Bincode {
+                fp.to_le_bytes().to_vec()
+            } else {
+                format!("# compaction fingerprint={fp:016x}\n").into_bytes()
+            }
+        } else {
+            chunk.to_vec()
+        };
+        if format != Format::Bincode && payload.last() != Some(&b'\n') {
+            payload.push(b'\n');
+        }
+        encode_record(format, tag, seq, &payload, &mut out);
+    }
+    out
+}
+
+/// The seed snapshot of `format` with a journal made from `data`. The
+/// first byte picks how: 0 the bytes as they are, 1 byte edits of the
+/// seed journal (`<offset u16> <value>` triples), 2 the seed journal with
+/// the bytes appended, 3 re-framed records (see `reframed_journal`).
+pub fn journal(format: Format, data: &[u8]) {
+    let seed = seed(format);
+    let Some((&mode, rest)) = data.split_first() else {
+        open(format, &seed.snapshot, Some(&[]));
+        return;
+    };
+    let journal = match mode % 4 {
+        0 => rest.to_vec(),
+        1 => {
+            let mut journal = seed.journal.clone();
+            let edits = rest.chunks_exact(3);
+            let remainder = edits.remainder().first().copied();
+            for edit in edits {
+                let at = usize::from(u16::from_le_bytes([edit[0], edit[1]])) % journal.len();
+                journal[at] = edit[2];
+            }
+            if let Some(cut) = remainder {
+                let keep = journal.len() - usize::from(cut) % journal.len();
+                journal.truncate(keep);
+            }
+            journal
+        }
+        2 => {
+            let mut journal = seed.journal.clone();
+            journal.extend_from_slice(rest);
+            journal
+        }
+        _ => reframed_journal(format, seed, rest),
+    };
+    open(format, &seed.snapshot, Some(&journal));
+}
+
+/// A snapshot made from `data`, alone or beside the seed journal. The
+/// first byte's bit 0 adds the seed journal; for bincode, bit 1 wraps the
+/// bytes in a valid header and checksum so the decoder sees them.
+pub fn snapshot(format: Format, data: &[u8]) {
+    let seed = seed(format);
+    let (flags, rest) = data.split_first().map_or((0, data), |(f, r)| (*f, r));
+    let snapshot = if format == Format::Bincode && flags & 2 != 0 {
+        bincode_snapshot(rest)
+    } else {
+        rest.to_vec()
+    };
+    let journal = (flags & 1 != 0).then_some(&seed.journal[..]);
+    open(format, &snapshot, journal);
+}
