@@ -20,6 +20,29 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Runs `$body` with `$config` set to a decoding configuration whose limit
+/// grows with the input: bincode allocates the length a string or list
+/// claims before reading it, so a damaged length must not be able to ask
+/// for more than 16 bytes of memory per byte of input.
+macro_rules! with_decode_limit {
+    ($len:expr, |$config:ident| $body:expr) => {{
+        let budget = ($len as u64).saturating_mul(16);
+        if budget <= 1 << 20 {
+            let $config = config().with_limit::<{ 1 << 20 }>();
+            $body
+        } else if budget <= 1 << 26 {
+            let $config = config().with_limit::<{ 1 << 26 }>();
+            $body
+        } else if budget <= 1 << 32 {
+            let $config = config().with_limit::<{ 1 << 32 }>();
+            $body
+        } else {
+            let $config = config();
+            $body
+        }
+    }};
+}
+
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<T> {
     if bytes.len() < HEADER || &bytes[..4] != MAGIC {
         return Err(Error::corrupt(
@@ -48,8 +71,10 @@ pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result
     if checksum(&[payload]) != u32::from_le_bytes(crc) {
         return Err(Error::corrupt(path, "checksum mismatch"));
     }
-    let (state, used) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| Error::corrupt(path, format!("cannot decode: {e}")))?;
+    let (state, used) = with_decode_limit!(payload.len(), |config| {
+        bincode::serde::decode_from_slice(payload, config)
+    })
+    .map_err(|e| Error::corrupt(path, format!("cannot decode: {e}")))?;
     if used != payload.len() {
         return Err(Error::corrupt(path, "trailing bytes after the state"));
     }
@@ -87,8 +112,10 @@ pub(super) fn replay_payload<T: Persisted>(
         column: 0,
         message,
     };
-    let ((), used) = bincode::serde::seed_decode_from_slice(Replay { state }, payload, config())
-        .map_err(|e| fail(e.to_string()))?;
+    let ((), used) = with_decode_limit!(payload.len(), |config| {
+        bincode::serde::seed_decode_from_slice(Replay { state }, payload, config)
+    })
+    .map_err(|e| fail(e.to_string()))?;
     if used != payload.len() {
         return Err(fail("trailing bytes after the record".into()));
     }

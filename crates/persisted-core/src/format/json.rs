@@ -11,12 +11,28 @@ use crate::change::{Payload, Replay};
 use crate::error::{Error, Result};
 use crate::schema::Persisted;
 
-fn parse_error(path: &Path, e: serde_json::Error) -> Error {
+fn parse_error(path: &Path, e: serde_json::Error, bytes: &[u8]) -> Error {
+    let (line, column) = position(e.line(), e.column(), bytes);
     Error::Parse {
         path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: strip_location(e.to_string()),
+        line,
+        column,
+        message: strip_location(e.to_string(), e.line(), e.column()),
+    }
+}
+
+/// serde_json reports an error at a line break as column 0 of the next
+/// line; a person looks for it at the end of the line it breaks.
+fn position(line: usize, column: usize, bytes: &[u8]) -> (usize, usize) {
+    if column > 0 || line < 2 {
+        return (line, column);
+    }
+    match bytes.split(|&b| b == b'\n').nth(line - 2) {
+        Some(previous) => (
+            line - 1,
+            String::from_utf8_lossy(previous).chars().count() + 1,
+        ),
+        None => (line, column),
     }
 }
 
@@ -30,15 +46,15 @@ pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result
             }
         }
     })
-    .map_err(|e| parse_error(path, e))?;
-    de.end().map_err(|e| parse_error(path, e))?;
+    .map_err(|e| parse_error(path, e, bytes))?;
+    de.end().map_err(|e| parse_error(path, e, bytes))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));
     }
     // Rare: the file has keys the struct does not know; keep their values.
     let mut extras = serde_json::Map::new();
     if let Value::Object(mut all) =
-        serde_json::from_slice(bytes).map_err(|e| parse_error(path, e))?
+        serde_json::from_slice(bytes).map_err(|e| parse_error(path, e, bytes))?
     {
         for key in unknown {
             if let Some(value) = all.remove(&key) {
@@ -91,6 +107,6 @@ pub(super) fn replay_payload<T: Persisted>(
         .map_err(|e| PayloadError {
             line: e.line(),
             column: e.column(),
-            message: strip_location(e.to_string()),
+            message: strip_location(e.to_string(), e.line(), e.column()),
         })
 }

@@ -199,12 +199,15 @@ impl Codec {
     }
 }
 
-/// Drops a parser's trailing " at line L column C", which [`Error::Parse`]
-/// reports in fields of its own.
+/// Drops a parser's trailing " at line L column C" when it repeats the
+/// position [`Error::Parse`] reports in fields of its own.
 #[allow(dead_code)]
-pub(crate) fn strip_location(message: String) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
+pub(crate) fn strip_location(message: String, line: usize, column: usize) -> String {
+    let suffix = format!(" at line {line} column {column}");
+    match message.strip_suffix(&suffix) {
+        Some(rest) => rest.to_string(),
+        // A position of another mark (libyaml's "while parsing ... at line")
+        // says where the problem began: keep the whole message.
         None => message,
     }
 }

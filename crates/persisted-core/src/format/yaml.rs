@@ -22,7 +22,7 @@ fn parse_error(path: &Path, e: serde_yaml::Error) -> Error {
         path: path.to_path_buf(),
         line,
         column,
-        message: strip_location(e.to_string()),
+        message: strip_location(e.to_string(), line, column),
     }
 }
 
@@ -99,7 +99,7 @@ pub(super) fn replay_payload<T: Persisted>(
             PayloadError {
                 line,
                 column,
-                message: strip_location(e.to_string()),
+                message: strip_location(e.to_string(), line, column),
             }
         })
 }

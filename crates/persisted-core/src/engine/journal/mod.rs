@@ -228,7 +228,13 @@ impl Journal {
                 format!("a record of {} bytes is too large", self.payload.len()),
             )));
         }
-        let seq = self.seq + 1;
+        let Some(seq) = self.seq.checked_add(1) else {
+            // Only a crafted journal gets here: sequence numbers are u64.
+            return Err(Failure::clean(Error::corrupt(
+                &self.path,
+                "sequence numbers exhausted; move the journal away",
+            )));
+        };
         self.record.clear();
         encode_frame(
             self.codec.format(),

@@ -29,7 +29,7 @@ fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
     let mut at = header_len;
     let mut seq = header.seq;
     while let Some(frame) = decode_frame(format, bytes, at) {
-        if frame.seq != seq + 1 {
+        if seq.checked_add(1) != Some(frame.seq) {
             break;
         }
         seq = frame.seq;
