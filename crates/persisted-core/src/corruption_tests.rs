@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::engine::journal::journal_path;
 use crate::file::vfs::Vfs;
+use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::SimFs;
@@ -96,17 +97,6 @@ impl Recorded {
         std::mem::forget(store); // keep the disk as recovery left it
         (state, sim)
     }
-}
-
-fn formats() -> Vec<Format> {
-    let mut formats = vec![Format::Json];
-    if cfg!(feature = "yaml") {
-        formats.push(Format::Yaml);
-    }
-    if cfg!(feature = "bincode") {
-        formats.push(Format::Bincode);
-    }
-    formats
 }
 
 fn side_files(sim: &SimFs, suffix: &str) -> Vec<Vec<u8>> {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::file::vfs::Vfs;
+use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::{Fault, OpKind, SimFs};
@@ -154,17 +155,6 @@ fn seeds(smoke: u64) -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(smoke)
-}
-
-fn formats() -> Vec<Format> {
-    let mut formats = vec![Format::Json];
-    if cfg!(feature = "yaml") {
-        formats.push(Format::Yaml);
-    }
-    if cfg!(feature = "bincode") {
-        formats.push(Format::Bincode);
-    }
-    formats
 }
 
 /// T5: crash at every operation of a random workload, read the disk as a

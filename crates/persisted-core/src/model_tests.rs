@@ -9,6 +9,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use crate::file::vfs::Vfs;
+use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::sim::SimFs;
 use crate::{Durability, Error, Format, OpenOptions, Store};
@@ -130,17 +131,6 @@ fn check(format: Format, actions: &[Action]) -> Result<(), TestCaseError> {
         );
     }
     Ok(())
-}
-
-fn formats() -> Vec<Format> {
-    let mut formats = vec![Format::Json];
-    if cfg!(feature = "yaml") {
-        formats.push(Format::Yaml);
-    }
-    if cfg!(feature = "bincode") {
-        formats.push(Format::Bincode);
-    }
-    formats
 }
 
 proptest! {

@@ -9,3 +9,15 @@
 pub(crate) mod model;
 pub(crate) mod rng;
 pub(crate) mod sim;
+
+/// The formats enabled in this build.
+pub(crate) fn formats() -> Vec<crate::Format> {
+    let mut formats = vec![crate::Format::Json];
+    if cfg!(feature = "yaml") {
+        formats.push(crate::Format::Yaml);
+    }
+    if cfg!(feature = "bincode") {
+        formats.push(crate::Format::Bincode);
+    }
+    formats
+}
