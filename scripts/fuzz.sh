@@ -7,8 +7,6 @@
 #   FUZZ_SANITIZER=address scripts/fuzz.sh 600   # default: none
 #   FUZZ_KEEP_GOING=1 scripts/fuzz.sh 60   # don't stop at the first crash
 #                                          # (libFuzzer -fork=1 -ignore_crashes=1)
-#   FUZZ_FEATURES=avoid-known-bugs scripts/fuzz.sh 60   # steer clear of the
-#                                          # known bugs listed in fuzz/src/lib.rs
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 # Corpora grow in fuzz/corpus/<target>/; a crashing input is kept in

@@ -13,65 +13,8 @@ use persisted_core::{__fuzz, Format};
 
 const MASK: u32 = 0xA5C3_5A3C;
 
-/// With the `avoid-known-bugs` feature, inputs that can reach a known,
-/// reported library bug are not run, so a fuzzing session finds the others:
-/// * a journal whose header `seq` is near `u64::MAX`: `seq + 1` overflows
-///   (engine/journal/recovery.rs `scan`, engine/journal/mod.rs `append`);
-/// * bincode bytes holding a length that claims more bytes than there are:
-///   bincode allocates it (format/bincode.rs sets no limit).
-fn known_bug(format: Format, snapshot: &[u8], journal: Option<&[u8]>) -> bool {
-    if !cfg!(feature = "avoid-known-bugs") {
-        return false;
-    }
-    let journal = journal.unwrap_or_default();
-    let huge_seq = if format == Format::Bincode {
-        journal.len() >= 22 && u64_at(journal, 14) > u64::MAX - (1 << 20)
-    } else {
-        let line = journal.split(|&b| b == b'\n').next().unwrap_or_default();
-        String::from_utf8_lossy(line)
-            .split(' ')
-            .filter_map(|w| w.strip_prefix("seq="))
-            .any(|w| {
-                w.parse::<u64>()
-                    .map_or(true, |seq| seq > u64::MAX - (1 << 20))
-            })
-    };
-    huge_seq
-        || (format == Format::Bincode
-            && (claims_more_than_it_holds(snapshot.get(17..).unwrap_or_default())
-                || bincode_payloads(journal).any(claims_more_than_it_holds)))
-}
-
-/// The payloads of a bincode journal's records, walked by their frames
-/// (checksums not checked): only these are ever decoded.
-fn bincode_payloads(journal: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = 26;
-    std::iter::from_fn(move || {
-        let len = usize::try_from(u64_at(journal, at + 9) & 0xffff_ffff).ok()?;
-        let payload = journal.get(at + 17..(at + 17).checked_add(len)?)?;
-        at += 17 + len;
-        Some(payload)
-    })
-}
-
-/// True when `bytes` hold a bincode varint length marker (251 u16, 252
-/// u32, 253 u64, 254 u128) whose value exceeds all the bytes there are.
-fn claims_more_than_it_holds(bytes: &[u8]) -> bool {
-    (0..bytes.len()).any(|at| {
-        let value = match bytes[at] {
-            251 => u64_at(bytes, at + 1) & 0xffff,
-            252 => u64_at(bytes, at + 1) & 0xffff_ffff,
-            253 | 254 => u64_at(bytes, at + 1),
-            _ => return false,
-        };
-        value > bytes.len() as u64
-    })
-}
-
 fn open(format: Format, snapshot: &[u8], journal: Option<&[u8]>) {
-    if !known_bug(format, snapshot, journal) {
-        __fuzz::open(format, snapshot, journal);
-    }
+    __fuzz::open(format, snapshot, journal);
 }
 
 fn checksum(parts: &[&[u8]]) -> u32 {
