@@ -9,17 +9,22 @@ use std::fs;
 use common::{State, StateStoreExt};
 use persisted::Persisted;
 
-#[test]
-fn a_json_snapshot_is_pretty_in_field_order_with_a_trailing_newline() {
+/// The snapshot file `name` holds after three commits and a close.
+fn snapshot_after_three_commits(name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
+    let path = dir.path().join(name);
     let store = State::open(&path).unwrap();
     store.set_last_id(42).unwrap();
     store.push_processed("item-42".into()).unwrap();
     store.insert_settings("k".into(), "v".into()).unwrap();
     store.close().unwrap();
+    fs::read_to_string(&path).unwrap()
+}
+
+#[test]
+fn a_json_snapshot_is_pretty_in_field_order_with_a_trailing_newline() {
     assert_eq!(
-        fs::read_to_string(&path).unwrap(),
+        snapshot_after_three_commits("state.json"),
         "{\n  \"last_id\": 42,\n  \"processed\": [\n    \"item-42\"\n  ],\n  \"settings\": {\n    \"k\": \"v\"\n  }\n}\n"
     );
 }
@@ -27,15 +32,8 @@ fn a_json_snapshot_is_pretty_in_field_order_with_a_trailing_newline() {
 #[cfg(feature = "yaml")]
 #[test]
 fn a_yaml_snapshot_is_block_style_in_field_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.yaml");
-    let store = State::open(&path).unwrap();
-    store.set_last_id(42).unwrap();
-    store.push_processed("item-42".into()).unwrap();
-    store.insert_settings("k".into(), "v".into()).unwrap();
-    store.close().unwrap();
     assert_eq!(
-        fs::read_to_string(&path).unwrap(),
+        snapshot_after_three_commits("state.yaml"),
         "last_id: 42\nprocessed:\n- item-42\nsettings:\n  k: v\n"
     );
 }
