@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PERSISTED_SOAK_SEEDS="${PERSISTED_SOAK_SEEDS:-100000}"        # T5: crash-at-every-op seeds
+export PERSISTED_SOAK_SEED_START="${PERSISTED_SOAK_SEED_START:-0}"   # T5: first seed (split a soak into parts)
 export PERSISTED_SOAK_FAULT_SEEDS="${PERSISTED_SOAK_FAULT_SEEDS:-300}" # T9: EIO/ENOSPC workloads
 export PERSISTED_SOAK_TAILS="${PERSISTED_SOAK_TAILS:-1000000}"       # T2: random journal tails
 export PERSISTED_KILL9_ROUNDS="${PERSISTED_KILL9_ROUNDS:-3334}"      # T7: kill -9 per format (x3 formats)

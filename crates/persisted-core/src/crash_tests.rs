@@ -165,7 +165,11 @@ fn seeds(smoke: u64) -> u64 {
 fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_commits() {
     let mut images = 0u64;
     for format in formats() {
-        for seed in 0..seeds(6) {
+        let start: u64 = std::env::var("PERSISTED_SOAK_SEED_START")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        for seed in start..start + seeds(6) {
             let steps = workload(seed, 24);
             let states = prefix_states(&steps);
             for durability in [Durability::Sync, Durability::Flush] {
