@@ -100,8 +100,14 @@ impl<T> Writer<T> {
         failure.error
     }
 
-    pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned
+    /// [`Error::Poisoned`] once an I/O failure has latched the store.
+    pub(crate) fn check(&self, path: &Path) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(())
     }
 
     fn mark_dirty(&mut self, index: usize) {
@@ -399,11 +405,7 @@ impl<T: Persisted> Store<T> {
     /// The compaction's error; the handle is dropped all the same.
     pub fn close(self) -> Result<()> {
         let mut guard = self.inner.writer.lock();
-        if guard.poisoned {
-            return Err(Error::Poisoned {
-                path: self.inner.path.clone(),
-            });
-        }
+        guard.check(&self.inner.path)?;
         if !guard.dirty.is_empty() {
             log::warn!(
                 "`{}`: discarding {} uncommitted field change(s) at close",
@@ -472,11 +474,7 @@ impl<T: Persisted> Store<T> {
 
     fn writer(&self) -> Result<MutexGuard<'_, Writer<T>>> {
         let writer = self.inner.writer.lock();
-        if writer.poisoned {
-            return Err(Error::Poisoned {
-                path: self.inner.path.clone(),
-            });
-        }
+        writer.check(&self.inner.path)?;
         Ok(writer)
     }
 
@@ -490,11 +488,7 @@ impl<T: Persisted> Store<T> {
         m: M,
     ) -> Result<M::Output> {
         let writer = &mut *guard;
-        if writer.poisoned {
-            return Err(Error::Poisoned {
-                path: self.inner.path.clone(),
-            });
-        }
+        writer.check(&self.inner.path)?;
         if self.inner.mode == Mode::Batch {
             m.each(&mut |_, index, _| writer.mark_dirty(index));
             return Ok(m.apply(&mut self.inner.state.write()).0);

@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 
 use parking_lot::MutexGuard;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mutation::Replace;
 use crate::schema::Persisted;
 use crate::store::{Store, Writer};
@@ -57,7 +57,8 @@ impl<'a, T: Persisted> Transaction<'a, T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] (nothing applied), [`Error::Poisoned`], [`Error::Encode`].
+    /// [`Error::Io`](crate::Error::Io) (nothing applied),
+    /// [`Error::Poisoned`](crate::Error::Poisoned), [`Error::Encode`](crate::Error::Encode).
     pub fn commit(self) -> Result<()> {
         let Transaction {
             store,
@@ -66,13 +67,7 @@ impl<'a, T: Persisted> Transaction<'a, T> {
         } = self;
         let changed = store.changed_fields(&writer, &store.read(), &working)?;
         if changed.is_empty() {
-            return if writer.is_poisoned() {
-                Err(Error::Poisoned {
-                    path: store.path().to_path_buf(),
-                })
-            } else {
-                Ok(())
-            };
+            return writer.check(store.path());
         }
         store.persist(
             writer,

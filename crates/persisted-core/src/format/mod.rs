@@ -53,14 +53,11 @@ impl Codec {
             Format::Yaml => cfg!(feature = "yaml"),
             Format::Bincode => cfg!(feature = "bincode"),
         };
+        let codec = Codec { format };
         if enabled {
-            Ok(Codec { format })
+            Ok(codec)
         } else {
-            Err(Error::FormatNotEnabled {
-                path: path.to_path_buf(),
-                format,
-                feature: format.feature(),
-            })
+            Err(codec.not_enabled(path))
         }
     }
 
@@ -189,7 +186,6 @@ impl Codec {
         !matches!(self.format, Format::Bincode)
     }
 
-    #[allow(dead_code)]
     fn not_enabled(self, path: &Path) -> Error {
         Error::FormatNotEnabled {
             path: path.to_path_buf(),
