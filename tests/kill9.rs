@@ -3,7 +3,8 @@
 //!
 //! The child is this test binary run again with `PERSISTED_KILL9_CHILD`
 //! set: it commits in a loop and prints `ACK <n>` after each commit
-//! returns. The parent kills it after a varying number of acks. Set
+//! returns (and drops its oldest items now and then, so the state stays
+//! small however long a soak runs). The parent kills it after a varying number of acks. Set
 //! `PERSISTED_KILL9_ROUNDS` for a longer soak.
 
 mod common;
@@ -30,7 +31,7 @@ fn kill9_child_writer() {
     let mut out = std::io::stdout().lock();
     // libtest has printed "test <name> ... " without a newline: end it.
     writeln!(out).unwrap();
-    let start = store.read().processed.len() as u64;
+    let start = last_item(&store.get());
     for n in start + 1..start + 100_000 {
         // A collection op, a plain set, and a two-field transaction.
         store.push_processed(format!("item-{n}")).unwrap();
@@ -42,24 +43,50 @@ fn kill9_child_writer() {
                 Ok::<_, persisted::Error>(())
             })
             .unwrap();
+        // Keep the state small however many rounds a soak runs: drop the
+        // oldest items in one commit of its own.
+        if store.read().processed.len() > KEEP_ITEMS {
+            store
+                .update(|s| {
+                    s.processed.drain(..KEEP_ITEMS / 2);
+                })
+                .unwrap();
+        }
         writeln!(out, "ACK {n}").unwrap();
         out.flush().unwrap();
     }
 }
 
+/// How many items the child keeps before it drops the older half.
+const KEEP_ITEMS: usize = 256;
+
+/// The number of the newest processed item (0 before the first).
+fn last_item(state: &State) -> u64 {
+    state.processed.last().map_or(0, |item| {
+        item.strip_prefix("item-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not an item: {item:?}"))
+    })
+}
+
 fn check_invariants(state: &State, acked: u64, format: Format) {
-    let n = state.processed.len() as u64;
+    let n = last_item(state);
     assert!(
         n >= acked,
         "{format:?}: lost acknowledged commits: {n} < {acked}"
     );
-    for (i, item) in state.processed.iter().enumerate() {
+    let first = n + 1 - state.processed.len() as u64;
+    for (item, k) in state.processed.iter().zip(first..) {
         assert_eq!(
             item,
-            &format!("item-{}", i + 1),
+            &format!("item-{k}"),
             "{format:?}: processed out of order"
         );
     }
+    assert!(
+        state.processed.len() <= KEEP_ITEMS + 1,
+        "{format:?}: the oldest items were not dropped"
+    );
     // Commits land in order: push(n), set(n), tx(n).
     assert!(
         state.last_id == n || state.last_id + 1 == n,
