@@ -7,11 +7,14 @@
 #   FUZZ_SANITIZER=address scripts/fuzz.sh 600   # default: none
 #   FUZZ_KEEP_GOING=1 scripts/fuzz.sh 60   # don't stop at the first crash
 #                                          # (libFuzzer -fork=1 -ignore_crashes=1)
+#   FUZZ_JOBS=2 scripts/fuzz.sh            # run the targets two at a time
+#                                          # (one per core; 90 min in all)
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 # Corpora grow in fuzz/corpus/<target>/; a crashing input is kept in
 # fuzz/artifacts/<target>/ and the log in fuzz/target/fuzz-<target>.log.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../fuzz"
 
 seconds="${1:-1800}"
@@ -30,6 +33,33 @@ if ! cargo +nightly fuzz build -s "$sanitizer" ${FUZZ_FEATURES:+--features "$FUZ
     cat target/fuzz-build.log
     echo "T16: the fuzz targets do not build"
     exit 1
+fi
+
+jobs="${FUZZ_JOBS:-1}"
+if [ "$jobs" -gt 1 ]; then
+    # Deal the targets out to $jobs runs of this script, side by side.
+    pids=()
+    rm -f target/fuzz-job-*.out
+    for ((j = 0; j < jobs; j++)); do
+        share=()
+        for ((i = j; i < ${#targets[@]}; i += jobs)); do
+            share+=("${targets[i]}")
+        done
+        [ "${#share[@]}" -gt 0 ] || continue
+        FUZZ_JOBS=1 FUZZ_TARGETS="${share[*]}" "$self" "$seconds" > "target/fuzz-job-$j.out" 2>&1 &
+        pids+=($!)
+    done
+    status=0
+    for pid in "${pids[@]}"; do
+        wait "$pid" || status=1
+    done
+    grep -h '^T16:\|^  ' target/fuzz-job-*.out || true
+    if [ "$status" -ne 0 ]; then
+        echo "fuzz: FAILED"
+        exit 1
+    fi
+    echo "fuzz: ${#targets[@]} targets, ${seconds} s each, $jobs at a time, 0 crashes"
+    exit 0
 fi
 
 extra=()

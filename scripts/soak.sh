@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export PERSISTED_SOAK_SEEDS="${PERSISTED_SOAK_SEEDS:-100000}"        # T5: crash-at-every-op seeds
+export PERSISTED_SOAK_SEEDS="${PERSISTED_SOAK_SEEDS:-100000}"        # T5: seeds (~400 crash images each)
 export PERSISTED_SOAK_SEED_START="${PERSISTED_SOAK_SEED_START:-0}"   # T5: first seed (split a soak into parts)
 export PERSISTED_SOAK_FAULT_SEEDS="${PERSISTED_SOAK_FAULT_SEEDS:-300}" # T9: EIO/ENOSPC workloads
 export PERSISTED_SOAK_TAILS="${PERSISTED_SOAK_TAILS:-1000000}"       # T2: random journal tails
@@ -18,6 +18,7 @@ export PERSISTED_LOCK_ROUNDS="${PERSISTED_LOCK_ROUNDS:-100}"         # T15: seco
 export PERSISTED_PROPTEST_CASES="${PERSISTED_PROPTEST_CASES:-100000}" # T17: model-based cases
 export PERSISTED_FUZZ_CASES="${PERSISTED_FUZZ_CASES:-1000000}"       # T16: generated inputs (stable Rust)
 FUZZ_SECONDS="${FUZZ_SECONDS:-1800}"                                 # T16: cargo-fuzz, per target
+export FUZZ_JOBS="${FUZZ_JOBS:-$(nproc)}"                            # T16: targets fuzzed side by side
 
 start=$(date +%s)
 mkdir -p target
