@@ -31,16 +31,21 @@ fn eight_threads_times_many_updates_lose_nothing() {
         let store = store.clone();
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let mut checks = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            // Checks while the writers run, then on until there have been
+            // a million in all (RELIABILITY.md T14).
+            let (mut checks, mut during_writes) = (0u64, 0u64);
+            loop {
+                let writing = !stop.load(Ordering::Relaxed);
+                if !writing && checks >= 1_000_000 {
+                    break (checks, during_writes);
+                }
                 {
                     let state = store.read();
                     assert_eq!(state.a, state.b, "torn read");
                 }
                 checks += 1;
-                std::thread::yield_now();
+                during_writes += u64::from(writing);
             }
-            checks
         })
     };
     let writers: Vec<_> = (0..THREADS)
@@ -72,7 +77,9 @@ fn eight_threads_times_many_updates_lose_nothing() {
         writer.join().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    assert!(reader.join().unwrap() > 0);
+    let (checks, during_writes) = reader.join().unwrap();
+    assert!(during_writes > 0, "the reader never ran beside the writers");
+    eprintln!("T14: {checks} invariant checks, {during_writes} while writing, 0 torn reads");
     assert_eq!(
         (store.read().a, store.read().b),
         (THREADS * EACH, THREADS * EACH)
