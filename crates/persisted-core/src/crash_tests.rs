@@ -4,9 +4,10 @@
 //! every operation). Smoke sizes run in `cargo test`; `PERSISTED_SOAK_SEEDS`
 //! raises the number of seeds (see `scripts/soak.sh`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::file::vfs::Vfs;
@@ -180,15 +181,18 @@ fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_comm
         .unwrap_or(0);
     let end = start + seeds(50);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let next = std::sync::atomic::AtomicU64::new(start);
+    let next = AtomicU64::new(start);
+    let failed = AtomicBool::new(false);
     let tally = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
+                    // A failing seed stops the other workers too.
+                    let _stop_all = StopOnPanic(&failed);
                     let mut tally = Tally::default();
                     loop {
-                        let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if seed >= end {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= end || failed.load(Ordering::Relaxed) {
                             break tally;
                         }
                         let formats = formats();
@@ -215,6 +219,17 @@ fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_comm
     );
 }
 
+/// Raises its flag if the thread unwinds past it.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     /// Crash images whose recovered state was checked.
@@ -234,8 +249,7 @@ fn crash_everywhere(format: Format, durability: Durability, seed: u64, tally: &m
     assert_eq!(run(&clean, &path, options, &steps), steps.len());
     let total = clean.ops();
     // Recovery is a function of the image's bytes: open each image once.
-    let mut seen: std::collections::HashMap<BTreeMap<PathBuf, Vec<u8>>, Model> =
-        std::collections::HashMap::new();
+    let mut seen: HashMap<BTreeMap<PathBuf, Vec<u8>>, Model> = HashMap::new();
     let mut recover_once = |image: BTreeMap<PathBuf, Vec<u8>>, tally: &mut Tally| {
         tally.images += 1;
         if let Some(state) = seen.get(&image) {
