@@ -16,8 +16,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use persisted::Format;
 use persisted_core::__fuzz;
-
-const MASK: u32 = 0xA5C3_5A3C;
+use persisted_core::__fuzz::spec::{
+    bincode_snapshot, encode_header, encode_record, fingerprint, intent_payload,
+};
 
 /// xorshift64: deterministic and dependency-free.
 struct Rng(u64);
@@ -50,18 +51,7 @@ impl Rng {
     }
 }
 
-// --- the on-disk format, written from the spec (engine/journal docs) ---------
-
-fn checksum(parts: &[&[u8]]) -> u32 {
-    parts
-        .iter()
-        .fold(0, |crc, part| crc32c::crc32c_append(crc, part))
-        ^ MASK
-}
-
-fn fingerprint(snapshot: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(snapshot)
-}
+// --- the on-disk format (encoders: persisted_core::__fuzz::spec) -------------
 
 /// A journal record: `@` commit or `!` intent.
 #[derive(Clone)]
@@ -79,73 +69,11 @@ fn format_name(format: Format) -> &'static str {
     }
 }
 
-fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
-    if format == Format::Bincode {
-        let mut out = b"PSTJ".to_vec();
-        out.extend_from_slice(&[1, 3]);
-        out.extend_from_slice(&base.to_le_bytes());
-        out.extend_from_slice(&seq.to_le_bytes());
-        let crc = checksum(&[&out]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        return out;
-    }
-    let body = format!(
-        "# persisted-journal v1 {} base={base:016x} seq={seq}",
-        format_name(format)
-    );
-    let crc = checksum(&[body.as_bytes()]);
-    format!("{body} crc={crc:08x}\n").into_bytes()
-}
-
-fn encode_record(format: Format, record: &Record, out: &mut Vec<u8>) {
-    let len = record.payload.len() as u32;
-    let crc = checksum(&[
-        &[record.tag],
-        &record.seq.to_le_bytes(),
-        &len.to_le_bytes(),
-        &record.payload,
-    ]);
-    match format {
-        Format::Bincode => {
-            out.push(if record.tag == b'!' { 0xC1 } else { 0xC0 });
-            out.extend_from_slice(&record.seq.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(&crc.to_le_bytes());
-        }
-        _ => {
-            let prefix = if format == Format::Yaml { "--- # " } else { "" };
-            let line = format!(
-                "{prefix}{}{} {len} {crc:08x}\n",
-                record.tag as char, record.seq
-            );
-            out.extend_from_slice(line.as_bytes());
-        }
-    }
-    out.extend_from_slice(&record.payload);
-}
-
 fn encode_journal(format: Format, base: u64, seq: u64, records: &[Record]) -> Vec<u8> {
     let mut out = encode_header(format, base, seq);
     for record in records {
-        encode_record(format, record, &mut out);
+        encode_record(format, record.tag, record.seq, &record.payload, &mut out);
     }
-    out
-}
-
-fn intent_payload(format: Format, fingerprint: u64) -> Vec<u8> {
-    match format {
-        Format::Bincode => fingerprint.to_le_bytes().to_vec(),
-        _ => format!("# compaction fingerprint={fingerprint:016x}\n").into_bytes(),
-    }
-}
-
-/// A bincode snapshot: `PSTB | 1 | len u64 | crc u32 | payload`.
-fn bincode_snapshot(payload: &[u8]) -> Vec<u8> {
-    let mut out = b"PSTB".to_vec();
-    out.push(1);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&[payload]).to_le_bytes());
-    out.extend_from_slice(payload);
     out
 }
 

@@ -3,29 +3,19 @@
 //!
 //! The checksums on disk would stop a byte-level fuzzer at the frame, so
 //! the first input byte picks a mode; some modes build valid frames and
-//! checksums (per the format spec in `engine/journal/mod.rs`) around the
+//! checksums (`persisted_core::__fuzz::spec`, written from the format spec) around the
 //! fuzzed bytes so the payload parsers see them. Nothing here may panic:
 //! a crash is always the library's.
 
 use std::sync::OnceLock;
 
+use persisted_core::__fuzz::spec::{
+    bincode_snapshot, encode_header, encode_record, fingerprint, intent_payload,
+};
 use persisted_core::{__fuzz, Format};
-
-const MASK: u32 = 0xA5C3_5A3C;
 
 fn open(format: Format, snapshot: &[u8], journal: Option<&[u8]>) {
     __fuzz::open(format, snapshot, journal);
-}
-
-fn checksum(parts: &[&[u8]]) -> u32 {
-    parts
-        .iter()
-        .fold(0, |crc, part| crc32c::crc32c_append(crc, part))
-        ^ MASK
-}
-
-fn fingerprint(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// A format's seed files and the `seq` of the seed journal's header.
@@ -63,52 +53,6 @@ fn seed(format: Format) -> &'static Seed {
             header_seq,
         }
     })
-}
-
-fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
-    if format == Format::Bincode {
-        let mut out = b"PSTJ".to_vec();
-        out.extend_from_slice(&[1, 3]);
-        out.extend_from_slice(&base.to_le_bytes());
-        out.extend_from_slice(&seq.to_le_bytes());
-        let crc = checksum(&[&out]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        return out;
-    }
-    let name = if format == Format::Yaml {
-        "yaml"
-    } else {
-        "json"
-    };
-    let body = format!("# persisted-journal v1 {name} base={base:016x} seq={seq}");
-    let crc = checksum(&[body.as_bytes()]);
-    format!("{body} crc={crc:08x}\n").into_bytes()
-}
-
-/// Appends a record with a valid frame; `tag` is `b'@'` or `b'!'`.
-fn encode_record(format: Format, tag: u8, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let len = payload.len() as u32;
-    let crc = checksum(&[&[tag], &seq.to_le_bytes(), &len.to_le_bytes(), payload]);
-    if format == Format::Bincode {
-        out.push(if tag == b'!' { 0xC1 } else { 0xC0 });
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
-    } else {
-        let prefix = if format == Format::Yaml { "--- # " } else { "" };
-        out.extend_from_slice(format!("{prefix}{}{seq} {len} {crc:08x}\n", tag as char).as_bytes());
-    }
-    out.extend_from_slice(payload);
-}
-
-/// A bincode snapshot around `payload`: `PSTB | 1 | len u64 | crc u32`.
-fn bincode_snapshot(payload: &[u8]) -> Vec<u8> {
-    let mut out = b"PSTB".to_vec();
-    out.push(1);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&[payload]).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 fn u64_at(data: &[u8], at: usize) -> u64 {
@@ -154,12 +98,7 @@ fn reframed_journal(format: Format, seed: &Seed, data: &[u8]) -> Vec<u8> {
         let tag = if b & 0x80 != 0 { b'!' } else { b'@' };
         let mut payload = if tag == b'!' && chunk.is_empty() {
             // A well-formed intent naming the snapshot.
-            let fp = fingerprint(&seed.snapshot);
-            if format == Format::Bincode {
-                fp.to_le_bytes().to_vec()
-            } else {
-                format!("# compaction fingerprint={fp:016x}\n").into_bytes()
-            }
+            intent_payload(format, fingerprint(&seed.snapshot))
         } else {
             chunk.to_vec()
         };

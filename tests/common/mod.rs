@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use persisted::{Format, Persisted};
+use persisted_core::__fuzz::spec;
 use serde::{Deserialize, Serialize};
 
 /// The state most tests persist.
@@ -74,31 +75,13 @@ pub fn crash_image(path: &Path) -> (tempfile::TempDir, PathBuf) {
     (dir, copy)
 }
 
-/// An intent record built from the format spec (engine/journal docs):
-/// `!<seq> <len> <crc>` + `# compaction fingerprint=<hex>\n` for text,
-/// `0xC1 | seq | len | crc | fingerprint` for bincode.
+/// An intent record naming `snapshot`, built from the format spec
+/// (`persisted_core::__fuzz::spec`): `!<seq> <len> <crc>` +
+/// `# compaction fingerprint=<hex>\n` for text, `0xC1 | seq | len | crc |
+/// fingerprint` for bincode.
 pub fn intent_record(format: Format, seq: u64, snapshot: &[u8]) -> Vec<u8> {
-    let fingerprint = xxhash_rust::xxh3::xxh3_64(snapshot);
-    let payload = match format {
-        Format::Bincode => fingerprint.to_le_bytes().to_vec(),
-        _ => format!("# compaction fingerprint={fingerprint:016x}\n").into_bytes(),
-    };
-    let len = payload.len() as u32;
-    let mut crc = crc32c::crc32c(b"!");
-    crc = crc32c::crc32c_append(crc, &seq.to_le_bytes());
-    crc = crc32c::crc32c_append(crc, &len.to_le_bytes());
-    crc = crc32c::crc32c_append(crc, &payload) ^ 0xA5C3_5A3C;
-    let mut out = match format {
-        Format::Bincode => {
-            let mut frame = vec![0xC1];
-            frame.extend_from_slice(&seq.to_le_bytes());
-            frame.extend_from_slice(&len.to_le_bytes());
-            frame.extend_from_slice(&crc.to_le_bytes());
-            frame
-        }
-        Format::Yaml => format!("--- # !{seq} {len} {crc:08x}\n").into_bytes(),
-        _ => format!("!{seq} {len} {crc:08x}\n").into_bytes(),
-    };
-    out.extend_from_slice(&payload);
+    let payload = spec::intent_payload(format, spec::fingerprint(snapshot));
+    let mut out = Vec::new();
+    spec::encode_record(format, b'!', seq, &payload, &mut out);
     out
 }
