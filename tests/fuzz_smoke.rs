@@ -543,10 +543,7 @@ fn keep_reproducer(case: usize, format: Format, snapshot: &[u8], journal: Option
 
 #[test]
 fn generated_snapshots_and_journals_never_panic() {
-    let cases: usize = std::env::var("PERSISTED_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let cases: usize = common::soak_size("PERSISTED_FUZZ_CASES", 10_000);
     let seeds = seeds();
     // The seeds themselves open.
     for seed in &seeds {

@@ -103,10 +103,7 @@ fn check_invariants(state: &State, acked: u64, format: Format) {
 
 #[test]
 fn kill9_of_a_writer_loses_no_acknowledged_commit() {
-    let rounds: u64 = std::env::var("PERSISTED_KILL9_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(17);
+    let rounds: u64 = common::soak_size("PERSISTED_KILL9_ROUNDS", 17);
     let exe = std::env::current_exe().unwrap();
     for format in formats() {
         let dir = tempfile::tempdir().unwrap();

@@ -61,10 +61,7 @@ fn a_second_process_gets_a_lock_error_naming_the_file() {
     let path = dir.path().join("state.json");
     let store = State::open(&path).unwrap();
     store.set_last_id(4).unwrap();
-    let rounds: usize = std::env::var("PERSISTED_LOCK_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(10);
+    let rounds: usize = common::soak_size("PERSISTED_LOCK_ROUNDS", 10);
     for _ in 0..rounds {
         let report = run_child(&path);
         assert!(report.starts_with("LOCKED"), "{report}");

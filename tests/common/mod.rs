@@ -85,3 +85,12 @@ pub fn intent_record(format: Format, seq: u64, snapshot: &[u8]) -> Vec<u8> {
     spec::encode_record(format, b'!', seq, &payload, &mut out);
     out
 }
+
+/// The size a soak asks for in the environment variable `var` (see
+/// `scripts/soak.sh`), or `smoke`, the size of a normal `cargo test`.
+pub fn soak_size<T: std::str::FromStr>(var: &str, smoke: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(smoke)
+}

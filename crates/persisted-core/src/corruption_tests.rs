@@ -135,10 +135,7 @@ fn journal_cut_at_every_byte_opens_to_the_records_before_the_cut() {
 /// T2: zeros, garbage and stale bytes after the last record never apply.
 #[test]
 fn zeros_garbage_and_stale_bytes_after_the_tail_never_apply() {
-    let tails: u64 = std::env::var("PERSISTED_SOAK_TAILS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(10_000);
+    let tails: u64 = crate::testing::soak_size("PERSISTED_SOAK_TAILS", 10_000);
     for format in formats() {
         let rec = record(format, 8);
         let last = &rec.points.last().unwrap().1;

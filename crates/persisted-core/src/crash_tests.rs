@@ -157,13 +157,6 @@ fn recover(image: &BTreeMap<PathBuf, Vec<u8>>, path: &Path, options: OpenOptions
     state
 }
 
-fn seeds(smoke: u64) -> u64 {
-    std::env::var("PERSISTED_SOAK_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(smoke)
-}
-
 /// T5: crash at every operation of a random workload, read the disk as a
 /// process crash and as a power cut leave it, and open it: the state is
 /// always the state after a prefix of the commits, and with
@@ -175,11 +168,8 @@ fn seeds(smoke: u64) -> u64 {
 /// and `PERSISTED_SOAK_SEEDS` choose them.
 #[test]
 fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_commits() {
-    let start: u64 = std::env::var("PERSISTED_SOAK_SEED_START")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let end = start + seeds(50);
+    let start: u64 = crate::testing::soak_size("PERSISTED_SOAK_SEED_START", 0);
+    let end = start + crate::testing::soak_size("PERSISTED_SOAK_SEEDS", 50u64);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let next = AtomicU64::new(start);
     let failed = AtomicBool::new(false);
@@ -408,10 +398,7 @@ fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
 fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit() {
     let path = path(Format::Json);
     let mut runs = 0;
-    let fault_seeds: u64 = std::env::var("PERSISTED_SOAK_FAULT_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let fault_seeds: u64 = crate::testing::soak_size("PERSISTED_SOAK_FAULT_SEEDS", 3);
     for seed in 0..fault_seeds {
         let steps = workload(100 + seed, 16);
         for durability in [Durability::Sync, Durability::Flush] {

@@ -49,10 +49,7 @@ fn open(sim: &SimFs, path: &Path, options: OpenOptions<Model>) -> Store<Model> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PERSISTED_PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(2_000)
+    crate::testing::soak_size("PERSISTED_PROPTEST_CASES", 2_000)
 }
 
 fn check(format: Format, actions: &[Action]) -> Result<(), TestCaseError> {

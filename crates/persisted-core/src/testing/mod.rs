@@ -21,3 +21,12 @@ pub(crate) fn formats() -> Vec<crate::Format> {
     }
     formats
 }
+
+/// The size a soak asks for in the environment variable `var` (see
+/// `scripts/soak.sh`), or `smoke`, the size of a normal `cargo test`.
+pub(crate) fn soak_size<T: std::str::FromStr>(var: &str, smoke: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(smoke)
+}
