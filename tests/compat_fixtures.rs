@@ -88,13 +88,10 @@ fn journal_state() -> Job {
 
 /// `torn`: all but the last commit (set 13).
 fn torn_state() -> Job {
-    job(
-        12,
-        "nightly import (resumed)",
-        &["a-1", "a-2", "a-4", "a-5", "a-6", "a-7"],
-        &[("mode", "fast"), ("path", "C:\\data\n\"quoted\" ünï")],
-        &["green"],
-    )
+    Job {
+        last_id: 12,
+        ..journal_state()
+    }
 }
 
 /// `orphan`: the clean snapshot as edited by hand; the journal is not
