@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use persisted::{Durability, Error, Persisted, Store};
+use persisted_state::{Durability, Error, Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// How far the job got. Saved after every item.

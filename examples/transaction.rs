@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// Two accounts, in cents.
@@ -39,7 +39,7 @@ enum TransferError {
     /// The source account holds less than the amount.
     InsufficientFunds { balance: i64, amount: i64 },
     /// Writing the transaction failed (nothing was applied).
-    Store(persisted::Error),
+    Store(persisted_state::Error),
 }
 
 impl fmt::Display for TransferError {
@@ -60,8 +60,8 @@ impl std::error::Error for TransferError {}
 
 /// `store.transaction` needs the closure's error type to hold a store error
 /// too (a failed commit).
-impl From<persisted::Error> for TransferError {
-    fn from(e: persisted::Error) -> Self {
+impl From<persisted_state::Error> for TransferError {
+    fn from(e: persisted_state::Error) -> Self {
         TransferError::Store(e)
     }
 }

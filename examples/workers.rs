@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// The shared job board.
@@ -122,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// One worker: claims jobs until none are left; returns the ids it claimed.
-fn work(worker: usize, store: &Store<Board>) -> persisted::Result<Vec<u64>> {
+fn work(worker: usize, store: &Store<Board>) -> persisted_state::Result<Vec<u64>> {
     let mut claimed = Vec::new();
     loop {
         // Atomic read-modify-write: the check and the increment happen

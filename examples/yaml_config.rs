@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// The configuration of a small web service.

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::State;
-use persisted::{Error, Persisted};
+use persisted_state::{Error, Persisted};
 
 /// Opens `path` holding `bytes` and expects an error; the file must be
 /// byte-identical afterwards and no journal may appear.
@@ -330,7 +330,7 @@ struct Mistake {
 }
 
 /// One way of opening a store.
-type OpenFn = fn(&Path) -> persisted::Result<persisted::Store<State>>;
+type OpenFn = fn(&Path) -> persisted_state::Result<persisted_state::Store<State>>;
 
 /// Opens a file holding `mistake` three ways (twice as usual, once with the
 /// snapshot engine) and checks every attempt fails with a parse error naming
@@ -345,8 +345,8 @@ fn check_mistake(path: &Path, mistake: &Mistake, exact: bool) {
         ("open", |p| State::open(p)),
         ("second open", |p| State::open(p)),
         ("snapshot-engine open", |p| {
-            persisted::Store::<State>::options()
-                .engine(persisted::Engine::Snapshot)
+            persisted_state::Store::<State>::options()
+                .engine(persisted_state::Engine::Snapshot)
                 .open(p)
         }),
     ];

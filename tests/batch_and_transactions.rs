@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 
 use common::{crash_image, journal_of, State, StateStoreExt, StateTransactionExt};
-use persisted::{Error, Mode, Persisted, Store};
+use persisted_state::{Error, Mode, Persisted, Store};
 
 fn batch(path: &std::path::Path) -> Store<State> {
     Store::<State>::options()
@@ -72,7 +72,7 @@ fn batch_mode_with_the_snapshot_engine_rewrites_the_file_on_commit() {
     let path = dir.path().join("s.json");
     let store = Store::<State>::options()
         .mode(Mode::Batch)
-        .engine(persisted::Engine::Snapshot)
+        .engine(persisted_state::Engine::Snapshot)
         .open(&path)
         .unwrap();
     store.set_last_id(9).unwrap();

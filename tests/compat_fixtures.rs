@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use persisted::{Engine, Format, Persisted, Store};
+use persisted_state::{Engine, Format, Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// The struct the v1 fixtures hold. Frozen: the fixtures were written with

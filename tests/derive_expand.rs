@@ -5,7 +5,7 @@
 
 #![allow(clippy::disallowed_names)]
 
-use persisted::Persisted as _;
+use persisted_state::Persisted as _;
 
 /// serde `with` module used by a field below; outside `hygiene`, whose
 /// shadowed `Result` would get in its way.
@@ -59,7 +59,7 @@ mod hygiene {
     #[derive(Serialize, Deserialize, Default, Clone, Debug)]
     pub struct NoEq(pub u8);
 
-    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone, Debug)]
+    #[derive(persisted_state::Persisted, Serialize, Deserialize, Default, Clone, Debug)]
     #[serde(rename_all = "camelCase")]
     pub struct S {
         /// The last id processed.
@@ -92,7 +92,7 @@ mod hygiene {
 
     /// A second struct in the same module with a field of the same name:
     /// its traits sit beside `S`'s and do not make calls ambiguous.
-    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone)]
+    #[derive(persisted_state::Persisted, Serialize, Deserialize, Default, Clone)]
     pub struct Other {
         pub last_id: String,
     }
@@ -103,7 +103,7 @@ mod private_struct {
     //! warn (this file is built with the test's warnings visible).
     use serde::{Deserialize, Serialize};
 
-    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone)]
+    #[derive(persisted_state::Persisted, Serialize, Deserialize, Default, Clone)]
     #[allow(dead_code)] // the struct itself; nothing generated may warn
     struct Unused {
         a: u64,
@@ -111,10 +111,10 @@ mod private_struct {
         m: std::collections::HashMap<u8, u8>,
     }
 
-    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone)]
+    #[derive(persisted_state::Persisted, Serialize, Deserialize, Default, Clone)]
     pub struct Empty {}
 
-    #[derive(persisted::Persisted, Serialize, Deserialize, Default, Clone)]
+    #[derive(persisted_state::Persisted, Serialize, Deserialize, Default, Clone)]
     #[allow(dead_code)]
     pub struct AllSkipped {
         #[serde(skip)]
@@ -173,14 +173,14 @@ fn empty_and_fully_skipped_structs_have_empty_tables() {
 /// Type-checks calls of every generated method; never run.
 #[allow(dead_code, unused_must_use)]
 fn generated_methods_exist(
-    store: &persisted::Store<S>,
-    tx: &mut persisted::Transaction<'_, S>,
-    other: &persisted::Store<hygiene::Other>,
+    store: &persisted_state::Store<S>,
+    tx: &mut persisted_state::Transaction<'_, S>,
+    other: &persisted_state::Store<hygiene::Other>,
 ) {
     let _: u64 = store.last_id();
     let _: String = other.last_id();
-    let _: persisted::Result<()> = store.set_last_id(1);
-    let _: persisted::Result<usize> = store.update_items(|items| items.len());
+    let _: persisted_state::Result<()> = store.set_last_id(1);
+    let _: persisted_state::Result<usize> = store.update_items(|items| items.len());
     let _: u8 = store.r#type();
     store.set_type(2);
     let _: R = store.r();
@@ -188,17 +188,17 @@ fn generated_methods_exist(
 
     store.push_items("x".into());
     store.extend_items(["a".to_owned(), "b".to_owned()]);
-    let _: persisted::Result<Option<String>> = store.pop_items();
+    let _: persisted_state::Result<Option<String>> = store.pop_items();
     store.clear_items();
     store.push_queue(1);
     store.extend_queue(vec![2, 3]);
-    let _: persisted::Result<Option<u8>> = store.pop_queue();
+    let _: persisted_state::Result<Option<u8>> = store.pop_queue();
     store.clear_queue();
 
-    let _: persisted::Result<Option<String>> = store.insert_settings("k".into(), "v".into());
-    let _: persisted::Result<Option<String>> = store.remove_settings(&"k".to_owned());
-    let _: persisted::Result<bool> = store.insert_tags("t".into());
-    let _: persisted::Result<bool> = store.remove_tags(&"t".to_owned());
+    let _: persisted_state::Result<Option<String>> = store.insert_settings("k".into(), "v".into());
+    let _: persisted_state::Result<Option<String>> = store.remove_settings(&"k".to_owned());
+    let _: persisted_state::Result<bool> = store.insert_tags("t".into());
+    let _: persisted_state::Result<bool> = store.remove_tags(&"t".to_owned());
 
     // Custom encodings get no collection operations, only get/set/update.
     let _: u32 = store.as_text();
@@ -262,14 +262,14 @@ fn only_collection_fields_accept_operations() {
     state
         .__apply_op(
             index("items"),
-            persisted::__private::Op::Push,
+            persisted_state::__private::Op::Push,
             serde_json::json!("x"),
         )
         .unwrap();
     state
         .__apply_op(
             index("settings"),
-            persisted::__private::Op::Insert,
+            persisted_state::__private::Op::Insert,
             serde_json::json!(["k", "v"]),
         )
         .unwrap();
@@ -278,7 +278,7 @@ fn only_collection_fields_accept_operations() {
     assert!(state
         .__apply_op(
             index("lastId"),
-            persisted::__private::Op::Push,
+            persisted_state::__private::Op::Push,
             serde_json::json!(1)
         )
         .is_err());
@@ -286,7 +286,7 @@ fn only_collection_fields_accept_operations() {
     assert!(state
         .__apply_op(
             index("customItems"),
-            persisted::__private::Op::Push,
+            persisted_state::__private::Op::Push,
             serde_json::json!(1)
         )
         .is_err());

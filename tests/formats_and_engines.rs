@@ -4,7 +4,7 @@
 mod common;
 
 use common::{files_in, formats, state_path, State, StateStoreExt, StateTransactionExt};
-use persisted::{Durability, Engine, Persisted, Store};
+use persisted_state::{Durability, Engine, Persisted, Store};
 
 fn every_write(store: &Store<State>) {
     store.set_last_id(7).unwrap();
@@ -132,7 +132,7 @@ fn clones_share_one_state_and_the_lock_outlives_all_but_the_last() {
     a.close().unwrap();
     assert!(matches!(
         State::open(&path),
-        Err(persisted::Error::Locked { .. })
+        Err(persisted_state::Error::Locked { .. })
     ));
     drop(b);
     assert_eq!(State::open(&path).unwrap().last_id(), 3);
@@ -142,11 +142,11 @@ fn clones_share_one_state_and_the_lock_outlives_all_but_the_last() {
 fn an_unknown_extension_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = State::open(dir.path().join("state.txt")).unwrap_err();
-    assert!(matches!(err, persisted::Error::UnknownFormat { .. }));
+    assert!(matches!(err, persisted_state::Error::UnknownFormat { .. }));
     assert!(err.to_string().contains("state.txt"), "{err}");
     // With an explicit format the extension does not matter.
     let store = Store::<State>::options()
-        .format(persisted::Format::Json)
+        .format(persisted_state::Format::Json)
         .open(dir.path().join("state.txt"))
         .unwrap();
     store.set_last_id(1).unwrap();
@@ -161,7 +161,7 @@ fn a_format_whose_feature_is_off_is_a_clear_error() {
     assert!(
         matches!(
             err,
-            persisted::Error::FormatNotEnabled {
+            persisted_state::Error::FormatNotEnabled {
                 feature: "yaml",
                 ..
             }
@@ -179,7 +179,7 @@ fn bincode_without_its_feature_is_a_clear_error() {
     let err = State::open(dir.path().join("state.bin")).unwrap_err();
     assert!(matches!(
         err,
-        persisted::Error::FormatNotEnabled {
+        persisted_state::Error::FormatNotEnabled {
             feature: "bincode",
             ..
         }

@@ -4,7 +4,7 @@
 //! splices, length-field edits, huge numbers in frame lines, random
 //! garbage), and records re-framed with valid checksums so that the payload
 //! parsers see the damage too. They go through the hidden
-//! `persisted_core::__fuzz` entry points, which open a store on an
+//! `persisted_state_core::__fuzz` entry points, which open a store on an
 //! in-memory disk.
 //!
 //! `PERSISTED_FUZZ_CASES` sets the number of inputs (default 10,000). The
@@ -14,9 +14,9 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use persisted::Format;
-use persisted_core::__fuzz;
-use persisted_core::__fuzz::spec::{
+use persisted_state::Format;
+use persisted_state_core::__fuzz;
+use persisted_state_core::__fuzz::spec::{
     bincode_snapshot, encode_header, encode_record, fingerprint, intent_payload,
 };
 
@@ -51,7 +51,7 @@ impl Rng {
     }
 }
 
-// --- the on-disk format (encoders: persisted_core::__fuzz::spec) -------------
+// --- the on-disk format (encoders: persisted_state_core::__fuzz::spec) -------------
 
 /// A journal record: `@` commit or `!` intent.
 #[derive(Clone)]
@@ -589,7 +589,7 @@ fn generated_snapshots_and_journals_never_panic() {
 // --- known bugs: exact reproducers -------------------------------------------------
 
 use common::{State, StateStoreExt};
-use persisted::Persisted;
+use persisted_state::Persisted;
 
 /// `dir/state.json` holding the empty state and a journal of `records`
 /// after a header at `header_seq`, all valid (checksums per the spec).
@@ -687,7 +687,7 @@ fn bincode_huge_length_child() {
     let payload = [0, 1, 253, 0, 0, 0, 0, 0, 1, 0, 0];
     std::fs::write(&path, bincode_snapshot(&payload)).unwrap();
     let err = State::open(&path).unwrap_err();
-    assert!(matches!(err, persisted::Error::Corrupt { .. }), "{err:?}");
+    assert!(matches!(err, persisted_state::Error::Corrupt { .. }), "{err:?}");
 
     // The same in a verified journal record: `{"push processed": <a string
     // of 2^40 bytes>}` after the empty state's snapshot.
@@ -704,5 +704,5 @@ fn bincode_huge_length_child() {
     let journal = encode_journal(Format::Bincode, fingerprint(&snapshot), 0, &[record]);
     std::fs::write(common::journal_of(&path), journal).unwrap();
     let err = State::open(&path).unwrap_err();
-    assert!(matches!(err, persisted::Error::Corrupt { .. }), "{err:?}");
+    assert!(matches!(err, persisted_state::Error::Corrupt { .. }), "{err:?}");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 
 use common::{State, StateStoreExt};
-use persisted::Persisted;
+use persisted_state::Persisted;
 
 /// The snapshot file `name` holds after three commits and a close.
 fn snapshot_after_three_commits(name: &str) -> String {
@@ -94,8 +94,8 @@ fn unknown_keys_in_a_json_snapshot_survive_later_saves() {
     assert_eq!(saved["last_id"], 4);
     assert_eq!(saved["from_a_newer_version"]["nested"][1], 2);
     // With the snapshot engine too.
-    let store = persisted::Store::<State>::options()
-        .engine(persisted::Engine::Snapshot)
+    let store = persisted_state::Store::<State>::options()
+        .engine(persisted_state::Engine::Snapshot)
         .open(&path)
         .unwrap();
     store.set_last_id(5).unwrap();

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 
 use common::{State, StateStoreExt};
-use persisted::{Error, Persisted};
+use persisted_state::{Error, Persisted};
 
 const CHILD: &str = "PERSISTED_FSIZE_CHILD";
 
@@ -72,7 +72,7 @@ fn a_failed_append_keeps_memory_and_disk_consistent() {
             .collect(),
         ..State::default()
     };
-    persisted::Store::open_or(&path, big)
+    persisted_state::Store::open_or(&path, big)
         .unwrap()
         .close()
         .unwrap();

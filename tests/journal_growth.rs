@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 
 use common::{journal_of, State, StateStoreExt};
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 
 #[test]
 fn a_thousand_one_field_commits_on_a_megabyte_state_grow_the_files_by_far_less_than_one_snapshot() {

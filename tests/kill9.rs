@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{formats, state_path, State, StateStoreExt};
-use persisted::{Format, Store};
+use persisted_state::{Format, Store};
 
 const CHILD: &str = "PERSISTED_KILL9_CHILD";
 
@@ -40,7 +40,7 @@ fn kill9_child_writer() {
             .transaction(|tx| {
                 tx.settings.insert("a".into(), n.to_string());
                 tx.settings.insert("b".into(), n.to_string());
-                Ok::<_, persisted::Error>(())
+                Ok::<_, persisted_state::Error>(())
             })
             .unwrap();
         // Keep the state small however many rounds a soak runs: drop the

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{State, StateStoreExt};
-use persisted::{Error, Persisted};
+use persisted_state::{Error, Persisted};
 
 const CHILD: &str = "PERSISTED_LOCK_CHILD";
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 mod v1 {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{State, StateStoreExt};
-use persisted::{Durability, Persisted, Store};
+use persisted_state::{Durability, Persisted, Store};
 
 /// Two counters every commit moves together, so a torn read or a mixed
 /// commit shows as `a != b`.
@@ -65,7 +65,7 @@ fn eight_threads_times_many_updates_lose_nothing() {
                             .transaction(|tx| {
                                 tx.a += 1;
                                 tx.b += 1;
-                                Ok::<_, persisted::Error>(())
+                                Ok::<_, persisted_state::Error>(())
                             })
                             .unwrap();
                     }

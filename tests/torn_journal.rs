@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{crash_image, formats, intent_record, journal_of, state_path, State, StateStoreExt};
-use persisted::{Format, Store};
+use persisted_state::{Format, Store};
 
 /// Commits a few changes and returns, for each commit, the journal length
 /// after it and the state after it; plus the snapshot and journal bytes.

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persisted::{Persisted, Store};
+use persisted_state::{Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 #[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]

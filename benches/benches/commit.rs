@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use common::{Op, State, StateStoreExt as _};
 use criterion::{criterion_group, criterion_main, Criterion};
-use persisted::{Durability, Engine, Format, Store};
+use persisted_state::{Durability, Engine, Format, Store};
 
 fn record_of(len: usize) -> Vec<u8> {
     let mut record = format!("{{\"set counter\":{}}}", 1u64 << 40).into_bytes();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Padded, PaddedStoreExt as _};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use persisted::Store;
+use persisted_state::Store;
 
 const RECORDS: u64 = 100_000;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Padded, PaddedStoreExt as _};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use persisted::{Engine, Store};
+use persisted_state::{Engine, Store};
 
 const SIZES: [(usize, &str); 3] = [(1 << 10, "1 KB"), (100 << 10, "100 KB"), (10 << 20, "10 MB")];
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{State, StateStoreExt as _};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use persisted::{Durability, Store};
+use persisted_state::{Durability, Store};
 
 const THREADS: [u64; 4] = [1, 2, 4, 8];
 

@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use common::{State, StateStoreExt as _};
 use criterion::{criterion_group, criterion_main, Criterion};
-use persisted::{Engine, Format, Store};
+use persisted_state::{Engine, Format, Store};
 
 fn op(format: Format, engine: Engine) -> common::Op {
     let dir = common::tempdir();

@@ -2,6 +2,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use persisted_core::Format;
+use persisted_state_core::Format;
 
 fuzz_target!(|data: &[u8]| persisted_fuzz::journal(Format::Json, data));

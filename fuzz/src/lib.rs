@@ -1,18 +1,18 @@
 //! Turns fuzzer bytes into a snapshot and a journal and opens them on the
-//! in-memory disk of `persisted_core::__fuzz` (T16, RELIABILITY.md).
+//! in-memory disk of `persisted_state_core::__fuzz` (T16, RELIABILITY.md).
 //!
 //! The checksums on disk would stop a byte-level fuzzer at the frame, so
 //! the first input byte picks a mode; some modes build valid frames and
-//! checksums (`persisted_core::__fuzz::spec`, written from the format spec) around the
+//! checksums (`persisted_state_core::__fuzz::spec`, written from the format spec) around the
 //! fuzzed bytes so the payload parsers see them. Nothing here may panic:
 //! a crash is always the library's.
 
 use std::sync::OnceLock;
 
-use persisted_core::__fuzz::spec::{
+use persisted_state_core::__fuzz::spec::{
     bincode_snapshot, encode_header, encode_record, fingerprint, intent_payload,
 };
-use persisted_core::{__fuzz, Format};
+use persisted_state_core::{__fuzz, Format};
 
 fn open(format: Format, snapshot: &[u8], journal: Option<&[u8]>) {
     __fuzz::open(format, snapshot, journal);

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use persisted::{Format, Persisted};
-use persisted_core::__fuzz::spec;
+use persisted_state::{Format, Persisted};
+use persisted_state_core::__fuzz::spec;
 use serde::{Deserialize, Serialize};
 
 /// The state most tests persist.
@@ -76,7 +76,7 @@ pub fn crash_image(path: &Path) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// An intent record naming `snapshot`, built from the format spec
-/// (`persisted_core::__fuzz::spec`): `!<seq> <len> <crc>` +
+/// (`persisted_state_core::__fuzz::spec`): `!<seq> <len> <crc>` +
 /// `# compaction fingerprint=<hex>\n` for text, `0xC1 | seq | len | crc |
 /// fingerprint` for bincode.
 pub fn intent_record(format: Format, seq: u64, snapshot: &[u8]) -> Vec<u8> {

@@ -1,4 +1,4 @@
-use persisted::Persisted;
+use persisted_state::Persisted;
 
 // serde cannot derive for unions, so this one derives only `Persisted`.
 #[derive(Persisted)]

@@ -1,4 +1,4 @@
-use persisted::Persisted;
+use persisted_state::Persisted;
 use serde::{Deserialize, Serialize};
 
 #[derive(Persisted, Serialize, Deserialize, Default, Clone)]

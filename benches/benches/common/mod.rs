@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::Criterion;
-use persisted::{Durability, Engine, Format, Persisted, Store};
+use persisted_state::{Durability, Engine, Format, Persisted, Store};
 use serde::{Deserialize, Serialize};
 
 /// The workload of PERFORMANCE.md: persist a counter after every increment.

@@ -79,7 +79,7 @@ pub enum Error {
     },
 
     /// The format's Cargo feature is not enabled in this build.
-    #[error("cannot open `{}`: format {format:?} needs the `{feature}` feature of `persisted`", path.display())]
+    #[error("cannot open `{}`: format {format:?} needs the `{feature}` feature of `persisted-state`", path.display())]
     FormatNotEnabled {
         /// The store's file.
         path: PathBuf,

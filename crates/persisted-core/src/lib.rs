@@ -1,5 +1,5 @@
 //! The engines, formats, [`Store`] and [`Transaction`] behind the
-//! [`persisted`](https://docs.rs/persisted) crate. Use that crate: it
+//! [`persisted-state`](https://docs.rs/persisted-state) crate. Use that crate: it
 //! re-exports everything here together with `#[derive(Persisted)]`.
 //!
 //! The map of this crate:

@@ -30,7 +30,7 @@ impl Format {
     /// The format a file's extension names, if any.
     ///
     /// ```
-    /// use persisted_core::Format;
+    /// use persisted_state_core::Format;
     /// assert_eq!(Format::from_path("state.yml"), Some(Format::Yaml));
     /// assert_eq!(Format::from_path("state.txt"), None);
     /// ```
@@ -104,9 +104,9 @@ pub(crate) const DEFAULT_JOURNAL_LIMIT: u64 = 4 << 20;
 ///
 /// ```no_run
 /// # #[cfg(feature = "yaml")] {
-/// use persisted_core::{Durability, Engine, Format, Mode, Store};
+/// use persisted_state_core::{Durability, Engine, Format, Mode, Store};
 /// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone)] struct State;
-/// # fn f<State: persisted_core::Persisted>() -> persisted_core::Result<()> {
+/// # fn f<State: persisted_state_core::Persisted>() -> persisted_state_core::Result<()> {
 /// let store = Store::<State>::options()
 ///     .format(Format::Yaml)
 ///     .durability(Durability::Sync)

@@ -20,8 +20,8 @@ use crate::store::Store;
 ///
 /// ```
 /// # #[cfg(feature = "json")] {
-/// use persisted_core::Persisted;
-/// # fn demo<T: Persisted>(dir: &std::path::Path) -> persisted_core::Result<()> {
+/// use persisted_state_core::Persisted;
+/// # fn demo<T: Persisted>(dir: &std::path::Path) -> persisted_state_core::Result<()> {
 /// let store = T::open(dir.join("state.json"))?;
 /// # Ok(()) }
 /// # }

@@ -45,10 +45,10 @@ use crate::transaction::Transaction;
 ///
 /// ```
 /// # #[cfg(feature = "json")] {
-/// use persisted_core::Store;
+/// use persisted_state_core::Store;
 /// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
 /// # struct Counter { n: u64 }
-/// # persisted_core::__impl_persisted_for_tests!(Counter { n: u64 });
+/// # persisted_state_core::__impl_persisted_for_tests!(Counter { n: u64 });
 /// # let dir = tempfile::tempdir()?;
 /// let store: Store<Counter> = Store::open(dir.path().join("counter.json"))?;
 /// let n = store.update(|c| { c.n += 1; c.n })?;

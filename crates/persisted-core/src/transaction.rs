@@ -21,10 +21,10 @@ use crate::store::{Store, Writer};
 ///
 /// ```
 /// # #[cfg(feature = "json")] {
-/// # use persisted_core::Store;
+/// # use persisted_state_core::Store;
 /// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
 /// # struct Account { a: i64, b: i64 }
-/// # persisted_core::__impl_persisted_for_tests!(Account { a: i64, b: i64 });
+/// # persisted_state_core::__impl_persisted_for_tests!(Account { a: i64, b: i64 });
 /// # let dir = tempfile::tempdir()?;
 /// let store: Store<Account> = Store::open(dir.path().join("account.json"))?;
 /// let mut tx = store.begin();

@@ -11,7 +11,7 @@
 //!   and the two traits' impls, which call `Store`'s hidden generic methods
 //!   with the field's type.
 //!
-//! Every path is absolute (`::core::..`, `::persisted::..`) and every name
+//! Every path is absolute (`::core::..`, `::persisted_state::..`) and every name
 //! the generated code binds starts with `__`, so nothing in the user's scope
 //! (a `struct Ok;`, a field type named `R`) changes its meaning. Where a
 //! trait bound on a field's type is checked, the tokens carry the type's
@@ -102,10 +102,10 @@ fn expand(input: &Input) -> TokenStream {
             #(#markers)*
 
             #[automatically_derived]
-            impl ::persisted::Persisted for #ident {
-                const __FIELDS: &'static [::persisted::__private::FieldSpec] = &[#(#specs),*];
+            impl ::persisted_state::Persisted for #ident {
+                const __FIELDS: &'static [::persisted_state::__private::FieldSpec] = &[#(#specs),*];
 
-                fn __serialize_field<__S: ::persisted::__private::serde::Serializer>(
+                fn __serialize_field<__S: ::persisted_state::__private::serde::Serializer>(
                     &self,
                     __index: ::core::primitive::usize,
                     __serializer: __S,
@@ -115,7 +115,7 @@ fn expand(input: &Input) -> TokenStream {
                         _ => {
                             let _ = __serializer;
                             ::core::result::Result::Err(
-                                <__S::Error as ::persisted::__private::serde::ser::Error>::custom(
+                                <__S::Error as ::persisted_state::__private::serde::ser::Error>::custom(
                                     "persisted: no such field",
                                 ),
                             )
@@ -123,7 +123,7 @@ fn expand(input: &Input) -> TokenStream {
                     }
                 }
 
-                fn __deserialize_field<'de, __D: ::persisted::__private::serde::Deserializer<'de>>(
+                fn __deserialize_field<'de, __D: ::persisted_state::__private::serde::Deserializer<'de>>(
                     &mut self,
                     __index: ::core::primitive::usize,
                     __deserializer: __D,
@@ -133,7 +133,7 @@ fn expand(input: &Input) -> TokenStream {
                         _ => {
                             let _ = __deserializer;
                             ::core::result::Result::Err(
-                                <__D::Error as ::persisted::__private::serde::de::Error>::custom(
+                                <__D::Error as ::persisted_state::__private::serde::de::Error>::custom(
                                     "persisted: no such field",
                                 ),
                             )
@@ -141,10 +141,10 @@ fn expand(input: &Input) -> TokenStream {
                     }
                 }
 
-                fn __apply_op<'de, __D: ::persisted::__private::serde::Deserializer<'de>>(
+                fn __apply_op<'de, __D: ::persisted_state::__private::serde::Deserializer<'de>>(
                     &mut self,
                     __index: ::core::primitive::usize,
-                    __op: ::persisted::__private::Op,
+                    __op: ::persisted_state::__private::Op,
                     __deserializer: __D,
                 ) -> ::core::result::Result<(), __D::Error> {
                     match __index {
@@ -152,7 +152,7 @@ fn expand(input: &Input) -> TokenStream {
                         _ => {
                             let _ = (__op, __deserializer);
                             ::core::result::Result::Err(
-                                <__D::Error as ::persisted::__private::serde::de::Error>::custom(
+                                <__D::Error as ::persisted_state::__private::serde::de::Error>::custom(
                                     "persisted: field has no collection operations",
                                 ),
                             )
@@ -176,12 +176,12 @@ fn expand(input: &Input) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #store_ext for ::persisted::Store<#ident> {
+            impl #store_ext for ::persisted_state::Store<#ident> {
                 #(#store_impls)*
             }
 
             #[automatically_derived]
-            impl #tx_ext for ::persisted::Transaction<'_, #ident> {
+            impl #tx_ext for ::persisted_state::Transaction<'_, #ident> {
                 #(#tx_impls)*
             }
         };
@@ -215,14 +215,14 @@ impl Generated {
         let span = field.ty.span();
         let marker_ty = format_ident!("__persisted_field_{}", name);
         let index_lit = Literal::usize_unsuffixed(index);
-        let as_field = quote!(<#marker_ty as ::persisted::__private::Field<#state>>);
+        let as_field = quote!(<#marker_ty as ::persisted_state::__private::Field<#state>>);
 
         // --- the marker type and its `Field` impl --------------------------
         let serialize = match &field.attrs.serialize_with {
             Some(path) => quote!(#path(__value, __serializer)),
             None => {
                 let call =
-                    quote_spanned!(span=> ::persisted::__private::serde::Serialize::serialize);
+                    quote_spanned!(span=> ::persisted_state::__private::serde::Serialize::serialize);
                 quote!(#call(__value, __serializer))
             }
         };
@@ -230,7 +230,7 @@ impl Generated {
             Some(path) => quote!(#path(__deserializer)),
             None => {
                 let call = quote_spanned!(span=>
-                    <#ty as ::persisted::__private::serde::Deserialize>::deserialize
+                    <#ty as ::persisted_state::__private::serde::Deserialize>::deserialize
                 );
                 quote!(#call(__deserializer))
             }
@@ -242,7 +242,7 @@ impl Generated {
             struct #marker_ty;
 
             #[automatically_derived]
-            impl ::persisted::__private::Field<#state> for #marker_ty {
+            impl ::persisted_state::__private::Field<#state> for #marker_ty {
                 #value_ty
                 const INDEX: ::core::primitive::usize = #index_lit;
 
@@ -254,14 +254,14 @@ impl Generated {
                     &mut __state.#member
                 }
 
-                fn serialize<__S: ::persisted::__private::serde::Serializer>(
+                fn serialize<__S: ::persisted_state::__private::serde::Serializer>(
                     __value: &#ty,
                     __serializer: __S,
                 ) -> ::core::result::Result<__S::Ok, __S::Error> {
                     #serialize
                 }
 
-                fn deserialize<'de, __D: ::persisted::__private::serde::Deserializer<'de>>(
+                fn deserialize<'de, __D: ::persisted_state::__private::serde::Deserializer<'de>>(
                     __deserializer: __D,
                 ) -> ::core::result::Result<#ty, __D::Error> {
                     #deserialize
@@ -269,8 +269,8 @@ impl Generated {
 
                 fn eq(__a: &#ty, __b: &#ty) -> ::core::option::Option<::core::primitive::bool> {
                     #[allow(unused_imports)]
-                    use ::persisted::__private::{ViaPartialEq as _, ViaFallback as _};
-                    (&::persisted::__private::EqProbe(__a, __b)).probe_eq()
+                    use ::persisted_state::__private::{ViaPartialEq as _, ViaFallback as _};
+                    (&::persisted_state::__private::EqProbe(__a, __b)).probe_eq()
                 }
             }
         };
@@ -279,7 +279,7 @@ impl Generated {
         let key = &field.key;
         let aliases = &field.aliases;
         let spec = quote! {
-            ::persisted::__private::FieldSpec { name: #key, aliases: &[#(#aliases),*] }
+            ::persisted_state::__private::FieldSpec { name: #key, aliases: &[#(#aliases),*] }
         };
         let serialize_arm = quote! {
             #index_lit => #as_field::serialize(&self.#member, __serializer),
@@ -293,7 +293,7 @@ impl Generated {
         let apply_op_arm = match field.kind {
             Kind::Plain => None,
             Kind::Seq { .. } | Kind::Map { .. } | Kind::Set { .. } => {
-                let apply = quote_spanned!(span=> ::persisted::__private::Collection::apply_op);
+                let apply = quote_spanned!(span=> ::persisted_state::__private::Collection::apply_op);
                 Some(quote! {
                     #index_lit => #apply(&mut self.#member, __op, __deserializer),
                 })
@@ -326,24 +326,24 @@ impl Generated {
             #getter_doc
             fn #getter(&self) -> #ty;
             #setter_doc
-            fn #setter(&self, value: #ty) -> ::persisted::Result<()>;
+            fn #setter(&self, value: #ty) -> ::persisted_state::Result<()>;
             #updater_doc
             fn #updater<__R>(
                 &self,
                 f: impl ::core::ops::FnOnce(&mut #ty) -> __R,
-            ) -> ::persisted::Result<__R>;
+            ) -> ::persisted_state::Result<__R>;
         };
         let mut store_impls = quote! {
             fn #getter(&self) -> #ty {
                 self.#get::<#marker_ty>()
             }
-            fn #setter(&self, __value: #ty) -> ::persisted::Result<()> {
+            fn #setter(&self, __value: #ty) -> ::persisted_state::Result<()> {
                 self.#set::<#marker_ty>(__value)
             }
             fn #updater<__R>(
                 &self,
                 __f: impl ::core::ops::FnOnce(&mut #ty) -> __R,
-            ) -> ::persisted::Result<__R> {
+            ) -> ::persisted_state::Result<__R> {
                 self.#update::<#marker_ty, __R>(__f)
             }
         };
@@ -378,31 +378,31 @@ impl Generated {
                 ));
                 store_decls.extend(quote! {
                     #push_doc
-                    fn #push(&self, value: #elem) -> ::persisted::Result<()>;
+                    fn #push(&self, value: #elem) -> ::persisted_state::Result<()>;
                     #extend_doc
                     fn #extend<__I: ::core::iter::IntoIterator<Item = #elem>>(
                         &self,
                         values: __I,
-                    ) -> ::persisted::Result<()>;
+                    ) -> ::persisted_state::Result<()>;
                     #pop_doc
-                    fn #pop(&self) -> ::persisted::Result<::core::option::Option<#elem>>;
+                    fn #pop(&self) -> ::persisted_state::Result<::core::option::Option<#elem>>;
                     #clear_doc
-                    fn #clear(&self) -> ::persisted::Result<()>;
+                    fn #clear(&self) -> ::persisted_state::Result<()>;
                 });
                 store_impls.extend(quote! {
-                    fn #push(&self, __value: #elem) -> ::persisted::Result<()> {
+                    fn #push(&self, __value: #elem) -> ::persisted_state::Result<()> {
                         self.#h_push::<#marker_ty>(__value)
                     }
                     fn #extend<__I: ::core::iter::IntoIterator<Item = #elem>>(
                         &self,
                         __values: __I,
-                    ) -> ::persisted::Result<()> {
+                    ) -> ::persisted_state::Result<()> {
                         self.#h_extend::<#marker_ty, __I>(__values)
                     }
-                    fn #pop(&self) -> ::persisted::Result<::core::option::Option<#elem>> {
+                    fn #pop(&self) -> ::persisted_state::Result<::core::option::Option<#elem>> {
                         self.#h_pop::<#marker_ty>()
                     }
-                    fn #clear(&self) -> ::persisted::Result<()> {
+                    fn #clear(&self) -> ::persisted_state::Result<()> {
                         self.#h_clear::<#marker_ty>()
                     }
                 });
@@ -425,22 +425,22 @@ impl Generated {
                         &self,
                         key: #key,
                         value: #value,
-                    ) -> ::persisted::Result<::core::option::Option<#value>>;
+                    ) -> ::persisted_state::Result<::core::option::Option<#value>>;
                     #remove_doc
-                    fn #remove(&self, key: &#key) -> ::persisted::Result<::core::option::Option<#value>>;
+                    fn #remove(&self, key: &#key) -> ::persisted_state::Result<::core::option::Option<#value>>;
                 });
                 store_impls.extend(quote! {
                     fn #insert(
                         &self,
                         __key: #key,
                         __value: #value,
-                    ) -> ::persisted::Result<::core::option::Option<#value>> {
+                    ) -> ::persisted_state::Result<::core::option::Option<#value>> {
                         self.#h_insert::<#marker_ty>(__key, __value)
                     }
                     fn #remove(
                         &self,
                         __key: &#key,
-                    ) -> ::persisted::Result<::core::option::Option<#value>> {
+                    ) -> ::persisted_state::Result<::core::option::Option<#value>> {
                         self.#h_remove::<#marker_ty>(__key)
                     }
                 });
@@ -457,15 +457,15 @@ impl Generated {
                 ));
                 store_decls.extend(quote! {
                     #insert_doc
-                    fn #insert(&self, value: #elem) -> ::persisted::Result<::core::primitive::bool>;
+                    fn #insert(&self, value: #elem) -> ::persisted_state::Result<::core::primitive::bool>;
                     #remove_doc
-                    fn #remove(&self, value: &#elem) -> ::persisted::Result<::core::primitive::bool>;
+                    fn #remove(&self, value: &#elem) -> ::persisted_state::Result<::core::primitive::bool>;
                 });
                 store_impls.extend(quote! {
-                    fn #insert(&self, __value: #elem) -> ::persisted::Result<::core::primitive::bool> {
+                    fn #insert(&self, __value: #elem) -> ::persisted_state::Result<::core::primitive::bool> {
                         self.#h_insert::<#marker_ty>(__value)
                     }
-                    fn #remove(&self, __value: &#elem) -> ::persisted::Result<::core::primitive::bool> {
+                    fn #remove(&self, __value: &#elem) -> ::persisted_state::Result<::core::primitive::bool> {
                         self.#h_remove::<#marker_ty>(__value)
                     }
                 });
@@ -541,7 +541,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("impl :: persisted :: Persisted for State"),
+            out.contains("impl :: persisted_state :: Persisted for State"),
             "{out}"
         );
         assert!(out.contains("struct __persisted_field_last_id"), "{out}");
@@ -573,7 +573,7 @@ mod tests {
         let out = expand(parse_quote! { enum State { A } });
         assert!(out.contains("compile_error"), "{out}");
         assert!(
-            out.contains("impl :: persisted :: Persisted for State"),
+            out.contains("impl :: persisted_state :: Persisted for State"),
             "{out}"
         );
         assert!(!out.contains("StoreExt"), "{out}");

@@ -20,8 +20,8 @@ pub(crate) fn expand(input: &DeriveInput, error: &syn::Error) -> TokenStream {
     // The `for<'__fallback>` keeps the bound from being "trivial", which
     // stable rustc rejects when it does not hold (rust-lang/rust#48214).
     generics.make_where_clause().predicates.push(parse_quote! {
-        for<'__fallback> #self_ty: ::persisted::__private::serde::Serialize
-            + ::persisted::__private::serde::de::DeserializeOwned
+        for<'__fallback> #self_ty: ::persisted_state::__private::serde::Serialize
+            + ::persisted_state::__private::serde::de::DeserializeOwned
             + ::core::default::Default
             + ::core::clone::Clone
             + ::core::marker::Send
@@ -34,10 +34,10 @@ pub(crate) fn expand(input: &DeriveInput, error: &syn::Error) -> TokenStream {
         #error
 
         #[automatically_derived]
-        impl #impl_generics ::persisted::Persisted for #self_ty #where_clause {
-            const __FIELDS: &'static [::persisted::__private::FieldSpec] = &[];
+        impl #impl_generics ::persisted_state::Persisted for #self_ty #where_clause {
+            const __FIELDS: &'static [::persisted_state::__private::FieldSpec] = &[];
 
-            fn __serialize_field<__S: ::persisted::__private::serde::Serializer>(
+            fn __serialize_field<__S: ::persisted_state::__private::serde::Serializer>(
                 &self,
                 _: ::core::primitive::usize,
                 _: __S,
@@ -45,7 +45,7 @@ pub(crate) fn expand(input: &DeriveInput, error: &syn::Error) -> TokenStream {
                 ::core::unreachable!()
             }
 
-            fn __deserialize_field<'de, __D: ::persisted::__private::serde::Deserializer<'de>>(
+            fn __deserialize_field<'de, __D: ::persisted_state::__private::serde::Deserializer<'de>>(
                 &mut self,
                 _: ::core::primitive::usize,
                 _: __D,
@@ -53,10 +53,10 @@ pub(crate) fn expand(input: &DeriveInput, error: &syn::Error) -> TokenStream {
                 ::core::unreachable!()
             }
 
-            fn __apply_op<'de, __D: ::persisted::__private::serde::Deserializer<'de>>(
+            fn __apply_op<'de, __D: ::persisted_state::__private::serde::Deserializer<'de>>(
                 &mut self,
                 _: ::core::primitive::usize,
-                _: ::persisted::__private::Op,
+                _: ::persisted_state::__private::Op,
                 _: __D,
             ) -> ::core::result::Result<(), __D::Error> {
                 ::core::unreachable!()

@@ -1,7 +1,7 @@
-//! `#[derive(Persisted)]`: the derive macro of the [`persisted`] crate.
+//! `#[derive(Persisted)]`: the derive macro of the [`persisted-state`] crate.
 //!
-//! Use it through `persisted` (`use persisted::Persisted;`), not directly:
-//! the generated code names `::persisted::...` paths.
+//! Use it through `persisted-state` (`use persisted_state::Persisted;`), not directly:
+//! the generated code names `::persisted_state::...` paths.
 //!
 //! The macro works in three stages, one module each:
 //!
@@ -14,7 +14,7 @@
 //!   failed, it writes the errors plus a stub impl (`fallback`) so rustc adds
 //!   no follow-on errors.
 //!
-//! [`persisted`]: https://docs.rs/persisted
+//! [`persisted-state`]: https://docs.rs/persisted-state
 
 mod ast;
 mod attr;
@@ -26,9 +26,9 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
-/// Makes a struct with named fields persistable in a `persisted::Store`.
+/// Makes a struct with named fields persistable in a `persisted_state::Store`.
 ///
-/// See the `persisted` crate for what is generated and how to use it.
+/// See the `persisted-state` crate for what is generated and how to use it.
 #[proc_macro_derive(Persisted, attributes(persisted))]
 pub fn derive_persisted(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
