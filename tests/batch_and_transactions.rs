@@ -49,7 +49,7 @@ fn batch_mode_writes_only_on_commit() {
 }
 
 #[test]
-fn batch_changes_not_committed_are_discarded_at_drop_and_close() {
+fn batch_changes_not_committed_are_discarded_at_drop_and_refused_by_close() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
     let store = batch(&path);
@@ -62,8 +62,13 @@ fn batch_changes_not_committed_are_discarded_at_drop_and_close() {
     let store = batch(&path);
     store.set_last_id(3).unwrap();
     assert!(matches!(store.compact(), Err(Error::Uncommitted { .. })));
-    store.close().unwrap();
-    assert_eq!(State::open(&path).unwrap().last_id(), 1);
+    let err = store.close().unwrap_err();
+    assert!(
+        matches!(err, Error::Uncommitted { changes: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("commit()"), "{err}");
+    assert_eq!(State::open(&path).unwrap().last_id(), 1, "nothing written");
 }
 
 #[test]

@@ -687,7 +687,10 @@ fn bincode_huge_length_child() {
     let payload = [0, 1, 253, 0, 0, 0, 0, 0, 1, 0, 0];
     std::fs::write(&path, bincode_snapshot(&payload)).unwrap();
     let err = State::open(&path).unwrap_err();
-    assert!(matches!(err, persisted_state::Error::Corrupt { .. }), "{err:?}");
+    assert!(
+        matches!(err, persisted_state::Error::Corrupt { .. }),
+        "{err:?}"
+    );
 
     // The same in a verified journal record: `{"push processed": <a string
     // of 2^40 bytes>}` after the empty state's snapshot.
@@ -704,5 +707,8 @@ fn bincode_huge_length_child() {
     let journal = encode_journal(Format::Bincode, fingerprint(&snapshot), 0, &[record]);
     std::fs::write(common::journal_of(&path), journal).unwrap();
     let err = State::open(&path).unwrap_err();
-    assert!(matches!(err, persisted_state::Error::Corrupt { .. }), "{err:?}");
+    assert!(
+        matches!(err, persisted_state::Error::Corrupt { .. }),
+        "{err:?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! `HashSet`) and the operations the journal records for them, so that a
 //! `push` costs the size of the element, not of the whole `Vec`.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -23,6 +24,10 @@ pub enum Op {
     Extend,
     /// Remove a sequence's last element; argument: unit.
     Pop,
+    /// Prepend to a `VecDeque`; argument: the element.
+    PushFront,
+    /// Remove a `VecDeque`'s first element; argument: unit.
+    PopFront,
     /// Empty a sequence; argument: unit.
     Clear,
     /// Insert into a map (argument: `[key, value]`) or a set (argument: the element).
@@ -32,11 +37,13 @@ pub enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 9] = [
         Op::Set,
         Op::Push,
         Op::Extend,
         Op::Pop,
+        Op::PushFront,
+        Op::PopFront,
         Op::Clear,
         Op::Insert,
         Op::Remove,
@@ -49,6 +56,8 @@ impl Op {
             Op::Push => "push",
             Op::Extend => "extend",
             Op::Pop => "pop",
+            Op::PushFront => "push_front",
+            Op::PopFront => "pop_front",
             Op::Clear => "clear",
             Op::Insert => "insert",
             Op::Remove => "remove",
@@ -88,6 +97,13 @@ pub trait SeqField: Collection + Default {
     fn is_empty(&self) -> bool;
 }
 
+/// A double-ended queue field: `push_front_`, `pop_front_` too.
+#[doc(hidden)]
+pub trait DequeField: SeqField {
+    fn push_front(&mut self, value: Self::Elem);
+    fn pop_front(&mut self) -> Option<Self::Elem>;
+}
+
 /// A map field: `insert_`, `remove_`.
 #[doc(hidden)]
 pub trait MapField: Collection {
@@ -95,7 +111,14 @@ pub trait MapField: Collection {
     type Value: serde::Serialize + Clone + Send + Sync + 'static;
     fn insert(&mut self, key: Self::Key, value: Self::Value) -> Option<Self::Value>;
     fn remove(&mut self, key: &Self::Key) -> Option<Self::Value>;
-    fn contains_key(&self, key: &Self::Key) -> bool;
+}
+
+/// Looks a map's key up by a borrowed form `Q` (`&str` for `String` keys),
+/// with the bounds the map's own `remove` asks for.
+#[doc(hidden)]
+pub trait MapLookup<Q: ?Sized>: MapField {
+    /// The stored key equal to `key`.
+    fn find_key(&self, key: &Q) -> Option<&Self::Key>;
 }
 
 /// A set field: `insert_`, `remove_`.
@@ -107,12 +130,19 @@ pub trait SetField: Collection {
     fn contains(&self, value: &Self::Elem) -> bool;
 }
 
+/// Looks a set's element up by a borrowed form `Q`.
+#[doc(hidden)]
+pub trait SetLookup<Q: ?Sized>: SetField {
+    /// The stored element equal to `value`.
+    fn find(&self, value: &Q) -> Option<&Self::Elem>;
+}
+
 fn wrong_op<E: serde::de::Error>(op: Op, kind: &str) -> E {
     E::custom(format_args!("operation `{op}` does not apply to a {kind}"))
 }
 
 macro_rules! sequence {
-    ($ty:ident, $push:ident, $pop:ident) => {
+    ($ty:ident, $push:ident, $pop:ident, $kind:literal $(, $front:ident)?) => {
         impl<E> Collection for $ty<E>
         where
             E: DeserializeOwned,
@@ -133,7 +163,14 @@ macro_rules! sequence {
                         <()>::deserialize(deserializer)?;
                         self.clear();
                     }
-                    other => return Err(wrong_op(other, "sequence")),
+                    $(
+                        Op::PushFront => self.$front(E::deserialize(deserializer)?),
+                        Op::PopFront => {
+                            <()>::deserialize(deserializer)?;
+                            self.pop_front();
+                        }
+                    )?
+                    other => return Err(wrong_op(other, $kind)),
                 }
                 Ok(())
             }
@@ -160,8 +197,20 @@ macro_rules! sequence {
     };
 }
 
-sequence!(Vec, push, pop);
-sequence!(VecDeque, push_back, pop_back);
+sequence!(Vec, push, pop, "Vec");
+sequence!(VecDeque, push_back, pop_back, "VecDeque", push_front);
+
+impl<E> DequeField for VecDeque<E>
+where
+    E: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn push_front(&mut self, value: E) {
+        VecDeque::push_front(self, value)
+    }
+    fn pop_front(&mut self) -> Option<E> {
+        VecDeque::pop_front(self)
+    }
+}
 
 macro_rules! map {
     ($ty:ident, [$($bound:tt)*], [$($s:ident)?]) => {
@@ -205,8 +254,18 @@ macro_rules! map {
             fn remove(&mut self, key: &K) -> Option<V> {
                 $ty::remove(self, key)
             }
-            fn contains_key(&self, key: &K) -> bool {
-                $ty::contains_key(self, key)
+        }
+
+        impl<K, V, Q $(, $s)?> MapLookup<Q> for $ty<K, V $(, $s)?>
+        where
+            K: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static + $($bound)*,
+            K: Borrow<Q>,
+            Q: ?Sized + $($bound)*,
+            V: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+            $($s: BuildHasher,)?
+        {
+            fn find_key(&self, key: &Q) -> Option<&K> {
+                self.get_key_value(key).map(|(k, _)| k)
             }
         }
     };
@@ -254,6 +313,18 @@ macro_rules! set {
             }
             fn contains(&self, value: &E) -> bool {
                 $ty::contains(self, value)
+            }
+        }
+
+        impl<E, Q $(, $s)?> SetLookup<Q> for $ty<E $(, $s)?>
+        where
+            E: serde::Serialize + DeserializeOwned + Clone + Send + Sync + 'static + $($bound)*,
+            E: Borrow<Q>,
+            Q: ?Sized + $($bound)*,
+            $($s: BuildHasher,)?
+        {
+            fn find(&self, value: &Q) -> Option<&E> {
+                self.get(value)
             }
         }
     };

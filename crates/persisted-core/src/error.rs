@@ -96,11 +96,29 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// `compact()` was called in `Mode::Batch` with changes not yet committed.
-    #[error("cannot compact `{}`: it has uncommitted changes; call `commit()` first", path.display())]
+    /// `compact()` or `close()` was called in `Mode::Batch` with changes not
+    /// yet committed. Nothing was written.
+    #[error(
+        "`{}` has {changes} uncommitted change(s) (Mode::Batch); call `commit()` first, \
+         or drop the store to discard them",
+        path.display()
+    )]
     Uncommitted {
         /// The store's file.
         path: PathBuf,
+        /// How many changes are pending.
+        changes: usize,
+    },
+
+    /// A write from a thread that would wait on itself: it holds a `read()`
+    /// guard, runs an `update` closure or has a `Transaction` open on the
+    /// same store. Nothing was written; the message says what to do instead.
+    #[error("cannot write to `{}`: this thread {advice}", path.display())]
+    Reentrant {
+        /// The store's file.
+        path: PathBuf,
+        /// What the thread holds, and what to do instead.
+        advice: &'static str,
     },
 }
 

@@ -74,6 +74,16 @@ pub trait Persisted:
     fn open(path: impl AsRef<Path>) -> Result<Store<Self>> {
         Store::open(path)
     }
+
+    /// Opens the store at `path`; a missing file starts from `initial`.
+    /// Same as [`Store::open_or`].
+    ///
+    /// # Errors
+    ///
+    /// See [`Store::open`].
+    fn open_or(path: impl AsRef<Path>, initial: Self) -> Result<Store<Self>> {
+        Store::open_or(path, initial)
+    }
 }
 
 /// One row of the field table.
@@ -91,7 +101,7 @@ pub struct FieldSpec {
 #[doc(hidden)]
 pub trait Field<T>: 'static {
     /// The field's type.
-    type Value: Send + Sync + 'static;
+    type Value: Clone + Send + Sync + 'static;
     /// The field's index in [`Persisted::__FIELDS`].
     const INDEX: usize;
     /// Borrows the field.

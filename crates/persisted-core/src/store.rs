@@ -11,8 +11,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::change::FieldOf;
+use crate::changeset::ChangeSet;
 use crate::checksum::fingerprint;
-use crate::collection::{MapField, SeqField, SetField};
+use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
 use crate::engine::journal::group::GroupSync;
 use crate::engine::journal::{self, journal_path, Journal};
 use crate::engine::snapshot::SnapshotEngine;
@@ -22,8 +23,10 @@ use crate::file::atomic::{parent_dir, remove_leftovers, sibling, sync_dir, write
 use crate::file::lock::LockFile;
 use crate::file::vfs::{RealFs, Vfs};
 use crate::format::{Codec, Extras};
-use crate::mutation::{self, CurrentFields, Mutation, Replace, SetValue, Undo};
+use crate::mutation::{self, Mutation, Replace, SetValue, Undo};
 use crate::options::{Durability, Engine, Mode, OpenOptions};
+use crate::reentry::{self, Held, Hold};
+use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::{Field, Persisted};
 use crate::transaction::Transaction;
 
@@ -36,10 +39,12 @@ use crate::transaction::Transaction;
 /// if it fails, memory keeps none of it. Clones share the state; the file
 /// lock is released when the last clone is dropped.
 ///
-/// Writes are serialized by one writer lock: do not call a write method
-/// from inside an `update` closure, or while this thread holds a
-/// [`read`](Store::read) guard or an open [`Transaction`] (it would wait on
-/// itself).
+/// Writes are serialized by one writer lock. A write from a thread that
+/// would wait on itself — it holds a [`read`](Store::read) guard, runs an
+/// [`update`](Store::update) closure, or has a [`Transaction`] open on this
+/// store — returns [`Error::Reentrant`] at once, saying what to do instead
+/// ([`begin`](Store::begin), which returns no `Result`, panics with that
+/// message).
 ///
 /// # Examples
 ///
@@ -67,6 +72,8 @@ pub(crate) struct Inner<T: Persisted> {
     writer: Mutex<Writer<T>>,
     /// Group commit for `Durability::Sync` (journal engine).
     group: GroupSync,
+    /// What open did.
+    recovery: Recovery,
 }
 
 /// Everything a write needs, behind the writer lock.
@@ -74,8 +81,8 @@ pub(crate) struct Writer<T> {
     backend: Backend,
     codec: Codec,
     extras: Extras,
-    /// Fields changed since the last commit (`Mode::Batch`), sorted.
-    dirty: Vec<usize>,
+    /// Changes since the last commit (`Mode::Batch`).
+    batch: ChangeSet,
     poisoned: bool,
     snapshot_len: u64,
     journal_limit: u64,
@@ -109,21 +116,20 @@ impl<T> Writer<T> {
         }
         Ok(())
     }
-
-    fn mark_dirty(&mut self, index: usize) {
-        if let Err(at) = self.dirty.binary_search(&index) {
-            self.dirty.insert(at, index);
-        }
-    }
 }
 
-/// A shared read guard; derefs to `&T`. Writers wait while it is held.
-pub struct ReadGuard<'a, T>(RwLockReadGuard<'a, T>);
+/// A shared read guard from [`Store::read`]; derefs to `&T`. Writers wait
+/// while it is held; a write from the thread that holds it returns
+/// [`Error::Reentrant`].
+pub struct ReadGuard<'a, T> {
+    guard: RwLockReadGuard<'a, T>,
+    _held: Held,
+}
 
 impl<T> Deref for ReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.0
+        &self.guard
     }
 }
 
@@ -151,8 +157,9 @@ impl<T: Persisted> fmt::Debug for Store<T> {
 }
 
 impl<T: Persisted> Store<T> {
-    /// Opens the store at `path` with the default options; a missing file
-    /// is created from `T::default()`. The format comes from the extension.
+    /// Opens the store at `path` with the default options; a missing or
+    /// empty (0-byte) file starts from `T::default()`. The format comes
+    /// from the extension.
     ///
     /// # Errors
     ///
@@ -198,13 +205,25 @@ impl<T: Persisted> Store<T> {
         remove_leftovers(&*vfs, path)?;
         let journal_file = journal_path(path);
         remove_leftovers(&*vfs, &journal_file)?;
+        let mut recovery = Recovery::default();
 
-        let (mut state, extras, base, snapshot_len) = match vfs.read(path).context("read", path)? {
-            Some(bytes) => {
+        let existing = vfs.read(path).context("read", path)?;
+        let (mut state, extras, base, snapshot_len) = match existing {
+            Some(bytes) if !bytes.is_empty() => {
                 let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
                 (state, extras, fingerprint(&bytes), bytes.len())
             }
-            None => {
+            // A missing file, or an empty one as `touch` leaves: the initial
+            // value, written now so that the journal has a snapshot to name.
+            existing => {
+                recovery.push(match existing {
+                    Some(_) => RecoveryEvent::EmptySnapshot {
+                        path: path.to_path_buf(),
+                    },
+                    None => RecoveryEvent::Created {
+                        path: path.to_path_buf(),
+                    },
+                });
                 let state = initial.unwrap_or_default();
                 let mut bytes = Vec::new();
                 codec.encode_snapshot(path, &state, &Extras::None, &mut bytes)?;
@@ -213,14 +232,16 @@ impl<T: Persisted> Store<T> {
             }
         };
 
+        let durability = options.durability;
         let backend = match options.engine {
             Engine::Journal => Backend::Journal(journal::open(
                 &vfs,
                 path,
                 codec,
-                options.durability,
+                durability,
                 &mut state,
                 base,
+                &mut recovery,
             )?),
             Engine::Snapshot => {
                 if vfs
@@ -229,8 +250,15 @@ impl<T: Persisted> Store<T> {
                     .is_some()
                 {
                     // Left by the journal engine: fold it in, then remove it.
-                    let journal =
-                        journal::open(&vfs, path, codec, options.durability, &mut state, base)?;
+                    let journal = journal::open(
+                        &vfs,
+                        path,
+                        codec,
+                        durability,
+                        &mut state,
+                        base,
+                        &mut recovery,
+                    )?;
                     if journal.has_records() {
                         let mut bytes = Vec::new();
                         codec.encode_snapshot(path, &state, &extras, &mut bytes)?;
@@ -240,7 +268,7 @@ impl<T: Persisted> Store<T> {
                     vfs.remove(&journal_file).context("remove", &journal_file)?;
                     sync_dir(&*vfs, &parent_dir(path))?;
                 }
-                Backend::Snapshot(SnapshotEngine::new(&vfs, path, codec, options.durability))
+                Backend::Snapshot(SnapshotEngine::new(&vfs, path, codec, durability))
             }
         };
 
@@ -253,7 +281,7 @@ impl<T: Persisted> Store<T> {
                     backend,
                     codec,
                     extras,
-                    dirty: Vec::new(),
+                    batch: ChangeSet::default(),
                     poisoned: false,
                     snapshot_len: snapshot_len as u64,
                     journal_limit: options.journal_limit,
@@ -261,6 +289,7 @@ impl<T: Persisted> Store<T> {
                     _lock: lock,
                 }),
                 group: GroupSync::default(),
+                recovery,
             }),
         };
         if let Backend::Journal(journal) = &store.inner.writer.lock().backend {
@@ -273,9 +302,11 @@ impl<T: Persisted> Store<T> {
         Ok(store)
     }
 
-    /// The snapshot file's path.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// The snapshot file's path. An associated function, not a method, so
+    /// that a field named `path` gets its generated getter:
+    /// `Store::file_path(&store)`.
+    pub fn file_path(this: &Self) -> &Path {
+        &this.inner.path
     }
 
     /// True after an I/O failure that left disk and memory possibly
@@ -285,30 +316,63 @@ impl<T: Persisted> Store<T> {
         self.inner.writer.lock().poisoned
     }
 
-    /// A shared read guard on the state. Hold it briefly: writers wait for it.
+    /// What opening the store did besides reading it: records replayed, a
+    /// torn journal tail cut, damaged bytes or an orphaned journal set
+    /// aside (with the files they were kept in), a hand edit adopted.
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
+    }
+
+    /// This store's identity in the per-thread record of what is held.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
+    }
+
+    /// A shared read guard on the state. Hold it briefly: writers wait for
+    /// it, and a write from this thread while it is held returns
+    /// [`Error::Reentrant`].
     pub fn read(&self) -> ReadGuard<'_, T> {
-        ReadGuard(self.inner.state.read())
+        let key = self.key();
+        // A thread that already holds this state may not queue behind a
+        // waiting writer, or it would wait on itself.
+        let guard = match reentry::held(key) {
+            Some(_) => self.inner.state.read_recursive(),
+            None => self.inner.state.read(),
+        };
+        ReadGuard {
+            guard,
+            _held: Held::new(key, Hold::Read),
+        }
     }
 
     /// A clone of the whole state.
     pub fn get(&self) -> T {
-        self.inner.state.read().clone()
+        self.read().clone()
     }
 
     /// Runs `f` on a copy of the state and commits the fields it changed as
     /// one atomic commit; returns what `f` returns. If `f` panics or the
     /// commit fails, the state is unchanged.
     ///
-    /// Fields are compared with `PartialEq` where their type has it, else by
-    /// their encoding; a call that changes nothing writes nothing.
+    /// Costs O(state): the state is cloned for `f`, compared field by field
+    /// afterwards (with `PartialEq` where the type has it, else by
+    /// encoding), and each changed field is recorded whole. For a change
+    /// that costs what it changes, use the generated setters and collection
+    /// operations (`set_<f>`, `push_<f>`, `insert_<f>`, ...), alone or in a
+    /// [`Transaction`]. A call that changes nothing writes nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] (memory unchanged), [`Error::Poisoned`], [`Error::Encode`].
+    /// [`Error::Io`] (memory unchanged), [`Error::Poisoned`],
+    /// [`Error::Encode`], [`Error::Reentrant`] (called from inside a
+    /// closure or while this thread holds a guard on the store).
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
         let writer = self.writer()?;
         let mut next = self.inner.state.read().clone();
-        let out = f(&mut next);
+        let out = {
+            let _held = Held::new(self.key(), Hold::Update);
+            f(&mut next)
+        };
         let changed = self.changed_fields(&writer, &self.inner.state.read(), &next)?;
         if !changed.is_empty() {
             self.persist(writer, Replace { next, changed })?;
@@ -316,15 +380,24 @@ impl<T: Persisted> Store<T> {
         Ok(out)
     }
 
-    /// Starts a transaction: an exclusive, all-or-nothing change. It derefs
-    /// to a working copy of the state; [`Transaction::commit`] writes the
-    /// fields it changed as one record, and dropping it without committing
-    /// discards them. Other writers wait until it ends; readers see the
-    /// state before it.
+    /// Starts a transaction: an exclusive, all-or-nothing change. Other
+    /// writers wait until it ends; readers see the state before it.
+    /// [`Transaction::commit`] writes it as one record; dropping it without
+    /// committing discards it. See [`Transaction`] for what each way of
+    /// changing it costs.
+    ///
+    /// # Panics
+    ///
+    /// When this thread already holds a guard, an `update` closure or a
+    /// transaction on this store (it would wait on itself forever); the
+    /// message says what to do instead. [`transaction`](Store::transaction)
+    /// returns [`Error::Reentrant`] instead.
     pub fn begin(&self) -> Transaction<'_, T> {
+        if let Some(hold) = reentry::held(self.key()) {
+            panic!("{}", self.reentrant(hold));
+        }
         let writer = self.inner.writer.lock();
-        let working = self.inner.state.read().clone();
-        Transaction::new(self, writer, working)
+        Transaction::new(self, writer, self.inner.state.read_recursive(), self.key())
     }
 
     /// Runs `f` in a transaction: `Ok` commits it, `Err` (or a panic) rolls
@@ -332,7 +405,8 @@ impl<T: Persisted> Store<T> {
     ///
     /// # Errors
     ///
-    /// `f`'s error, or the commit's.
+    /// `f`'s error, or the commit's; [`Error::Reentrant`] when this thread
+    /// already holds a guard, a closure or a transaction on this store.
     pub fn transaction<R, E>(
         &self,
         f: impl FnOnce(&mut Transaction<'_, T>) -> std::result::Result<R, E>,
@@ -340,33 +414,36 @@ impl<T: Persisted> Store<T> {
     where
         E: From<Error>,
     {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Err(self.reentrant(hold).into());
+        }
         let mut tx = self.begin();
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// [`Mode::Batch`]: writes every field changed since the last commit as
-    /// one atomic record. In [`Mode::WriteThrough`] there is never anything
-    /// pending and this returns `Ok(())`.
+    /// [`Mode::Batch`]: writes every change made since the last commit as
+    /// one atomic record, each generated operation as itself (a `push_` as
+    /// the element) and every field changed otherwise whole. In
+    /// [`Mode::WriteThrough`] there is never anything pending and this
+    /// returns `Ok(())`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] (the changes stay pending), [`Error::Poisoned`].
+    /// [`Error::Io`] (the changes stay pending), [`Error::Poisoned`],
+    /// [`Error::Reentrant`].
     pub fn commit(&self) -> Result<()> {
         let mut guard = self.writer()?;
         let writer = &mut *guard;
-        if writer.dirty.is_empty() {
+        if writer.batch.is_empty() {
             return Ok(());
         }
         let state = self.inner.state.read();
         let result = match &mut writer.backend {
             Backend::Journal(journal) => {
                 let sync = journal.durability() == Durability::Sync;
-                let changes = CurrentFields {
-                    state: &*state,
-                    fields: &writer.dirty,
-                };
+                let changes = writer.batch.changes(&*state);
                 journal.append_commit(T::__FIELDS, &changes, sync).map(drop)
             }
             Backend::Snapshot(engine) => engine.write(&*state, &writer.extras),
@@ -375,7 +452,7 @@ impl<T: Persisted> Store<T> {
         if let Err(failure) = result {
             return Err(writer.fail(failure));
         }
-        writer.dirty.clear();
+        writer.batch.clear();
         self.maybe_compact(writer);
         Ok(())
     }
@@ -386,37 +463,37 @@ impl<T: Persisted> Store<T> {
     /// # Errors
     ///
     /// [`Error::Uncommitted`] in batch mode with pending changes,
-    /// [`Error::Poisoned`], [`Error::Io`].
+    /// [`Error::Poisoned`], [`Error::Io`], [`Error::Reentrant`].
     pub fn compact(&self) -> Result<()> {
         let mut guard = self.writer()?;
-        if !guard.dirty.is_empty() {
-            return Err(Error::Uncommitted {
-                path: self.inner.path.clone(),
-            });
-        }
+        self.check_committed(&guard)?;
         self.fold(&mut guard)
     }
 
     /// Compacts and drops this handle; the file lock is released once every
-    /// clone is gone. Changes not committed in [`Mode::Batch`] are discarded.
+    /// clone is gone.
     ///
     /// # Errors
     ///
-    /// The compaction's error; the handle is dropped all the same.
+    /// [`Error::Uncommitted`] in [`Mode::Batch`] with changes not committed:
+    /// nothing is written and they are discarded with the handle (call
+    /// [`commit`](Store::commit) first). Otherwise the compaction's error;
+    /// the handle is dropped all the same and the journal keeps every
+    /// commit.
     pub fn close(self) -> Result<()> {
-        let mut guard = self.inner.writer.lock();
-        guard.check(&self.inner.path)?;
-        if !guard.dirty.is_empty() {
-            log::warn!(
-                "`{}`: discarding {} uncommitted field change(s) at close",
-                self.inner.path.display(),
-                guard.dirty.len()
-            );
-            // Memory holds uncommitted changes, so it is no snapshot to
-            // write; the journal already holds every commit.
+        let mut guard = self.writer()?;
+        self.check_committed(&guard)?;
+        self.fold(&mut guard)
+    }
+
+    fn check_committed(&self, writer: &Writer<T>) -> Result<()> {
+        if writer.batch.is_empty() {
             return Ok(());
         }
-        self.fold(&mut guard)
+        Err(Error::Uncommitted {
+            path: self.inner.path.clone(),
+            changes: writer.batch.len(),
+        })
     }
 
     /// Compacts when the journal has records.
@@ -465,23 +542,35 @@ impl<T: Persisted> Store<T> {
         let limit = writer
             .journal_limit
             .max(writer.snapshot_len.saturating_mul(2));
-        if journal.len() > limit && writer.dirty.is_empty() && !writer.poisoned {
+        if journal.len() > limit && writer.batch.is_empty() && !writer.poisoned {
             if let Err(e) = self.fold(writer) {
                 log::warn!("compaction of `{}` failed: {e}", self.inner.path.display());
             }
         }
     }
 
+    fn reentrant(&self, hold: Hold) -> Error {
+        Error::Reentrant {
+            path: self.inner.path.clone(),
+            advice: hold.advice(),
+        }
+    }
+
+    /// The writer lock, unless this thread holds something a write would
+    /// wait for, or the store is poisoned.
     fn writer(&self) -> Result<MutexGuard<'_, Writer<T>>> {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Err(self.reentrant(hold));
+        }
         let writer = self.inner.writer.lock();
         writer.check(&self.inner.path)?;
         Ok(writer)
     }
 
-    /// Records `m` (write-through) or marks its fields dirty (batch), then
-    /// applies it to memory. On failure memory is unchanged. Takes the
-    /// writer lock so a `Durability::Sync` commit can release it while it
-    /// waits for its group's fsync.
+    /// Records `m` (write-through) or adds it to the batch, then applies it
+    /// to memory. On failure memory is unchanged. Takes the writer lock so
+    /// a `Durability::Sync` commit can release it while it waits for its
+    /// group's fsync.
     pub(crate) fn persist<M: Mutation<T>>(
         &self,
         mut guard: MutexGuard<'_, Writer<T>>,
@@ -490,8 +579,8 @@ impl<T: Persisted> Store<T> {
         let writer = &mut *guard;
         writer.check(&self.inner.path)?;
         if self.inner.mode == Mode::Batch {
-            m.each(&mut |_, index, _| writer.mark_dirty(index));
-            return Ok(m.apply(&mut self.inner.state.write()).0);
+            let mut state = self.inner.state.write();
+            return Ok(m.apply(&mut state, Some(&mut writer.batch)).0);
         }
         let (out, pos) = match &mut writer.backend {
             Backend::Journal(journal) => {
@@ -500,7 +589,7 @@ impl<T: Persisted> Store<T> {
                     Ok(len) => len,
                     Err(failure) => return Err(writer.fail(failure)),
                 };
-                let (out, undo) = m.apply(&mut self.inner.state.write());
+                let (out, undo) = m.apply(&mut self.inner.state.write(), None);
                 if !sync {
                     self.maybe_compact(writer);
                     return Ok(out);
@@ -516,7 +605,7 @@ impl<T: Persisted> Store<T> {
             }
             Backend::Snapshot(engine) => {
                 let mut next = self.inner.state.read().clone();
-                let (out, _) = m.apply(&mut next);
+                let (out, _) = m.apply(&mut next, None);
                 if let Err(failure) = engine.write(&next, &writer.extras) {
                     return Err(writer.fail(failure));
                 }
@@ -591,11 +680,8 @@ impl<T: Persisted> Store<T> {
 /// The methods `#[derive(Persisted)]` generates call these.
 #[doc(hidden)]
 impl<T: Persisted> Store<T> {
-    pub fn __get<F: Field<T>>(&self) -> F::Value
-    where
-        F::Value: Clone,
-    {
-        F::get(&self.inner.state.read()).clone()
+    pub fn __get<F: Field<T>>(&self) -> F::Value {
+        F::get(&self.read()).clone()
     }
 
     pub fn __set<F: Field<T>>(&self, value: F::Value) -> Result<()> {
@@ -603,13 +689,13 @@ impl<T: Persisted> Store<T> {
         self.persist(writer, SetValue::<T, F>(value, PhantomData))
     }
 
-    pub fn __update<F: Field<T>, R>(&self, f: impl FnOnce(&mut F::Value) -> R) -> Result<R>
-    where
-        F::Value: Clone,
-    {
+    pub fn __update<F: Field<T>, R>(&self, f: impl FnOnce(&mut F::Value) -> R) -> Result<R> {
         let writer = self.writer()?;
         let mut value = F::get(&self.inner.state.read()).clone();
-        let out = f(&mut value);
+        let out = {
+            let _held = Held::new(self.key(), Hold::Update);
+            f(&mut value)
+        };
         if F::eq(F::get(&self.inner.state.read()), &value) != Some(true) {
             self.persist(writer, SetValue::<T, F>(value, PhantomData))?;
         }
@@ -622,6 +708,14 @@ impl<T: Persisted> Store<T> {
     {
         let writer = self.writer()?;
         self.persist(writer, mutation::push::<T, F>(value))
+    }
+
+    pub fn __push_front<F: Field<T>>(&self, value: <F::Value as SeqField>::Elem) -> Result<()>
+    where
+        F::Value: DequeField,
+    {
+        let writer = self.writer()?;
+        self.persist(writer, mutation::push_front::<T, F>(value))
     }
 
     pub fn __extend<F: Field<T>, I>(&self, values: I) -> Result<()>
@@ -648,6 +742,17 @@ impl<T: Persisted> Store<T> {
         self.persist(writer, mutation::pop::<T, F>())
     }
 
+    pub fn __pop_front<F: Field<T>>(&self) -> Result<Option<<F::Value as SeqField>::Elem>>
+    where
+        F::Value: DequeField,
+    {
+        let writer = self.writer()?;
+        if F::get(&self.inner.state.read()).is_empty() {
+            return Ok(None);
+        }
+        self.persist(writer, mutation::pop_front::<T, F>())
+    }
+
     pub fn __clear<F: Field<T>>(&self) -> Result<()>
     where
         F::Value: SeqField,
@@ -671,17 +776,17 @@ impl<T: Persisted> Store<T> {
         self.persist(writer, mutation::map_insert::<T, F>(key, value))
     }
 
-    pub fn __map_remove<F: Field<T>>(
+    pub fn __map_remove<F: Field<T>, Q: ?Sized>(
         &self,
-        key: &<F::Value as MapField>::Key,
+        key: &Q,
     ) -> Result<Option<<F::Value as MapField>::Value>>
     where
-        F::Value: MapField,
+        F::Value: MapLookup<Q>,
     {
         let writer = self.writer()?;
-        if !F::get(&self.inner.state.read()).contains_key(key) {
+        let Some(key) = F::get(&self.inner.state.read()).find_key(key).cloned() else {
             return Ok(None);
-        }
+        };
         self.persist(writer, mutation::map_remove::<T, F>(key))
     }
 
@@ -696,14 +801,14 @@ impl<T: Persisted> Store<T> {
         self.persist(writer, mutation::set_insert::<T, F>(value))
     }
 
-    pub fn __set_remove<F: Field<T>>(&self, value: &<F::Value as SetField>::Elem) -> Result<bool>
+    pub fn __set_remove<F: Field<T>, Q: ?Sized>(&self, value: &Q) -> Result<bool>
     where
-        F::Value: SetField,
+        F::Value: SetLookup<Q>,
     {
         let writer = self.writer()?;
-        if !F::get(&self.inner.state.read()).contains(value) {
+        let Some(value) = F::get(&self.inner.state.read()).find(value).cloned() else {
             return Ok(false);
-        }
+        };
         self.persist(writer, mutation::set_remove::<T, F>(value))
     }
 }
@@ -711,7 +816,7 @@ impl<T: Persisted> Store<T> {
 impl<T: Persisted> Drop for Inner<T> {
     fn drop(&mut self) {
         let writer = self.writer.get_mut();
-        if writer.poisoned || !writer.dirty.is_empty() {
+        if writer.poisoned || !writer.batch.is_empty() {
             return;
         }
         let Backend::Journal(journal) = &mut writer.backend else {

@@ -1,21 +1,52 @@
 //! `Transaction`: an exclusive, all-or-nothing change.
+//!
+//! A transaction keeps the generated operations it is given (`set_`,
+//! `push_`, `insert_`, ...) and commits them as one record of just those
+//! operations. It needs a working copy of the state only when something
+//! reads the state through it after a change, or changes it through
+//! `DerefMut`: until then, reads go to the state itself (which no other
+//! writer can change while the transaction holds the writer lock) and
+//! operations wait in a queue, so a transaction of a few operations on a
+//! large state costs what it changes.
 
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use parking_lot::MutexGuard;
+use parking_lot::{MutexGuard, RwLockReadGuard};
 
+use crate::changeset::ChangeSet;
+use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
 use crate::error::Result;
-use crate::mutation::Replace;
-use crate::schema::Persisted;
+use crate::mutation::{self, Mutation, Queued, QueuedList, Replace, SetValue, Swap};
+use crate::reentry::{Held, Hold};
+use crate::schema::{Field, Persisted};
 use crate::store::{Store, Writer};
 
 /// An open transaction, from [`Store::begin`] or [`Store::transaction`].
 ///
-/// It derefs (mutably) to a working copy of the state. [`commit`](Self::commit)
-/// writes every field it changed as one atomic record; dropping it without
-/// committing — including by a panic or an early `?` — rolls it back.
-/// While it is open, other writers wait; readers see the state before it.
+/// [`commit`](Self::commit) writes everything it changed as one atomic
+/// record; dropping it without committing — including by a panic or an
+/// early `?` — rolls it back. While it is open, other writers wait and
+/// readers see the state before it. A write to the store from the thread
+/// that has it open returns [`Error::Reentrant`](crate::Error::Reentrant):
+/// make the change through the transaction.
+///
+/// # What a change costs
+///
+/// * The generated setters and collection operations (`tx.set_<f>(..)`,
+///   `tx.push_<f>(..)`, `tx.insert_<f>(..)`, `tx.pop_front_<f>()`, ...) are
+///   recorded as operations: the record holds just the value or element,
+///   whatever the size of the state. Prefer them.
+/// * Reading through the transaction (`tx.last_id`) is free until the
+///   transaction has changed something; after a change, the first read,
+///   and any operation that returns a value (`pop_`, `insert_`, `remove_`),
+///   makes a working copy of the state once (O(state) in memory; the record
+///   still holds only the operations).
+/// * Changing the state through `DerefMut` (`tx.last_id += 1`) makes the
+///   working copy too, and then the commit compares every field and records
+///   each changed field whole: O(state) to compare, O(field) on disk.
 ///
 /// # Examples
 ///
@@ -39,21 +70,38 @@ use crate::store::{Store, Writer};
 pub struct Transaction<'a, T: Persisted> {
     store: &'a Store<T>,
     writer: MutexGuard<'a, Writer<T>>,
-    working: T,
+    /// The state as it was at `begin`; no writer can change it meanwhile.
+    base: RwLockReadGuard<'a, T>,
+    /// Operations made before a working copy was needed, in order.
+    queued: RefCell<Vec<Box<dyn Queued<T>>>>,
+    /// The working copy and the changes that made it from `base`.
+    working: OnceCell<(T, ChangeSet)>,
+    /// Changed through `DerefMut`: the commit compares fields.
+    touched: bool,
+    _held: Held,
 }
 
 impl<'a, T: Persisted> Transaction<'a, T> {
-    pub(crate) fn new(store: &'a Store<T>, writer: MutexGuard<'a, Writer<T>>, working: T) -> Self {
+    pub(crate) fn new(
+        store: &'a Store<T>,
+        writer: MutexGuard<'a, Writer<T>>,
+        base: RwLockReadGuard<'a, T>,
+        key: usize,
+    ) -> Self {
         Transaction {
             store,
             writer,
-            working,
+            base,
+            queued: RefCell::new(Vec::new()),
+            working: OnceCell::new(),
+            touched: false,
+            _held: Held::new(key, Hold::Transaction),
         }
     }
 
-    /// Commits every field the transaction changed as one atomic record
-    /// (in [`Mode::Batch`](crate::Mode::Batch): applies them to memory, to
-    /// be written by the next [`Store::commit`]).
+    /// Commits everything the transaction changed as one atomic record (in
+    /// [`Mode::Batch`](crate::Mode::Batch): applies it to memory, to be
+    /// written by the next [`Store::commit`]).
     ///
     /// # Errors
     ///
@@ -63,43 +111,204 @@ impl<'a, T: Persisted> Transaction<'a, T> {
         let Transaction {
             store,
             writer,
+            base,
+            queued,
             working,
+            touched,
+            _held,
         } = self;
-        let changed = store.changed_fields(&writer, &store.read(), &working)?;
-        if changed.is_empty() {
-            return writer.check(store.path());
+        let path = Store::file_path(store);
+        match working.into_inner() {
+            None => {
+                let queued = QueuedList(queued.into_inner());
+                drop(base);
+                if queued.0.is_empty() {
+                    return writer.check(path);
+                }
+                store.persist(writer, queued)
+            }
+            Some((next, changes)) if !touched => {
+                drop(base);
+                if changes.is_empty() {
+                    return writer.check(path);
+                }
+                store.persist(writer, Swap { next, changes })
+            }
+            Some((next, _)) => {
+                let changed = store.changed_fields(&writer, &base, &next)?;
+                drop(base);
+                if changed.is_empty() {
+                    return writer.check(path);
+                }
+                store.persist(writer, Replace { next, changed })
+            }
         }
-        store.persist(
-            writer,
-            Replace {
-                next: working,
-                changed,
-            },
-        )
     }
 
     /// Discards the transaction's changes (the same as dropping it).
     pub fn rollback(self) {}
+
+    /// The working copy, made on first need from the state and the queued
+    /// operations.
+    fn working(&self) -> &(T, ChangeSet) {
+        self.working.get_or_init(|| {
+            let mut next = self.base.clone();
+            let mut changes = ChangeSet::default();
+            for m in self.queued.borrow_mut().drain(..) {
+                drop(m.apply_boxed(&mut next, Some(&mut changes)));
+            }
+            (next, changes)
+        })
+    }
+
+    fn working_mut(&mut self) -> &mut (T, ChangeSet) {
+        self.working();
+        match self.working.get_mut() {
+            Some(working) => working,
+            None => unreachable!("the working copy was made just above"),
+        }
+    }
+
+    /// Applies an operation that returns nothing: queued until a working
+    /// copy exists, then applied to it.
+    fn queue<M: Mutation<T, Output = ()> + Send + 'static>(&mut self, m: M) {
+        match self.working.get_mut() {
+            Some((next, changes)) => drop(m.apply(next, Some(changes))),
+            None => self.queued.get_mut().push(Box::new(m)),
+        }
+    }
+
+    /// Applies an operation whose result depends on the state.
+    fn apply<M: Mutation<T>>(&mut self, m: M) -> M::Output {
+        let (next, changes) = self.working_mut();
+        m.apply(next, Some(changes)).0
+    }
+}
+
+/// The methods `#[derive(Persisted)]` generates call these.
+#[doc(hidden)]
+impl<T: Persisted> Transaction<'_, T> {
+    pub fn __set<F: Field<T>>(&mut self, value: F::Value) {
+        self.queue(SetValue::<T, F>(value, PhantomData));
+    }
+
+    pub fn __push<F: Field<T>>(&mut self, value: <F::Value as SeqField>::Elem)
+    where
+        F::Value: SeqField,
+    {
+        self.queue(mutation::push::<T, F>(value));
+    }
+
+    pub fn __push_front<F: Field<T>>(&mut self, value: <F::Value as SeqField>::Elem)
+    where
+        F::Value: DequeField,
+    {
+        self.queue(mutation::push_front::<T, F>(value));
+    }
+
+    pub fn __extend<F: Field<T>, I>(&mut self, values: I)
+    where
+        F::Value: SeqField,
+        I: IntoIterator<Item = <F::Value as SeqField>::Elem>,
+    {
+        let values: Vec<_> = values.into_iter().collect();
+        if !values.is_empty() {
+            self.queue(mutation::extend::<T, F>(values));
+        }
+    }
+
+    pub fn __clear<F: Field<T>>(&mut self)
+    where
+        F::Value: SeqField,
+    {
+        self.queue(mutation::clear::<T, F>());
+    }
+
+    pub fn __pop<F: Field<T>>(&mut self) -> Option<<F::Value as SeqField>::Elem>
+    where
+        F::Value: SeqField,
+    {
+        if F::get(&self.working_mut().0).is_empty() {
+            return None;
+        }
+        self.apply(mutation::pop::<T, F>())
+    }
+
+    pub fn __pop_front<F: Field<T>>(&mut self) -> Option<<F::Value as SeqField>::Elem>
+    where
+        F::Value: DequeField,
+    {
+        if F::get(&self.working_mut().0).is_empty() {
+            return None;
+        }
+        self.apply(mutation::pop_front::<T, F>())
+    }
+
+    pub fn __map_insert<F: Field<T>>(
+        &mut self,
+        key: <F::Value as MapField>::Key,
+        value: <F::Value as MapField>::Value,
+    ) -> Option<<F::Value as MapField>::Value>
+    where
+        F::Value: MapField,
+    {
+        self.apply(mutation::map_insert::<T, F>(key, value))
+    }
+
+    pub fn __map_remove<F: Field<T>, Q: ?Sized>(
+        &mut self,
+        key: &Q,
+    ) -> Option<<F::Value as MapField>::Value>
+    where
+        F::Value: MapLookup<Q>,
+    {
+        let key = F::get(&self.working_mut().0).find_key(key).cloned()?;
+        self.apply(mutation::map_remove::<T, F>(key))
+    }
+
+    pub fn __set_insert<F: Field<T>>(&mut self, value: <F::Value as SetField>::Elem) -> bool
+    where
+        F::Value: SetField,
+    {
+        if F::get(&self.working_mut().0).contains(&value) {
+            return false;
+        }
+        self.apply(mutation::set_insert::<T, F>(value))
+    }
+
+    pub fn __set_remove<F: Field<T>, Q: ?Sized>(&mut self, value: &Q) -> bool
+    where
+        F::Value: SetLookup<Q>,
+    {
+        match F::get(&self.working_mut().0).find(value).cloned() {
+            Some(value) => self.apply(mutation::set_remove::<T, F>(value)),
+            None => false,
+        }
+    }
 }
 
 impl<T: Persisted> Deref for Transaction<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.working
+        if self.working.get().is_none() && self.queued.borrow().is_empty() {
+            return &self.base;
+        }
+        &self.working().0
     }
 }
 
 impl<T: Persisted> DerefMut for Transaction<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.working
+        self.touched = true;
+        &mut self.working_mut().0
     }
 }
 
 impl<T: Persisted + fmt::Debug> fmt::Debug for Transaction<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
-            .field("path", &self.store.path())
-            .field("working", &self.working)
+            .field("path", &Store::file_path(self.store))
+            .field("working", &**self)
             .finish()
     }
 }

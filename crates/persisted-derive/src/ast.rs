@@ -52,18 +52,22 @@ pub(crate) struct FieldAst<'a> {
 /// Which operations a field gets beyond get/set/update.
 pub(crate) enum Kind<'a> {
     Plain,
-    /// `Vec<E>`, `VecDeque<E>`: push, extend, pop, clear.
+    /// `Vec<E>`, `VecDeque<E>`: push, extend, pop, clear; a `VecDeque`
+    /// (`deque`) also push_front, pop_front.
     Seq {
         elem: &'a Type,
+        deque: bool,
     },
-    /// `BTreeMap<K, V>`, `HashMap<K, V, S>`: insert, remove.
+    /// `BTreeMap<K, V>`, `HashMap<K, V, S>` (`hashed`): insert, remove.
     Map {
         key: &'a Type,
         value: &'a Type,
+        hashed: bool,
     },
-    /// `BTreeSet<E>`, `HashSet<E, S>`: insert, remove.
+    /// `BTreeSet<E>`, `HashSet<E, S>` (`hashed`): insert, remove.
     Set {
         elem: &'a Type,
+        hashed: bool,
     },
 }
 
@@ -186,16 +190,25 @@ impl<'a> FieldAst<'a> {
         let name = &self.name;
         let mut methods = vec![
             (name.clone(), Target::Store),
-            (format!("set_{name}"), Target::Store),
             (format!("update_{name}"), Target::Store),
         ];
         let ops: &[&str] = match self.kind {
-            Kind::Plain => &[],
-            Kind::Seq { .. } => &["push", "extend", "pop", "clear"],
-            Kind::Map { .. } | Kind::Set { .. } => &["insert", "remove"],
+            Kind::Plain => &["set"],
+            Kind::Seq { deque: false, .. } => &["set", "push", "extend", "pop", "clear"],
+            Kind::Seq { deque: true, .. } => &[
+                "set",
+                "push",
+                "extend",
+                "pop",
+                "clear",
+                "push_front",
+                "pop_front",
+            ],
+            Kind::Map { .. } | Kind::Set { .. } => &["set", "insert", "remove"],
         };
-        methods.extend(ops.iter().map(|op| (format!("{op}_{name}"), Target::Store)));
-        methods.push((format!("set_{name}"), Target::Transaction));
+        for target in [Target::Store, Target::Transaction] {
+            methods.extend(ops.iter().map(|op| (format!("{op}_{name}"), target)));
+        }
         methods
     }
 }
@@ -226,9 +239,23 @@ impl<'a> Kind<'a> {
             })
             .collect();
         match (last.ident.to_string().as_str(), types.as_slice()) {
-            ("Vec" | "VecDeque", [elem, ..]) => Kind::Seq { elem },
-            ("BTreeMap" | "HashMap", [key, value, ..]) => Kind::Map { key, value },
-            ("BTreeSet" | "HashSet", [elem, ..]) => Kind::Set { elem },
+            ("Vec", [elem, ..]) => Kind::Seq { elem, deque: false },
+            ("VecDeque", [elem, ..]) => Kind::Seq { elem, deque: true },
+            ("BTreeMap", [key, value, ..]) => Kind::Map {
+                key,
+                value,
+                hashed: false,
+            },
+            ("HashMap", [key, value, ..]) => Kind::Map {
+                key,
+                value,
+                hashed: true,
+            },
+            ("BTreeSet", [elem, ..]) => Kind::Set {
+                elem,
+                hashed: false,
+            },
+            ("HashSet", [elem, ..]) => Kind::Set { elem, hashed: true },
             _ => Kind::Plain,
         }
     }
@@ -254,11 +281,11 @@ mod tests {
     fn kind_of(ty: Type) -> String {
         match Kind::of(&ty) {
             Kind::Plain => "plain".to_owned(),
-            Kind::Seq { elem } => format!("seq {}", elem.to_token_stream()),
-            Kind::Map { key, value } => {
+            Kind::Seq { elem, .. } => format!("seq {}", elem.to_token_stream()),
+            Kind::Map { key, value, .. } => {
                 format!("map {} {}", key.to_token_stream(), value.to_token_stream())
             }
-            Kind::Set { elem } => format!("set {}", elem.to_token_stream()),
+            Kind::Set { elem, .. } => format!("set {}", elem.to_token_stream()),
         }
     }
 
@@ -391,7 +418,7 @@ mod tests {
     #[test]
     fn generated_method_names() {
         let input: DeriveInput = parse_quote! {
-            struct S { r#type: u8, items: Vec<u8>, map: HashMap<u8, u8>, set: HashSet<u8> }
+            struct S { r#type: u8, items: Vec<u8>, map: HashMap<u8, u8>, set: HashSet<u8>, queue: VecDeque<u8> }
         };
         let input = Input::from_syn(&input);
         let names = |i: usize| -> Vec<String> {
@@ -405,26 +432,31 @@ mod tests {
             names(0),
             [
                 "Store::type",
-                "Store::set_type",
                 "Store::update_type",
+                "Store::set_type",
                 "Transaction::set_type"
             ]
         );
-        assert_eq!(
-            names(1),
-            [
-                "Store::items",
-                "Store::set_items",
-                "Store::update_items",
-                "Store::push_items",
-                "Store::extend_items",
-                "Store::pop_items",
-                "Store::clear_items",
-                "Transaction::set_items"
-            ]
-        );
+        let ops = [
+            "set_items",
+            "push_items",
+            "extend_items",
+            "pop_items",
+            "clear_items",
+        ];
+        let mut expected = vec!["Store::items".to_owned(), "Store::update_items".to_owned()];
+        for target in ["Store", "Transaction"] {
+            expected.extend(ops.iter().map(|op| format!("{target}::{op}")));
+        }
+        assert_eq!(names(1), expected);
         assert_eq!(names(2)[3..5], ["Store::insert_map", "Store::remove_map"]);
+        assert_eq!(
+            names(2)[6..],
+            ["Transaction::insert_map", "Transaction::remove_map"]
+        );
         assert_eq!(names(3)[3..5], ["Store::insert_set", "Store::remove_set"]);
+        assert!(names(4).contains(&"Store::pop_front_queue".to_owned()));
+        assert!(names(4).contains(&"Transaction::push_front_queue".to_owned()));
     }
 
     #[test]

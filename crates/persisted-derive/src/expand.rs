@@ -69,9 +69,9 @@ fn expand(input: &Input) -> TokenStream {
     let (store_import_doc, tx_import_doc) = (import_doc(&store_ext), import_doc(&tx_ext));
 
     let store_decls = fields.iter().map(|f| &f.store_decls);
-    let tx_decls = fields.iter().map(|f| &f.tx_decl);
+    let tx_decls = fields.iter().map(|f| &f.tx_decls);
     let store_impls = fields.iter().map(|f| &f.store_impls);
-    let tx_impls = fields.iter().map(|f| &f.tx_impl);
+    let tx_impls = fields.iter().map(|f| &f.tx_impls);
     let markers = fields.iter().map(|f| &f.marker);
     let specs = fields.iter().map(|f| &f.spec);
     let serialize_arms = fields.iter().map(|f| &f.serialize_arm);
@@ -201,8 +201,8 @@ struct Generated {
     eq_arm: TokenStream,
     store_decls: TokenStream,
     store_impls: TokenStream,
-    tx_decl: TokenStream,
-    tx_impl: TokenStream,
+    tx_decls: TokenStream,
+    tx_impls: TokenStream,
 }
 
 impl Generated {
@@ -221,8 +221,7 @@ impl Generated {
         let serialize = match &field.attrs.serialize_with {
             Some(path) => quote!(#path(__value, __serializer)),
             None => {
-                let call =
-                    quote_spanned!(span=> ::persisted_state::__private::serde::Serialize::serialize);
+                let call = quote_spanned!(span=> ::persisted_state::__private::serde::Serialize::serialize);
                 quote!(#call(__value, __serializer))
             }
         };
@@ -293,7 +292,8 @@ impl Generated {
         let apply_op_arm = match field.kind {
             Kind::Plain => None,
             Kind::Seq { .. } | Kind::Map { .. } | Kind::Set { .. } => {
-                let apply = quote_spanned!(span=> ::persisted_state::__private::Collection::apply_op);
+                let apply =
+                    quote_spanned!(span=> ::persisted_state::__private::Collection::apply_op);
                 Some(quote! {
                     #index_lit => #apply(&mut self.#member, __op, __deserializer),
                 })
@@ -314,19 +314,15 @@ impl Generated {
         };
 
         let (getter, setter, updater) = (member, method("set"), method("update"));
-        let (get, set, update) = (hidden("__get"), hidden("__set"), hidden("__update"));
+        let (get, update) = (hidden("__get"), hidden("__update"));
         let getter_doc = docs(format!("Returns a clone of `{name}`."));
-        let setter_doc = docs(format!(
-            "Sets `{name}` and commits the change (in `Mode::Batch`: at the next `commit`)."
-        ));
         let updater_doc = docs(format!(
-            "Changes `{name}` in place through `f` and commits its new value; returns what `f` returns."
+            "Changes `{name}` in place through `f` and commits its new value whole \
+             (O(field); the collection operations cost what they change); returns what `f` returns."
         ));
         let mut store_decls = quote! {
             #getter_doc
             fn #getter(&self) -> #ty;
-            #setter_doc
-            fn #setter(&self, value: #ty) -> ::persisted_state::Result<()>;
             #updater_doc
             fn #updater<__R>(
                 &self,
@@ -337,9 +333,6 @@ impl Generated {
             fn #getter(&self) -> #ty {
                 self.#get::<#marker_ty>()
             }
-            fn #setter(&self, __value: #ty) -> ::persisted_state::Result<()> {
-                self.#set::<#marker_ty>(__value)
-            }
             fn #updater<__R>(
                 &self,
                 __f: impl ::core::ops::FnOnce(&mut #ty) -> __R,
@@ -347,143 +340,163 @@ impl Generated {
                 self.#update::<#marker_ty, __R>(__f)
             }
         };
+        let mut tx_decl = TokenStream::new();
+        let mut tx_impl = TokenStream::new();
 
+        let mut ops = vec![Operation {
+            method: setter,
+            hidden: hidden("__set"),
+            generics: quote!(),
+            params: vec![(format_ident!("value"), ty.clone())],
+            ret: quote!(()),
+            bounds: quote!(),
+            turbofish: quote!(),
+            doc: format!("Sets `{name}`"),
+            doc_tail: String::new(),
+        }];
         match field.kind {
             Kind::Plain => {}
-            Kind::Seq { elem } => {
+            Kind::Seq { elem, deque } => {
                 let elem = self_to(elem.to_token_stream(), state);
-                let (push, extend, pop, clear) = (
-                    method("push"),
-                    method("extend"),
-                    method("pop"),
-                    method("clear"),
-                );
-                let (h_push, h_extend, h_pop, h_clear) = (
-                    hidden("__push"),
-                    hidden("__extend"),
-                    hidden("__pop"),
-                    hidden("__clear"),
-                );
-                let push_doc = docs(format!(
-                    "Appends `value` to `{name}` and commits the operation."
+                let one = |op: &str, hidden_name: &str, doc: String| Operation {
+                    method: method(op),
+                    hidden: hidden(hidden_name),
+                    generics: quote!(),
+                    params: vec![(format_ident!("value"), elem.clone())],
+                    ret: quote!(()),
+                    bounds: quote!(),
+                    turbofish: quote!(),
+                    doc,
+                    doc_tail: String::new(),
+                };
+                let none =
+                    |op: &str, hidden_name: &str, ret: TokenStream, doc: String, tail| Operation {
+                        method: method(op),
+                        hidden: hidden(hidden_name),
+                        generics: quote!(),
+                        params: Vec::new(),
+                        ret,
+                        bounds: quote!(),
+                        turbofish: quote!(),
+                        doc,
+                        doc_tail: tail,
+                    };
+                let popped = quote!(::core::option::Option<#elem>);
+                ops.push(one(
+                    "push",
+                    "__push",
+                    format!("Appends `value` to `{name}`"),
                 ));
-                let extend_doc = docs(format!(
-                    "Appends every item of `values` to `{name}` and commits the operation."
-                ));
-                let pop_doc = docs(format!(
-                    "Removes the last element of `{name}` and commits the operation; `None` if it was empty."
-                ));
-                let clear_doc = docs(format!(
-                    "Removes every element of `{name}` and commits the operation."
-                ));
-                store_decls.extend(quote! {
-                    #push_doc
-                    fn #push(&self, value: #elem) -> ::persisted_state::Result<()>;
-                    #extend_doc
-                    fn #extend<__I: ::core::iter::IntoIterator<Item = #elem>>(
-                        &self,
-                        values: __I,
-                    ) -> ::persisted_state::Result<()>;
-                    #pop_doc
-                    fn #pop(&self) -> ::persisted_state::Result<::core::option::Option<#elem>>;
-                    #clear_doc
-                    fn #clear(&self) -> ::persisted_state::Result<()>;
+                ops.push(Operation {
+                    method: method("extend"),
+                    hidden: hidden("__extend"),
+                    generics: quote!(<__I: ::core::iter::IntoIterator<Item = #elem>>),
+                    params: vec![(format_ident!("values"), quote!(__I))],
+                    ret: quote!(()),
+                    bounds: quote!(),
+                    turbofish: quote!(, __I),
+                    doc: format!("Appends every item of `values` to `{name}`"),
+                    doc_tail: String::new(),
                 });
-                store_impls.extend(quote! {
-                    fn #push(&self, __value: #elem) -> ::persisted_state::Result<()> {
-                        self.#h_push::<#marker_ty>(__value)
-                    }
-                    fn #extend<__I: ::core::iter::IntoIterator<Item = #elem>>(
-                        &self,
-                        __values: __I,
-                    ) -> ::persisted_state::Result<()> {
-                        self.#h_extend::<#marker_ty, __I>(__values)
-                    }
-                    fn #pop(&self) -> ::persisted_state::Result<::core::option::Option<#elem>> {
-                        self.#h_pop::<#marker_ty>()
-                    }
-                    fn #clear(&self) -> ::persisted_state::Result<()> {
-                        self.#h_clear::<#marker_ty>()
-                    }
-                });
+                ops.push(none(
+                    "pop",
+                    "__pop",
+                    popped.clone(),
+                    format!("Removes the last (newest) element of `{name}`"),
+                    "; returns it, `None` if it was empty".to_owned(),
+                ));
+                ops.push(none(
+                    "clear",
+                    "__clear",
+                    quote!(()),
+                    format!("Removes every element of `{name}`"),
+                    String::new(),
+                ));
+                if deque {
+                    ops.push(one(
+                        "push_front",
+                        "__push_front",
+                        format!("Prepends `value` to `{name}`"),
+                    ));
+                    ops.push(none(
+                        "pop_front",
+                        "__pop_front",
+                        popped,
+                        format!("Removes the first (oldest) element of `{name}`, as a queue does"),
+                        "; returns it, `None` if it was empty".to_owned(),
+                    ));
+                }
             }
-            Kind::Map { key, value } => {
+            Kind::Map { key, value, hashed } => {
                 let key = self_to(key.to_token_stream(), state);
                 let value = self_to(value.to_token_stream(), state);
-                let (insert, remove) = (method("insert"), method("remove"));
-                let (h_insert, h_remove) = (hidden("__map_insert"), hidden("__map_remove"));
-                let insert_doc = docs(format!(
-                    "Inserts `key` -> `value` into `{name}` and commits the operation; \
-                     returns the value `key` had."
-                ));
-                let remove_doc = docs(format!(
-                    "Removes `key` from `{name}` and commits the operation; returns the value it had."
-                ));
-                store_decls.extend(quote! {
-                    #insert_doc
-                    fn #insert(
-                        &self,
-                        key: #key,
-                        value: #value,
-                    ) -> ::persisted_state::Result<::core::option::Option<#value>>;
-                    #remove_doc
-                    fn #remove(&self, key: &#key) -> ::persisted_state::Result<::core::option::Option<#value>>;
+                let lookup = lookup_bounds(hashed);
+                ops.push(Operation {
+                    method: method("insert"),
+                    hidden: hidden("__map_insert"),
+                    generics: quote!(),
+                    params: vec![
+                        (format_ident!("key"), key.clone()),
+                        (format_ident!("value"), value.clone()),
+                    ],
+                    ret: quote!(::core::option::Option<#value>),
+                    bounds: quote!(),
+                    turbofish: quote!(),
+                    doc: format!("Inserts `key` -> `value` into `{name}`"),
+                    doc_tail: "; returns the value `key` had".to_owned(),
                 });
-                store_impls.extend(quote! {
-                    fn #insert(
-                        &self,
-                        __key: #key,
-                        __value: #value,
-                    ) -> ::persisted_state::Result<::core::option::Option<#value>> {
-                        self.#h_insert::<#marker_ty>(__key, __value)
-                    }
-                    fn #remove(
-                        &self,
-                        __key: &#key,
-                    ) -> ::persisted_state::Result<::core::option::Option<#value>> {
-                        self.#h_remove::<#marker_ty>(__key)
-                    }
+                ops.push(Operation {
+                    method: method("remove"),
+                    hidden: hidden("__map_remove"),
+                    generics: quote!(<__Q: ?::core::marker::Sized + #lookup>),
+                    params: vec![(format_ident!("key"), quote!(&__Q))],
+                    ret: quote!(::core::option::Option<#value>),
+                    bounds: quote!(where #key: ::core::borrow::Borrow<__Q>),
+                    turbofish: quote!(, __Q),
+                    doc: format!(
+                        "Removes `key` from `{name}` (any form of the key the map's own \
+                         `remove` takes, e.g. `&str` for `String`)"
+                    ),
+                    doc_tail: "; returns the value it had".to_owned(),
                 });
             }
-            Kind::Set { elem } => {
+            Kind::Set { elem, hashed } => {
                 let elem = self_to(elem.to_token_stream(), state);
-                let (insert, remove) = (method("insert"), method("remove"));
-                let (h_insert, h_remove) = (hidden("__set_insert"), hidden("__set_remove"));
-                let insert_doc = docs(format!(
-                    "Adds `value` to `{name}` and commits the operation; `false` if it was already there."
-                ));
-                let remove_doc = docs(format!(
-                    "Removes `value` from `{name}` and commits the operation; `false` if it was not there."
-                ));
-                store_decls.extend(quote! {
-                    #insert_doc
-                    fn #insert(&self, value: #elem) -> ::persisted_state::Result<::core::primitive::bool>;
-                    #remove_doc
-                    fn #remove(&self, value: &#elem) -> ::persisted_state::Result<::core::primitive::bool>;
+                let lookup = lookup_bounds(hashed);
+                ops.push(Operation {
+                    method: method("insert"),
+                    hidden: hidden("__set_insert"),
+                    generics: quote!(),
+                    params: vec![(format_ident!("value"), elem.clone())],
+                    ret: quote!(::core::primitive::bool),
+                    bounds: quote!(),
+                    turbofish: quote!(),
+                    doc: format!("Adds `value` to `{name}`"),
+                    doc_tail: "; `false` if it was already there".to_owned(),
                 });
-                store_impls.extend(quote! {
-                    fn #insert(&self, __value: #elem) -> ::persisted_state::Result<::core::primitive::bool> {
-                        self.#h_insert::<#marker_ty>(__value)
-                    }
-                    fn #remove(&self, __value: &#elem) -> ::persisted_state::Result<::core::primitive::bool> {
-                        self.#h_remove::<#marker_ty>(__value)
-                    }
+                ops.push(Operation {
+                    method: method("remove"),
+                    hidden: hidden("__set_remove"),
+                    generics: quote!(<__Q: ?::core::marker::Sized + #lookup>),
+                    params: vec![(format_ident!("value"), quote!(&__Q))],
+                    ret: quote!(::core::primitive::bool),
+                    bounds: quote!(where #elem: ::core::borrow::Borrow<__Q>),
+                    turbofish: quote!(, __Q),
+                    doc: format!(
+                        "Removes `value` from `{name}` (any form the set's own `remove` takes)"
+                    ),
+                    doc_tail: "; `false` if it was not there".to_owned(),
                 });
             }
         }
-
-        let tx_setter_doc = docs(format!(
-            "Sets `{name}` in this transaction; written with the rest at `commit`."
-        ));
-        let tx_decl = quote! {
-            #tx_setter_doc
-            fn #setter(&mut self, value: #ty);
-        };
-        let tx_impl = quote! {
-            fn #setter(&mut self, __value: #ty) {
-                ::core::ops::DerefMut::deref_mut(self).#member = __value;
-            }
-        };
+        for op in &ops {
+            let (decl, body) = op.store(&docs, &marker_ty);
+            store_decls.extend(decl);
+            store_impls.extend(body);
+            let (decl, body) = op.transaction(&docs, &marker_ty);
+            tx_decl.extend(decl);
+            tx_impl.extend(body);
+        }
 
         Generated {
             marker,
@@ -494,9 +507,123 @@ impl Generated {
             eq_arm,
             store_decls,
             store_impls,
-            tx_decl,
-            tx_impl,
+            tx_decls: tx_decl,
+            tx_impls: tx_impl,
         }
+    }
+}
+
+/// The bounds a borrowed lookup key needs: those of the collection's own
+/// `remove` (`Ord` for B-trees, `Hash + Eq` for hash maps and sets).
+fn lookup_bounds(hashed: bool) -> TokenStream {
+    if hashed {
+        quote!(::core::hash::Hash + ::core::cmp::Eq)
+    } else {
+        quote!(::core::cmp::Ord)
+    }
+}
+
+/// One generated write method, emitted on `Store` (one commit, returns a
+/// `Result`) and on `Transaction` (recorded for the transaction's commit).
+struct Operation {
+    method: Ident,
+    /// The hidden generic method of `Store`/`Transaction` it calls.
+    hidden: Ident,
+    generics: TokenStream,
+    params: Vec<(Ident, TokenStream)>,
+    /// What the operation returns (inside `Result` on the store).
+    ret: TokenStream,
+    bounds: TokenStream,
+    /// Generic arguments after the marker type in the hidden call.
+    turbofish: TokenStream,
+    /// What it does, without a final period.
+    doc: String,
+    /// What it returns, appended to the doc.
+    doc_tail: String,
+}
+
+impl Operation {
+    fn parts(&self, marker: &Ident) -> (Vec<TokenStream>, Vec<TokenStream>, TokenStream) {
+        let decl = self
+            .params
+            .iter()
+            .map(|(name, ty)| quote!(#name: #ty))
+            .collect();
+        let hygienic: Vec<Ident> = self
+            .params
+            .iter()
+            .map(|(name, _)| format_ident!("__{}", name))
+            .collect();
+        let params = self
+            .params
+            .iter()
+            .zip(&hygienic)
+            .map(|((_, ty), name)| quote!(#name: #ty))
+            .collect();
+        let hidden = &self.hidden;
+        let turbofish = &self.turbofish;
+        let call = quote!(self.#hidden::<#marker #turbofish>(#(#hygienic),*));
+        (decl, params, call)
+    }
+
+    fn store(
+        &self,
+        docs: &dyn Fn(String) -> TokenStream,
+        marker: &Ident,
+    ) -> (TokenStream, TokenStream) {
+        let (decl, params, call) = self.parts(marker);
+        let Operation {
+            method,
+            generics,
+            ret,
+            bounds,
+            ..
+        } = self;
+        let doc = docs(format!(
+            "{} and commits the operation (in `Mode::Batch`: at the next `commit`){}.",
+            self.doc, self.doc_tail
+        ));
+        (
+            quote! {
+                #doc
+                fn #method #generics(&self, #(#decl),*) -> ::persisted_state::Result<#ret> #bounds;
+            },
+            quote! {
+                fn #method #generics(&self, #(#params),*) -> ::persisted_state::Result<#ret> #bounds {
+                    #call
+                }
+            },
+        )
+    }
+
+    fn transaction(
+        &self,
+        docs: &dyn Fn(String) -> TokenStream,
+        marker: &Ident,
+    ) -> (TokenStream, TokenStream) {
+        let (decl, params, call) = self.parts(marker);
+        let Operation {
+            method,
+            generics,
+            ret,
+            bounds,
+            ..
+        } = self;
+        let doc = docs(format!(
+            "{} in this transaction, written as this operation at `commit`{}.",
+            self.doc, self.doc_tail
+        ));
+        (
+            quote! {
+                #doc
+                fn #method #generics(&mut self, #(#decl),*) -> #ret #bounds;
+            },
+            quote! {
+                fn #method #generics(&mut self, #(#params),*) -> #ret #bounds {
+                    #call
+                }
+            },
+        )
     }
 }
 

@@ -12,9 +12,6 @@ use crate::ast::{FieldAst, Input, Shape, Target};
 /// by: the public API, the hidden methods the generated code calls, and
 /// prelude trait methods callable on `&Store<T>` (`clone`, `into`, ...).
 const STORE_METHODS: &[&str] = &[
-    "open",
-    "open_or",
-    "options",
     "read",
     "get",
     "update",
@@ -23,7 +20,7 @@ const STORE_METHODS: &[&str] = &[
     "commit",
     "compact",
     "close",
-    "path",
+    "recovery",
     "is_poisoned",
     "clone",
     "clone_into",
@@ -34,8 +31,10 @@ const STORE_METHODS: &[&str] = &[
     "__set",
     "__update",
     "__push",
+    "__push_front",
     "__extend",
     "__pop",
+    "__pop_front",
     "__clear",
     "__map_insert",
     "__map_remove",
@@ -44,7 +43,21 @@ const STORE_METHODS: &[&str] = &[
 ];
 
 /// Methods of `Transaction<'_, T>` a generated method must not collide with.
-const TRANSACTION_METHODS: &[&str] = &["commit", "rollback"];
+const TRANSACTION_METHODS: &[&str] = &[
+    "commit",
+    "rollback",
+    "__set",
+    "__push",
+    "__push_front",
+    "__extend",
+    "__pop",
+    "__pop_front",
+    "__clear",
+    "__map_insert",
+    "__map_remove",
+    "__set_insert",
+    "__set_remove",
+];
 
 /// Checks every rule; the error combines all mistakes found.
 pub(crate) fn check(input: &Input) -> Result<()> {

@@ -11,11 +11,11 @@ use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::options::Durability;
+use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::Persisted;
 
 /// The valid records of a journal and what follows them.
 struct Scan {
-    header: Header,
     frames: Vec<Frame>,
     /// Offset just past the last valid record.
     valid_end: usize,
@@ -39,7 +39,6 @@ fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
     let valid_frame_later =
         (at + 1..bytes.len()).any(|start| decode_frame(format, bytes, start).is_some());
     Scan {
-        header,
         frames,
         valid_end: at,
         valid_frame_later,
@@ -55,6 +54,7 @@ pub(crate) fn open<T: Persisted>(
     durability: Durability,
     state: &mut T,
     snapshot_fp: u64,
+    report: &mut Recovery,
 ) -> Result<Journal> {
     let path = journal_path(snapshot_path);
     let bytes = vfs.read(&path).context("read", &path)?.unwrap_or_default();
@@ -88,12 +88,13 @@ pub(crate) fn open<T: Persisted>(
     if header.base == snapshot_fp {
         for frame in scan.frames.iter().filter(|f| f.kind == Kind::Commit) {
             replay(codec, &path, &bytes, frame, state)?;
+            report.replayed += 1;
         }
         let mut file = vfs
             .open_append(&path)
             .context("open for appending", &path)?;
         if scan.valid_end < bytes.len() {
-            keep_dropped_bytes(&**vfs, &path, &bytes, &scan)?;
+            keep_dropped_bytes(&**vfs, &path, &bytes, &scan, report)?;
             // Cut the tail before appending, or every later commit would
             // sit behind it and be lost at the next open.
             file.set_len(scan.valid_end as u64)
@@ -119,27 +120,23 @@ pub(crate) fn open<T: Persisted>(
     if compacted {
         // The snapshot already holds every record: a compaction finished
         // but was cut short before the journal was reset.
-        log::info!(
-            "`{}` is already folded into `{}`; resetting it",
-            path.display(),
-            snapshot_path.display()
-        );
+        report.push(RecoveryEvent::StaleJournalReset {
+            journal: path.clone(),
+        });
     } else if commits == 0 && scan.valid_end == bytes.len() {
-        log::info!(
-            "`{}` was edited while closed; adopting the edit",
-            snapshot_path.display()
-        );
+        report.push(RecoveryEvent::HandEditAdopted {
+            path: snapshot_path.to_path_buf(),
+        });
     } else {
         let kept = sibling(&path, &format!(".orphaned-{}", unix_time()));
         vfs.rename(&path, &kept)
             .context("set aside orphaned journal", &path)?;
         sync_dir(&**vfs, &parent_dir(&path))?;
-        log::warn!(
-            "`{}` was changed after a crash, so its journal of {commits} commit(s) no longer \
-             applies; the snapshot as edited wins and the journal is kept as `{}`",
-            snapshot_path.display(),
-            kept.display()
-        );
+        report.push(RecoveryEvent::JournalOrphaned {
+            path: snapshot_path.to_path_buf(),
+            commits: commits as u64,
+            kept_at: kept,
+        });
     }
     Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, last_seq)
 }
@@ -177,17 +174,22 @@ fn replay<T: Persisted>(
     })
 }
 
-/// Warns about the bytes after the last valid record; when they hold a
-/// valid record (more than a torn tail), first copies them aside.
-fn keep_dropped_bytes(vfs: &dyn Vfs, path: &Path, bytes: &[u8], scan: &Scan) -> Result<()> {
+/// Reports the bytes after the last valid record; when they hold a valid
+/// record (more than a torn tail), first copies them aside.
+fn keep_dropped_bytes(
+    vfs: &dyn Vfs,
+    path: &Path,
+    bytes: &[u8],
+    scan: &Scan,
+    report: &mut Recovery,
+) -> Result<()> {
     let dropped = &bytes[scan.valid_end..];
     if !scan.valid_frame_later {
-        log::warn!(
-            "`{}`: dropped {} bytes of torn journal tail at offset {}",
-            path.display(),
-            dropped.len(),
-            scan.valid_end
-        );
+        report.push(RecoveryEvent::TornTail {
+            journal: path.to_path_buf(),
+            offset: scan.valid_end as u64,
+            bytes: dropped.len() as u64,
+        });
         return Ok(());
     }
     let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
@@ -195,14 +197,11 @@ fn keep_dropped_bytes(vfs: &dyn Vfs, path: &Path, bytes: &[u8], scan: &Scan) -> 
     file.write_all(dropped).context("write", &kept)?;
     file.sync_all().context("fsync", &kept)?;
     sync_dir(vfs, &parent_dir(path))?;
-    log::warn!(
-        "`{}`: a damaged record at offset {} is followed by valid ones; replayed up to the \
-         damage (seq {}) and kept the {} dropped bytes in `{}`",
-        path.display(),
-        scan.valid_end,
-        scan.frames.last().map_or(scan.header.seq, |f| f.seq),
-        dropped.len(),
-        kept.display()
-    );
+    report.push(RecoveryEvent::DamageSetAside {
+        journal: path.to_path_buf(),
+        offset: scan.valid_end as u64,
+        bytes: dropped.len() as u64,
+        kept_at: kept,
+    });
     Ok(())
 }

@@ -1,0 +1,201 @@
+//! What `open` found and did to bring a store's files to a consistent
+//! state, readable from the store ([`Store::recovery`](crate::Store::recovery))
+//! as well as from the `log` warnings it also writes.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What opening a store did besides reading it: from
+/// [`Store::recovery`](crate::Store::recovery).
+///
+/// A clean open after a clean close has no [`events`](Recovery::events).
+/// Each event was also logged (`log` crate) when it happened, as a warning
+/// when a person may want to look at it and as info otherwise.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "json")] {
+/// # use persisted_state_core::Store;
+/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
+/// # struct Counter { n: u64 }
+/// # persisted_state_core::__impl_persisted_for_tests!(Counter { n: u64 });
+/// # let dir = tempfile::tempdir()?;
+/// let store: Store<Counter> = Store::open(dir.path().join("counter.json"))?;
+/// let recovery = store.recovery();
+/// for event in &recovery.events {
+///     eprintln!("open: {event}");
+/// }
+/// assert!(recovery.is_clean());
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Journal records (commits) replayed onto the snapshot.
+    pub replayed: u64,
+    /// What open found and did beyond replaying, in order.
+    pub events: Vec<RecoveryEvent>,
+}
+
+impl Recovery {
+    /// True when open found nothing to report: no file was created,
+    /// cut, set aside or adopted.
+    pub fn is_clean(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The files open set aside (dropped journal bytes, orphaned
+    /// journals), for a person to look at.
+    pub fn kept_files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.events.iter().filter_map(|event| match event {
+            RecoveryEvent::DamageSetAside { kept_at, .. }
+            | RecoveryEvent::JournalOrphaned { kept_at, .. } => Some(kept_at),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn push(&mut self, event: RecoveryEvent) {
+        match event.is_warning() {
+            true => log::warn!("{event}"),
+            false => log::info!("{event}"),
+        }
+        self.events.push(event);
+    }
+}
+
+/// One thing [`Recovery`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryEvent {
+    /// The snapshot did not exist; it was created from the initial value.
+    Created {
+        /// The snapshot.
+        path: PathBuf,
+    },
+    /// The snapshot was an empty (0-byte) file, as `touch` leaves; it was
+    /// opened as the initial value and written.
+    EmptySnapshot {
+        /// The snapshot.
+        path: PathBuf,
+    },
+    /// The journal ended in an incomplete record, as a crash leaves; the
+    /// bytes were cut off. Every complete record was kept.
+    TornTail {
+        /// The journal.
+        journal: PathBuf,
+        /// Where the dropped bytes began.
+        offset: u64,
+        /// How many bytes were dropped.
+        bytes: u64,
+    },
+    /// A damaged record was followed by valid ones: the journal was replayed
+    /// up to the damage and the rest copied to `kept_at`.
+    DamageSetAside {
+        /// The journal.
+        journal: PathBuf,
+        /// Where the damage begins.
+        offset: u64,
+        /// How many bytes were set aside.
+        bytes: u64,
+        /// The copy of the bytes set aside.
+        kept_at: PathBuf,
+    },
+    /// A compaction had finished but the journal was not yet reset (a crash
+    /// between the two): the snapshot already held every record.
+    StaleJournalReset {
+        /// The journal.
+        journal: PathBuf,
+    },
+    /// The snapshot was edited while no program had it open; the edit was
+    /// adopted.
+    HandEditAdopted {
+        /// The snapshot.
+        path: PathBuf,
+    },
+    /// The snapshot was edited after a crash that left commits in the
+    /// journal: the edit wins, and the journal, which no longer applies,
+    /// was moved to `kept_at` (never replayed, never deleted).
+    JournalOrphaned {
+        /// The snapshot.
+        path: PathBuf,
+        /// The commits the journal held.
+        commits: u64,
+        /// Where the journal now is.
+        kept_at: PathBuf,
+    },
+}
+
+impl RecoveryEvent {
+    /// True for what a person may want to look at (data was cut or set
+    /// aside); false for what is routine after a crash or an edit.
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            RecoveryEvent::EmptySnapshot { .. }
+                | RecoveryEvent::TornTail { .. }
+                | RecoveryEvent::DamageSetAside { .. }
+                | RecoveryEvent::JournalOrphaned { .. }
+        )
+    }
+}
+
+impl fmt::Display for RecoveryEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryEvent::Created { path } => {
+                write!(f, "`{}` did not exist; created it", path.display())
+            }
+            RecoveryEvent::EmptySnapshot { path } => write!(
+                f,
+                "`{}` was empty (0 bytes); opened it as the initial value",
+                path.display()
+            ),
+            RecoveryEvent::TornTail {
+                journal,
+                offset,
+                bytes,
+            } => write!(
+                f,
+                "`{}`: dropped {bytes} bytes of torn journal tail at offset {offset}",
+                journal.display()
+            ),
+            RecoveryEvent::DamageSetAside {
+                journal,
+                offset,
+                bytes,
+                kept_at,
+            } => write!(
+                f,
+                "`{}`: a damaged record at offset {offset} is followed by valid ones; replayed \
+                 up to the damage and kept the {bytes} bytes after it in `{}`",
+                journal.display(),
+                kept_at.display()
+            ),
+            RecoveryEvent::StaleJournalReset { journal } => write!(
+                f,
+                "`{}` was already folded into the snapshot by an interrupted compaction; reset it",
+                journal.display()
+            ),
+            RecoveryEvent::HandEditAdopted { path } => {
+                write!(
+                    f,
+                    "`{}` was edited while closed; adopted the edit",
+                    path.display()
+                )
+            }
+            RecoveryEvent::JournalOrphaned {
+                path,
+                commits,
+                kept_at,
+            } => write!(
+                f,
+                "`{}` was edited after a crash, so its journal of {commits} commit(s) no longer \
+                 applies; the snapshot as edited wins and the journal is kept as `{}`",
+                path.display(),
+                kept_at.display()
+            ),
+        }
+    }
+}
