@@ -123,3 +123,41 @@ fn unknown_keys_in_a_yaml_snapshot_survive_later_saves() {
     assert!(text.contains("last_id: 4"), "{text}");
     assert!(text.contains("kept:\n- a\n- b\n"), "{text}");
 }
+
+#[test]
+fn an_empty_snapshot_opens_as_the_default_and_says_so() {
+    for format in common::formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = common::state_path(dir.path(), format);
+        // What `touch state.yaml` leaves.
+        fs::write(&path, b"").unwrap();
+        let store = State::open(&path).unwrap();
+        assert_eq!(store.get(), State::default(), "{format:?}");
+        assert!(
+            matches!(
+                &store.recovery().events[..],
+                [persisted_state::RecoveryEvent::EmptySnapshot { path: p }] if *p == path
+            ),
+            "{format:?}: {:?}",
+            store.recovery()
+        );
+        assert!(store.recovery().events[0].is_warning());
+        store.set_last_id(3).unwrap();
+        drop(store);
+        let store = State::open(&path).unwrap();
+        assert_eq!(store.last_id(), 3, "{format:?}");
+        assert!(store.recovery().is_clean(), "{:?}", store.recovery());
+    }
+}
+
+#[test]
+fn a_new_file_is_reported_as_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.json");
+    let store = State::open(&path).unwrap();
+    assert!(matches!(
+        &store.recovery().events[..],
+        [persisted_state::RecoveryEvent::Created { .. }]
+    ));
+    assert!(!store.recovery().events[0].is_warning());
+}

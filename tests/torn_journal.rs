@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{crash_image, formats, intent_record, journal_of, state_path, State, StateStoreExt};
-use persisted_state::{Format, Store};
+use persisted_state::{Format, RecoveryEvent, Store};
 
 /// Commits a few changes and returns, for each commit, the journal length
 /// after it and the state after it; plus the snapshot and journal bytes.
@@ -102,6 +102,20 @@ fn a_torn_record_is_dropped_and_later_commits_survive_the_next_open() {
         fs::write(&path, &rec.snapshot).unwrap();
         fs::write(journal_of(&path), &rec.journal[..cut]).unwrap();
         let store = Store::<State>::open(&path).unwrap();
+        let recovery = store.recovery();
+        assert_eq!(recovery.replayed, rec.points.len() as u64 - 2, "{format:?}");
+        match &recovery.events[..] {
+            [RecoveryEvent::TornTail {
+                journal,
+                offset,
+                bytes,
+            }] => {
+                assert_eq!(*journal, journal_of(&path));
+                assert_eq!(*offset as usize + *bytes as usize, cut, "{format:?}");
+            }
+            other => panic!("{format:?}: expected a torn tail, got {other:?}"),
+        }
+        assert_eq!(recovery.kept_files().count(), 0, "a torn tail is not kept");
         store.set_last_id(99).unwrap();
         let (_crashed, copy) = crash_image(&path);
         let store = Store::<State>::open(&copy).unwrap();
@@ -207,8 +221,12 @@ fn dropped_bytes_followed_by_valid_records_are_kept_in_a_side_file() {
         let at = rec.points[1].0 + 2;
         let mut journal = rec.journal.clone();
         journal[at] ^= 0x20;
-        let (state, kept) = open_with_journal(format, &rec.snapshot, &journal);
-        assert_eq!(state, rec.points[1].1, "{format:?}");
+        let kept = tempfile::tempdir().unwrap();
+        let path = state_path(kept.path(), format);
+        fs::write(&path, &rec.snapshot).unwrap();
+        fs::write(journal_of(&path), &journal).unwrap();
+        let store = Store::<State>::open(&path).unwrap();
+        assert_eq!(store.get(), rec.points[1].1, "{format:?}");
         let side: Vec<_> = common::files_in(kept.path())
             .into_iter()
             .filter(|f| f.contains(".journal.dropped-"))
@@ -216,6 +234,13 @@ fn dropped_bytes_followed_by_valid_records_are_kept_in_a_side_file() {
         assert_eq!(side.len(), 1, "{format:?}: {side:?}");
         let dropped = fs::read(kept.path().join(&side[0])).unwrap();
         assert_eq!(dropped, journal[rec.points[1].0..]);
+        // What open did is readable from the store, not only from the log.
+        let reported: Vec<_> = store.recovery().kept_files().cloned().collect();
+        assert_eq!(reported, [kept.path().join(&side[0])], "{format:?}");
+        assert!(matches!(
+            store.recovery().events[..],
+            [RecoveryEvent::DamageSetAside { offset, .. }] if offset as usize == rec.points[1].0
+        ));
     }
 }
 
@@ -240,6 +265,10 @@ fn a_journal_left_beside_its_compacted_snapshot_is_not_replayed_twice() {
             ["once"],
             "{format:?}: push applied once"
         );
+        assert!(matches!(
+            store.recovery().events[..],
+            [RecoveryEvent::StaleJournalReset { .. }]
+        ));
         assert_eq!(store.last_id(), 1);
         store.push_processed("twice".into()).unwrap();
         drop(store);
@@ -294,6 +323,15 @@ fn a_snapshot_edited_after_a_crash_wins_and_the_journal_is_kept_aside() {
             .collect();
         assert_eq!(orphans.len(), 1, "{format:?}");
         assert_eq!(fs::read(crashed.path().join(&orphans[0])).unwrap(), journal);
+        match &store.recovery().events[..] {
+            [RecoveryEvent::JournalOrphaned {
+                commits, kept_at, ..
+            }] => {
+                assert_eq!(*commits, 2);
+                assert_eq!(*kept_at, crashed.path().join(&orphans[0]));
+            }
+            other => panic!("{format:?}: expected an orphaned journal, got {other:?}"),
+        }
     }
 }
 

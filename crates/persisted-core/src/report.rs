@@ -16,17 +16,21 @@ use std::path::PathBuf;
 ///
 /// ```
 /// # #[cfg(feature = "json")] {
-/// # use persisted_state_core::Store;
+/// # use persisted_state_core::{RecoveryEvent, Store};
 /// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
 /// # struct Counter { n: u64 }
 /// # persisted_state_core::__impl_persisted_for_tests!(Counter { n: u64 });
 /// # let dir = tempfile::tempdir()?;
-/// let store: Store<Counter> = Store::open(dir.path().join("counter.json"))?;
-/// let recovery = store.recovery();
-/// for event in &recovery.events {
-///     eprintln!("open: {event}");
+/// let path = dir.path().join("counter.json");
+/// let store: Store<Counter> = Store::open(&path)?;
+/// assert!(matches!(store.recovery().events[..], [RecoveryEvent::Created { .. }]));
+/// store.close()?;
+///
+/// let store: Store<Counter> = Store::open(&path)?;
+/// for event in &store.recovery().events {
+///     eprintln!("open: {event}"); // a torn tail cut, a journal set aside, ...
 /// }
-/// assert!(recovery.is_clean());
+/// assert!(store.recovery().is_clean());
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
