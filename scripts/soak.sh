@@ -14,6 +14,8 @@ export PERSISTED_SOAK_SEED_START="${PERSISTED_SOAK_SEED_START:-0}"   # T5: first
 export PERSISTED_SOAK_FAULT_SEEDS="${PERSISTED_SOAK_FAULT_SEEDS:-300}" # T9: EIO/ENOSPC workloads
 export PERSISTED_SOAK_TAILS="${PERSISTED_SOAK_TAILS:-1000000}"       # T2: random journal tails
 export PERSISTED_KILL9_ROUNDS="${PERSISTED_KILL9_ROUNDS:-3334}"      # T7: kill -9 per format (x3 formats)
+export PERSISTED_RESUME_ROUNDS="${PERSISTED_RESUME_ROUNDS:-300}"     # kill -9 of the resumable-job pattern, per format
+export PERSISTED_RESUME_ITEMS="${PERSISTED_RESUME_ITEMS:-200000}"    # ... on a state of this many items
 export PERSISTED_LOCK_ROUNDS="${PERSISTED_LOCK_ROUNDS:-100}"         # T15: second opens rejected
 export PERSISTED_PROPTEST_CASES="${PERSISTED_PROPTEST_CASES:-100000}" # T17: model-based cases
 export PERSISTED_FUZZ_CASES="${PERSISTED_FUZZ_CASES:-1000000}"       # T16: generated inputs (stable Rust)
@@ -26,7 +28,7 @@ set +e
 cargo test --release --workspace --all-features -- --nocapture > target/soak.log 2>&1
 status=$?
 set -e
-grep -E '^test result|^T[0-9]+:' target/soak.log || true
+grep -E '^test result|^T[0-9]+:|^resumable:' target/soak.log || true
 if [ "$status" -ne 0 ]; then
     echo "soak: FAILED (see target/soak.log)"
     exit 1
