@@ -1,51 +1,8 @@
-//! Typed, crash-safe persisted structs.
+#![doc = include_str!("../README.md")]
 //!
-//! Put `#[derive(Persisted)]` on a plain struct, open it on a file, and
-//! every change is on disk when the call returns — or batched until
-//! [`Store::commit`]. The file is human-editable JSON or YAML (or compact
-//! bincode), and after any crash it opens to a consistent, recent state.
+//! # The on-disk format
 //!
-//! ```
-//! use persisted_state::{Persisted, Store};
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
-//! struct State {
-//!     /// The last item processed.
-//!     last_id: u64,
-//!     processed: Vec<String>,
-//! }
-//!
-//! # let dir = tempfile::tempdir()?;
-//! # let path = dir.path().join("state.json");
-//! let store: Store<State> = State::open(&path)?;
-//! store.set_last_id(42)?;                    // one atomic, durable commit
-//! store.push_processed("item-42".into())?;   // journaled as a push, not the whole Vec
-//! assert_eq!(store.last_id(), 42);
-//! store.close()?;
-//!
-//! let store = Store::<State>::open(&path)?;  // reopen: the state is back
-//! assert_eq!(store.read().processed, ["item-42"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! The derive generates, for each field `f: F`, the methods `f()`,
-//! `set_f(F)` and `update_f(|&mut F| ..)` on `Store<State>` (and
-//! `set_f(F)` on a [`Transaction`]), plus `push_`/`extend_`/`pop_`/`clear_`
-//! for `Vec`/`VecDeque` fields and `insert_`/`remove_` for map and set
-//! fields. They live in two traits named `<Struct>StoreExt` and
-//! `<Struct>TransactionExt`, defined next to the struct: in the struct's
-//! module they need no import; elsewhere, `use path::to::StateStoreExt;`.
-//!
-//! See the README for the guarantees, the file layout and the durability
-//! levels; the journal's on-disk format is specified in the documentation of
-//! `persisted-state-core`'s `engine::journal` module.
-//!
-//! # Cargo features
-//!
-//! * `derive` (default): `#[derive(Persisted)]`.
-//! * `json` (default), `yaml`, `bincode`: the formats. Opening a file in a
-//!   format whose feature is off is [`Error::FormatNotEnabled`], not a panic.
+//! [`file_format`] specifies the journal and snapshot files byte by byte.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -65,8 +22,3 @@ pub use persisted_state_derive::Persisted;
 pub mod __private {
     pub use persisted_state_core::__private::*;
 }
-
-/// The README's code blocks, compiled as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

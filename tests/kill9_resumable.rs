@@ -70,7 +70,11 @@ fn check(state: &State, acked: u64, format: Format) {
         state.last_id
     );
     let last = state.processed.last().map(String::as_str);
-    assert_eq!(last, Some(&*format!("item-{}", state.last_id)), "{format:?}");
+    assert_eq!(
+        last,
+        Some(&*format!("item-{}", state.last_id)),
+        "{format:?}"
+    );
 }
 
 #[test]

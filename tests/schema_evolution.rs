@@ -81,3 +81,47 @@ fn an_old_snapshot_and_journal_open_after_a_field_is_added_and_one_removed() {
         assert_eq!(new.timeout_ms(), 5);
     }
 }
+
+mod v3 {
+    use super::*;
+    /// `timeout_ms` added without `#[serde(default)]`: old files cannot fill it.
+    #[derive(Persisted, Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+    pub struct Config {
+        pub name: String,
+        pub retries: u32,
+        pub timeout_ms: u64,
+    }
+}
+
+#[test]
+fn a_new_field_without_a_default_is_an_error_that_says_to_add_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    v1::Config::open(&path).unwrap().close().unwrap();
+    let before = fs::read(&path).unwrap();
+    let err = v3::Config::open(&path).unwrap_err().to_string();
+    assert!(err.contains("missing field `timeout_ms`"), "{err}");
+    assert!(err.contains("#[serde(default)]"), "{err}");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+}
+
+#[cfg(feature = "yaml")]
+#[test]
+fn a_yaml_11_boolean_is_an_error_that_names_the_yaml_12_spelling() {
+    #[derive(Persisted, Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+    struct Flags {
+        verbose: bool,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.yaml");
+    fs::write(&path, "verbose: yes\n").unwrap();
+    let err = Flags::open(&path).unwrap_err().to_string();
+    assert!(err.contains("line 1"), "{err}");
+    assert!(err.contains("`true` and `false`"), "{err}");
+    fs::write(&path, "verbose: true\n").unwrap();
+    assert!(Flags::open(&path).unwrap().verbose());
+}

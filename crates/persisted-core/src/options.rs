@@ -30,7 +30,7 @@ impl Format {
     /// The format a file's extension names, if any.
     ///
     /// ```
-    /// use persisted_state_core::Format;
+    /// use persisted_state::Format;
     /// assert_eq!(Format::from_path("state.yml"), Some(Format::Yaml));
     /// assert_eq!(Format::from_path("state.txt"), None);
     /// ```
@@ -103,17 +103,20 @@ pub(crate) const DEFAULT_JOURNAL_LIMIT: u64 = 4 << 20;
 /// A builder for [`Store`], from [`Store::options`].
 ///
 /// ```no_run
-/// # #[cfg(feature = "yaml")] {
-/// use persisted_state_core::{Durability, Engine, Format, Mode, Store};
-/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone)] struct State;
-/// # fn f<State: persisted_state_core::Persisted>() -> persisted_state_core::Result<()> {
+/// use persisted_state::{Durability, Engine, Format, Mode, Persisted, Store};
+///
+/// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+/// struct State {
+///     last_id: u64,
+/// }
+///
 /// let store = Store::<State>::options()
 ///     .format(Format::Yaml)
 ///     .durability(Durability::Sync)
 ///     .mode(Mode::Batch)
 ///     .engine(Engine::Snapshot)
 ///     .open("state.yaml")?;
-/// # Ok(()) } }
+/// # Ok::<(), persisted_state::Error>(())
 /// ```
 #[must_use = "an OpenOptions does nothing until `open` is called"]
 pub struct OpenOptions<T> {

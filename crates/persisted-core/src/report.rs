@@ -15,11 +15,13 @@ use std::path::PathBuf;
 /// # Examples
 ///
 /// ```
-/// # #[cfg(feature = "json")] {
-/// # use persisted_state_core::{RecoveryEvent, Store};
-/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
-/// # struct Counter { n: u64 }
-/// # persisted_state_core::__impl_persisted_for_tests!(Counter { n: u64 });
+/// use persisted_state::{Persisted, RecoveryEvent, Store};
+///
+/// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+/// struct Counter {
+///     n: u64,
+/// }
+///
 /// # let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("counter.json");
 /// let store: Store<Counter> = Store::open(&path)?;
@@ -31,7 +33,6 @@ use std::path::PathBuf;
 ///     eprintln!("open: {event}"); // a torn tail cut, a journal set aside, ...
 /// }
 /// assert!(store.recovery().is_clean());
-/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -19,12 +19,18 @@ use crate::store::Store;
 /// # Examples
 ///
 /// ```
-/// # #[cfg(feature = "json")] {
-/// use persisted_state_core::Persisted;
-/// # fn demo<T: Persisted>(dir: &std::path::Path) -> persisted_state_core::Result<()> {
-/// let store = T::open(dir.join("state.json"))?;
-/// # Ok(()) }
-/// # }
+/// use persisted_state::{Persisted, Store};
+///
+/// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+/// struct Settings {
+///     theme: String,
+/// }
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("settings.json");
+/// let store: Store<Settings> = Settings::open(&path)?;
+/// store.set_theme("dark".into())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Persisted:
     Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static

@@ -49,16 +49,20 @@ use crate::transaction::Transaction;
 /// # Examples
 ///
 /// ```
-/// # #[cfg(feature = "json")] {
-/// use persisted_state_core::Store;
-/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
-/// # struct Counter { n: u64 }
-/// # persisted_state_core::__impl_persisted_for_tests!(Counter { n: u64 });
+/// use persisted_state::{Persisted, Store};
+///
+/// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone, Debug)]
+/// struct Counter {
+///     n: u64,
+///     log: Vec<String>,
+/// }
+///
 /// # let dir = tempfile::tempdir()?;
 /// let store: Store<Counter> = Store::open(dir.path().join("counter.json"))?;
-/// let n = store.update(|c| { c.n += 1; c.n })?;
+/// store.set_n(store.n() + 1)?;                      // generated getter and setter
+/// store.push_log("bumped".into())?;                 // journaled as the element
+/// let n = store.update(|c| { c.n += 1; c.n })?;    // any change, O(state)
 /// assert_eq!(store.read().n, n);
-/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Store<T: Persisted> {

@@ -51,19 +51,26 @@ use crate::store::{Store, Writer};
 /// # Examples
 ///
 /// ```
-/// # #[cfg(feature = "json")] {
-/// # use persisted_state_core::Store;
-/// # #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
-/// # struct Account { a: i64, b: i64 }
-/// # persisted_state_core::__impl_persisted_for_tests!(Account { a: i64, b: i64 });
+/// use persisted_state::{Persisted, Store};
+///
+/// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+/// struct Job {
+///     last_id: u64,
+///     done: Vec<String>,
+/// }
+///
 /// # let dir = tempfile::tempdir()?;
-/// let store: Store<Account> = Store::open(dir.path().join("account.json"))?;
+/// let store: Store<Job> = Store::open(dir.path().join("job.json"))?;
 /// let mut tx = store.begin();
-/// tx.a -= 10;
-/// tx.b += 10;
-/// tx.commit()?; // both fields, one record
-/// assert_eq!((store.read().a, store.read().b), (-10, 10));
-/// # }
+/// tx.push_done("item-1".into()); // recorded as the element, not the whole Vec
+/// tx.set_last_id(1);
+/// tx.commit()?;                  // both, as one record, or neither
+/// assert_eq!(store.last_id(), 1);
+///
+/// store.transaction(|tx| {
+///     tx.last_id += 1;           // DerefMut: the changed field is recorded whole
+///     Ok::<_, persisted_state::Error>(())
+/// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a transaction is rolled back unless `commit()` is called"]

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use super::{strip_location, Extras, PayloadError};
+use super::{tidy_message, Extras, PayloadError};
 use crate::change::{Payload, Replay};
 use crate::error::{Error, Result};
 use crate::schema::Persisted;
@@ -17,7 +17,7 @@ fn parse_error(path: &Path, e: serde_json::Error, bytes: &[u8]) -> Error {
         path: path.to_path_buf(),
         line,
         column,
-        message: strip_location(e.to_string(), e.line(), e.column()),
+        message: tidy_message(e.to_string(), e.line(), e.column()),
     }
 }
 
@@ -107,6 +107,6 @@ pub(super) fn replay_payload<T: Persisted>(
         .map_err(|e| PayloadError {
             line: e.line(),
             column: e.column(),
-            message: strip_location(e.to_string(), e.line(), e.column()),
+            message: tidy_message(e.to_string(), e.line(), e.column()),
         })
 }

@@ -195,15 +195,64 @@ impl Codec {
     }
 }
 
-/// Drops a parser's trailing " at line L column C" when it repeats the
-/// position [`Error::Parse`] reports in fields of its own.
+/// A parser's message as [`Error::Parse`] shows it: without a trailing
+/// " at line L column C" that repeats the position the error reports in
+/// fields of its own, and with a hint for the mistakes people make most.
 #[allow(dead_code)]
-pub(crate) fn strip_location(message: String, line: usize, column: usize) -> String {
+pub(crate) fn tidy_message(message: String, line: usize, column: usize) -> String {
     let suffix = format!(" at line {line} column {column}");
-    match message.strip_suffix(&suffix) {
+    let message = match message.strip_suffix(&suffix) {
         Some(rest) => rest.to_string(),
         // A position of another mark (libyaml's "while parsing ... at line")
         // says where the problem began: keep the whole message.
         None => message,
+    };
+    match hint(&message) {
+        Some(hint) => format!("{message} ({hint})"),
+        None => message,
+    }
+}
+
+/// Advice for a parse error that has a common cause.
+fn hint(message: &str) -> Option<&'static str> {
+    if message.contains("missing field `") {
+        return Some(
+            "if the field is new to the struct, mark it `#[serde(default)]` so that files \
+             written before it still open",
+        );
+    }
+    const YAML_11_BOOLEANS: [&str; 8] = ["yes", "no", "on", "off", "y", "n", "Yes", "No"];
+    if message.contains("expected a boolean")
+        && YAML_11_BOOLEANS
+            .iter()
+            .any(|word| message.contains(&format!("string \"{word}\"")))
+    {
+        return Some(
+            "YAML 1.2 booleans are `true` and `false`; `yes`, `no`, `on` and `off` are strings",
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_field_and_a_yaml_11_boolean_get_hints() {
+        let missing = tidy_message("missing field `retries` at line 1 column 2".into(), 1, 2);
+        assert_eq!(
+            missing,
+            "missing field `retries` (if the field is new to the struct, mark it \
+             `#[serde(default)]` so that files written before it still open)"
+        );
+        let yes = tidy_message(
+            "verbose: invalid type: string \"yes\", expected a boolean".into(),
+            2,
+            10,
+        );
+        assert!(yes.contains("`true` and `false`"), "{yes}");
+        let other = tidy_message("trailing comma at line 3 column 1".into(), 3, 1);
+        assert_eq!(other, "trailing comma");
     }
 }

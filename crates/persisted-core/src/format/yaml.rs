@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 use serde_yaml::{Mapping, Value};
 
-use super::{strip_location, Extras, PayloadError};
+use super::{tidy_message, Extras, PayloadError};
 use crate::change::{Payload, Replay};
 use crate::error::{Error, Result};
 use crate::schema::Persisted;
@@ -22,7 +22,7 @@ fn parse_error(path: &Path, e: serde_yaml::Error) -> Error {
         path: path.to_path_buf(),
         line,
         column,
-        message: strip_location(e.to_string(), line, column),
+        message: tidy_message(e.to_string(), line, column),
     }
 }
 
@@ -99,7 +99,7 @@ pub(super) fn replay_payload<T: Persisted>(
             PayloadError {
                 line,
                 column,
-                message: strip_location(e.to_string(), line, column),
+                message: tidy_message(e.to_string(), line, column),
             }
         })
 }
