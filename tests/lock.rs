@@ -22,7 +22,7 @@ fn lock_child_opener() {
     let started = Instant::now();
     match State::open(&path) {
         Ok(store) => println!("OPENED {}", store.last_id()),
-        Err(Error::Locked { path }) => println!(
+        Err(Error::Locked { path, .. }) => println!(
             "LOCKED {} {}",
             started.elapsed().as_millis(),
             path.display()

@@ -62,11 +62,53 @@ pub enum Error {
         message: String,
     },
 
-    /// Another process, or another handle in this process, has the store open.
-    #[error("`{}` is locked: another process (or another open handle in this process) is using it", path.display())]
+    /// Another process, or another handle in this process, has the store
+    /// open in a mode this open cannot join: exclusive (the default) admits
+    /// no one else; shared mode (`.shared(true)`) admits only other shared
+    /// participants.
+    #[error(
+        "`{}` is locked: another process (or another open handle in this process) has it open \
+         in {holder} mode{}",
+        path.display(),
+        match *holder {
+            "shared" => "; open it with `.shared(true)` to share it with them",
+            _ => "",
+        }
+    )]
     Locked {
         /// The store's file.
         path: PathBuf,
+        /// The mode the holder has it open in: `"exclusive"` or `"shared"`.
+        holder: &'static str,
+    },
+
+    /// Shared mode: another process held the store's writer lock for longer
+    /// than the `lock_timeout`. Nothing was written.
+    #[error(
+        "timed out after {waited:?} waiting for another process to finish writing `{}`",
+        path.display()
+    )]
+    LockTimeout {
+        /// The store's file.
+        path: PathBuf,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
+
+    /// A write to a store opened with `.read_only(true)`.
+    #[error("`{}` was opened read-only; open it without `.read_only(true)` to write", path.display())]
+    ReadOnly {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// Options that cannot be combined, or that this platform cannot honour.
+    #[error("cannot open `{}`: {reason}", path.display())]
+    Unsupported {
+        /// The store's file.
+        path: PathBuf,
+        /// What cannot be done, and what to do instead.
+        reason: String,
     },
 
     /// An earlier write or fsync failed in a way that may have left disk and

@@ -27,6 +27,7 @@ mod options;
 mod reentry;
 mod report;
 mod schema;
+mod sharing;
 mod store;
 mod transaction;
 

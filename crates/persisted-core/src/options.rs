@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::schema::Persisted;
@@ -100,6 +101,9 @@ pub enum Engine {
 /// the snapshot is larger (then twice the snapshot's size).
 pub(crate) const DEFAULT_JOURNAL_LIMIT: u64 = 4 << 20;
 
+/// How long a shared-mode commit waits for another process's by default.
+pub(crate) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A builder for [`Store`], from [`Store::options`].
 ///
 /// ```no_run
@@ -125,6 +129,9 @@ pub struct OpenOptions<T> {
     pub(crate) mode: Mode,
     pub(crate) engine: Engine,
     pub(crate) journal_limit: u64,
+    pub(crate) shared: bool,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) read_only: bool,
     _state: PhantomData<fn() -> T>,
 }
 
@@ -145,6 +152,9 @@ impl<T> std::fmt::Debug for OpenOptions<T> {
             .field("mode", &self.mode)
             .field("engine", &self.engine)
             .field("journal_limit", &self.journal_limit)
+            .field("shared", &self.shared)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -157,6 +167,9 @@ impl<T> Default for OpenOptions<T> {
             mode: Mode::default(),
             engine: Engine::default(),
             journal_limit: DEFAULT_JOURNAL_LIMIT,
+            shared: false,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            read_only: false,
             _state: PhantomData,
         }
     }
@@ -192,6 +205,64 @@ impl<T: Persisted> OpenOptions<T> {
     /// Default 4 MiB.
     pub fn journal_limit(mut self, bytes: u64) -> Self {
         self.journal_limit = bytes;
+        self
+    }
+
+    /// Shares the store with other processes (and other handles of this
+    /// one) that open it with `.shared(true)` too. Every commit — a setter,
+    /// a collection operation, `update`, a transaction — takes the store's
+    /// writer lock, catches up with every commit made before it by anyone,
+    /// and lands whole in one order all participants agree on; `update`
+    /// closures run exactly once. Reads catch up first (one `fstat` when
+    /// nothing changed). Opening a store that another process has open in
+    /// the other mode fails at once with [`Error::Locked`] naming that mode.
+    ///
+    /// Not with [`Mode::Batch`] (an error at open); Unix only; local file
+    /// systems only (advisory locks are unreliable on network file
+    /// systems). A child forked without `exec` shares its parent's locks
+    /// until it exits or execs.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use persisted_state::{Persisted, Store};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Counter {
+    ///     n: u64,
+    /// }
+    ///
+    /// let store = Store::<Counter>::options()
+    ///     .shared(true)
+    ///     .lock_timeout(Duration::from_secs(5))
+    ///     .open("counter.json")?;
+    /// store.update(|c| c.n += 1)?; // atomic across every process
+    /// let changed: bool = store.refresh()?; // catch up now (reads do it by themselves)
+    /// # let _ = changed;
+    /// # Ok::<(), persisted_state::Error>(())
+    /// ```
+    ///
+    /// [`Mode::Batch`]: crate::Mode::Batch
+    /// [`Error::Locked`]: crate::Error::Locked
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Shared mode: how long a commit waits for another process's to
+    /// finish before it returns [`Error::LockTimeout`](crate::Error::LockTimeout)
+    /// and changes nothing. Default 5 s.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Opens without any lock, beside a writer in either mode: the state is
+    /// a consistent committed one, [`Store::refresh`] (and every read)
+    /// catches up with the writers, and every write returns
+    /// [`Error::ReadOnly`](crate::Error::ReadOnly). Nothing is ever written,
+    /// cut or created; a missing file is an error.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

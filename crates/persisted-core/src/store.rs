@@ -8,19 +8,20 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::change::FieldOf;
 use crate::changeset::ChangeSet;
 use crate::checksum::fingerprint;
 use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
 use crate::engine::journal::group::GroupSync;
+use crate::engine::journal::View;
 use crate::engine::journal::{self, journal_path, Journal};
 use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, remove_leftovers, sibling, sync_dir, write_atomic};
-use crate::file::lock::LockFile;
+use crate::file::lock::{LockFile, WriterLock};
 use crate::file::vfs::{RealFs, Vfs};
 use crate::format::{Codec, Extras};
 use crate::mutation::{self, Mutation, Replace, SetValue, Undo};
@@ -28,6 +29,7 @@ use crate::options::{Durability, Engine, Mode, OpenOptions};
 use crate::reentry::{self, Held, Hold};
 use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::{Field, Persisted};
+use crate::sharing::{catch_up, last_out, release, Sharing, WriterGuard};
 use crate::transaction::Transaction;
 
 /// A persisted struct: a shared, cheap-to-clone handle to a `T` that lives
@@ -74,34 +76,45 @@ pub(crate) struct Inner<T: Persisted> {
     mode: Mode,
     state: RwLock<T>,
     writer: Mutex<Writer<T>>,
+    /// Other processes may change the files (shared or read-only): reads
+    /// catch up first.
+    follows: bool,
     /// Group commit for `Durability::Sync` (journal engine).
     group: GroupSync,
     /// What open did.
     recovery: Recovery,
+    vfs: Arc<dyn Vfs>,
 }
 
 /// Everything a write needs, behind the writer lock.
 pub(crate) struct Writer<T> {
-    backend: Backend,
+    pub(crate) backend: Backend,
     codec: Codec,
-    extras: Extras,
+    pub(crate) extras: Extras,
     /// Changes since the last commit (`Mode::Batch`).
     batch: ChangeSet,
-    poisoned: bool,
-    snapshot_len: u64,
+    pub(crate) poisoned: bool,
+    /// The last catch-up before a read failed (logged once).
+    catch_up_failed: bool,
+    pub(crate) snapshot_len: u64,
     journal_limit: u64,
     /// Group commit: commits applied to memory whose record is written but
     /// not yet known durable, with their end position and undo.
     pending: VecDeque<(u64, Undo<T>)>,
-    _lock: LockFile,
+    /// Exclusive, shared or read-only, with the locks that go with it.
+    pub(crate) sharing: Sharing,
 }
 
-enum Backend {
+pub(crate) enum Backend {
     Journal(Journal),
     Snapshot(SnapshotEngine),
 }
 
 impl<T> Writer<T> {
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Latches the poison flag when a failure leaves disk and memory unsure.
     fn fail(&mut self, failure: Failure) -> Error {
         if failure.poison && !self.poisoned {
@@ -205,7 +218,41 @@ impl<T: Persisted> Store<T> {
         initial: Option<T>,
     ) -> Result<Store<T>> {
         let codec = Codec::new(options.resolve_format(path)?, path)?;
-        let lock = LockFile::acquire(&*vfs, &sibling(path, ".lock"), path)?;
+        if options.read_only {
+            return Store::open_read_only(vfs, path, options, codec);
+        }
+        let sharing = if options.shared {
+            if !cfg!(unix) {
+                return Err(Error::Unsupported {
+                    path: path.to_path_buf(),
+                    reason: "shared mode is implemented on Unix only".into(),
+                });
+            }
+            if options.mode == Mode::Batch {
+                return Err(Error::Unsupported {
+                    path: path.to_path_buf(),
+                    reason: "`Mode::Batch` cannot be shared: changes held back until `commit()` \
+                             would have to be rebased onto other processes' commits; use \
+                             transactions for all-or-nothing changes"
+                        .into(),
+                });
+            }
+            let lifetime = LockFile::acquire(&*vfs, &sibling(path, ".lock"), path, true)?;
+            let writer_lock = WriterLock::open(&*vfs, &sibling(path, ".writer.lock"))?;
+            // Recovery may cut, reset or create files: nobody else may be
+            // writing meanwhile.
+            writer_lock.lock(path, options.lock_timeout)?;
+            Sharing::Shared {
+                lifetime: Some(lifetime),
+                writer_lock,
+                timeout: options.lock_timeout,
+                held: true,
+            }
+        } else {
+            Sharing::Exclusive {
+                _lifetime: LockFile::acquire(&*vfs, &sibling(path, ".lock"), path, false)?,
+            }
+        };
         remove_leftovers(&*vfs, path)?;
         let journal_file = journal_path(path);
         remove_leftovers(&*vfs, &journal_file)?;
@@ -238,15 +285,19 @@ impl<T: Persisted> Store<T> {
 
         let durability = options.durability;
         let backend = match options.engine {
-            Engine::Journal => Backend::Journal(journal::open(
-                &vfs,
-                path,
-                codec,
-                durability,
-                &mut state,
-                base,
-                &mut recovery,
-            )?),
+            Engine::Journal => {
+                let mut journal = journal::open(
+                    &vfs,
+                    path,
+                    codec,
+                    durability,
+                    &mut state,
+                    base,
+                    &mut recovery,
+                )?;
+                journal.note_snapshot()?;
+                Backend::Journal(journal)
+            }
             Engine::Snapshot => {
                 if vfs
                     .read(&journal_file)
@@ -272,38 +323,107 @@ impl<T: Persisted> Store<T> {
                     vfs.remove(&journal_file).context("remove", &journal_file)?;
                     sync_dir(&*vfs, &parent_dir(path))?;
                 }
-                Backend::Snapshot(SnapshotEngine::new(&vfs, path, codec, durability))
+                let mut engine = SnapshotEngine::new(&vfs, path, codec, durability);
+                engine.note_file()?;
+                Backend::Snapshot(engine)
             }
         };
+        let store = Store::assemble(
+            vfs,
+            path,
+            options,
+            state,
+            Writer {
+                backend,
+                codec,
+                extras,
+                batch: ChangeSet::default(),
+                poisoned: false,
+                catch_up_failed: false,
+                snapshot_len: snapshot_len as u64,
+                journal_limit: options.journal_limit,
+                pending: VecDeque::new(),
+                sharing,
+            },
+            recovery,
+        );
+        {
+            let mut writer = WriterGuard::new(store.inner.writer.lock());
+            if let Backend::Journal(journal) = &writer.backend {
+                if journal.durability() == Durability::Sync && !writer.sharing.is_shared() {
+                    store.inner.group.set_handle(journal.sync_handle()?);
+                }
+            }
+            // A journal that grew past the limit before a crash is folded now.
+            store.maybe_compact(&mut writer);
+            // Dropping the guard releases the writer lock taken above.
+        }
+        Ok(store)
+    }
 
-        let store = Store {
+    /// `.read_only(true)`: no lock, nothing written; the files as they are.
+    fn open_read_only(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        options: OpenOptions<T>,
+        codec: Codec,
+    ) -> Result<Store<T>> {
+        let (backend, state, extras, snapshot_len) =
+            match Journal::open_read_only::<T>(&vfs, path, codec)? {
+                Some((journal, state, extras, len)) => {
+                    (Backend::Journal(journal), state, extras, len)
+                }
+                None => {
+                    let bytes = vfs.read(path).context("read", path)?.ok_or_else(|| {
+                        Error::io("open read-only", path, io::ErrorKind::NotFound.into())
+                    })?;
+                    let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
+                    let mut engine = SnapshotEngine::new(&vfs, path, codec, options.durability);
+                    engine.note_file()?;
+                    (Backend::Snapshot(engine), state, extras, bytes.len() as u64)
+                }
+            };
+        Ok(Store::assemble(
+            vfs,
+            path,
+            options,
+            state,
+            Writer {
+                backend,
+                codec,
+                extras,
+                batch: ChangeSet::default(),
+                poisoned: false,
+                catch_up_failed: false,
+                snapshot_len,
+                journal_limit: options.journal_limit,
+                pending: VecDeque::new(),
+                sharing: Sharing::ReadOnly,
+            },
+            Recovery::default(),
+        ))
+    }
+
+    fn assemble(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        options: OpenOptions<T>,
+        state: T,
+        writer: Writer<T>,
+        recovery: Recovery,
+    ) -> Store<T> {
+        Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 mode: options.mode,
                 state: RwLock::new(state),
-                writer: Mutex::new(Writer {
-                    backend,
-                    codec,
-                    extras,
-                    batch: ChangeSet::default(),
-                    poisoned: false,
-                    snapshot_len: snapshot_len as u64,
-                    journal_limit: options.journal_limit,
-                    pending: VecDeque::new(),
-                    _lock: lock,
-                }),
+                follows: !matches!(writer.sharing, Sharing::Exclusive { .. }),
+                writer: Mutex::new(writer),
                 group: GroupSync::default(),
                 recovery,
+                vfs,
             }),
-        };
-        if let Backend::Journal(journal) = &store.inner.writer.lock().backend {
-            if journal.durability() == Durability::Sync {
-                store.inner.group.set_handle(journal.sync_handle()?);
-            }
         }
-        // A journal that grew past the limit before a crash is folded now.
-        store.maybe_compact(&mut store.inner.writer.lock());
-        Ok(store)
     }
 
     /// The snapshot file's path. An associated function, not a method, so
@@ -335,18 +455,85 @@ impl<T: Persisted> Store<T> {
     /// A shared read guard on the state. Hold it briefly: writers wait for
     /// it, and a write from this thread while it is held returns
     /// [`Error::Reentrant`].
+    ///
+    /// In shared mode and read-only, it first catches up with other
+    /// processes' commits (one `fstat` when nothing changed). It never
+    /// fails: a failure to catch up is logged, and returned by the next
+    /// write or [`refresh`](Store::refresh).
     pub fn read(&self) -> ReadGuard<'_, T> {
         let key = self.key();
         // A thread that already holds this state may not queue behind a
-        // waiting writer, or it would wait on itself.
+        // waiting writer, or it would wait on itself; nor may it change
+        // what it holds by catching up.
         let guard = match reentry::held(key) {
             Some(_) => self.inner.state.read_recursive(),
-            None => self.inner.state.read(),
+            None => {
+                if self.inner.follows {
+                    self.follow();
+                }
+                self.inner.state.read()
+            }
         };
         ReadGuard {
             guard,
             _held: Held::new(key, Hold::Read),
         }
+    }
+
+    /// Catches up with other processes before a read, unless another thread
+    /// of this process is writing (its commit catches up itself).
+    fn follow(&self) {
+        let Some(mut writer) = self.inner.writer.try_lock() else {
+            return;
+        };
+        if writer.poisoned {
+            return;
+        }
+        let caught = catch_up(
+            &self.inner.vfs,
+            &self.inner.path,
+            &self.inner.state,
+            &mut writer,
+            false,
+        );
+        match caught {
+            Ok(_) => writer.catch_up_failed = false,
+            Err(e) => {
+                if !std::mem::replace(&mut writer.catch_up_failed, true) {
+                    log::warn!(
+                        "`{}`: reads show the last state caught up with: {e}",
+                        self.inner.path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Shared mode and read-only: catches up now with every commit other
+    /// processes made, and returns whether the state changed. Reads do this
+    /// by themselves; `refresh` also reports a failure to. An exclusive
+    /// store has nobody to catch up with: `Ok(false)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], [`Error::Parse`] (a record or an edited snapshot that
+    /// does not parse), [`Error::Poisoned`], [`Error::Reentrant`].
+    pub fn refresh(&self) -> Result<bool> {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Err(self.reentrant(hold));
+        }
+        if !self.inner.follows {
+            return Ok(false);
+        }
+        let mut writer = WriterGuard::new(self.inner.writer.lock());
+        writer.check(&self.inner.path)?;
+        catch_up(
+            &self.inner.vfs,
+            &self.inner.path,
+            &self.inner.state,
+            &mut writer,
+            false,
+        )
     }
 
     /// A clone of the whole state.
@@ -396,12 +583,29 @@ impl<T: Persisted> Store<T> {
     /// transaction on this store (it would wait on itself forever); the
     /// message says what to do instead. [`transaction`](Store::transaction)
     /// returns [`Error::Reentrant`] instead.
+    ///
+    /// In shared mode it first takes the store's writer lock and catches
+    /// up: other processes wait until it ends (keep it short). If the lock
+    /// cannot be had within the lock timeout, the transaction shows the
+    /// last state caught up with and its [`commit`](Transaction::commit)
+    /// returns [`Error::LockTimeout`], writing nothing;
+    /// [`transaction`](Store::transaction) returns the error without
+    /// running its closure.
     pub fn begin(&self) -> Transaction<'_, T> {
         if let Some(hold) = reentry::held(self.key()) {
             panic!("{}", self.reentrant(hold));
         }
-        let writer = self.inner.writer.lock();
-        Transaction::new(self, writer, self.inner.state.read_recursive(), self.key())
+        let (writer, failed) = match self.lock_writer() {
+            Ok(writer) => (writer, None),
+            Err(e) => (WriterGuard::new(self.inner.writer.lock()), Some(e)),
+        };
+        Transaction::new(
+            self,
+            writer,
+            self.inner.state.read_recursive(),
+            self.key(),
+            failed,
+        )
     }
 
     /// Runs `f` in a transaction: `Ok` commits it, `Err` (or a panic) rolls
@@ -422,6 +626,9 @@ impl<T: Persisted> Store<T> {
             return Err(self.reentrant(hold).into());
         }
         let mut tx = self.begin();
+        if let Some(e) = tx.take_failure() {
+            return Err(e.into());
+        }
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)
@@ -484,9 +691,22 @@ impl<T: Persisted> Store<T> {
     /// [`commit`](Store::commit) first). Otherwise the compaction's error;
     /// the handle is dropped all the same and the journal keeps every
     /// commit.
+    ///
+    /// In shared mode the journal is folded only by the last participant to
+    /// close (other processes may be appending to it).
     pub fn close(self) -> Result<()> {
         let mut guard = self.writer()?;
         self.check_committed(&guard)?;
+        if guard.sharing.is_shared() {
+            if Arc::strong_count(&self.inner) > 1 {
+                return Ok(());
+            }
+            let alone = last_out(&*self.inner.vfs, &self.inner.path, &mut guard.sharing)?;
+            if alone.is_none() {
+                return Ok(());
+            }
+            return self.fold(&mut guard);
+        }
         self.fold(&mut guard)
     }
 
@@ -500,22 +720,40 @@ impl<T: Persisted> Store<T> {
         })
     }
 
-    /// Compacts when the journal has records.
+    /// Compacts when the journal has records; first adopts the snapshot if
+    /// a person edited it while the store was open (the edit is never
+    /// overwritten).
     fn fold(&self, writer: &mut Writer<T>) -> Result<()> {
-        let Backend::Journal(journal) = &mut writer.backend else {
+        let Writer {
+            backend: Backend::Journal(journal),
+            extras,
+            snapshot_len,
+            ..
+        } = writer
+        else {
             return Ok(());
         };
-        if !journal.has_records() {
-            return Ok(());
-        }
-        let result = journal.compact(&*self.inner.state.read(), &writer.extras);
+        let mut view = View {
+            state: &self.inner.state,
+            extras,
+            snapshot_len,
+        };
+        let adopted = journal.adopt_edit_if_any(&mut view)?;
+        let result = match adopted {
+            true => Ok(*snapshot_len),
+            false if !journal.has_records() => return Ok(()),
+            false => journal.compact(&*self.inner.state.read(), extras),
+        };
         match result {
             Ok(len) => {
                 writer.snapshot_len = len;
                 // The intent record's sync made every earlier record durable.
                 writer.pending.clear();
                 self.inner.group.all_synced();
-                if journal.durability() == Durability::Sync {
+                let Backend::Journal(journal) = &writer.backend else {
+                    return Ok(());
+                };
+                if journal.durability() == Durability::Sync && !writer.sharing.is_shared() {
                     match journal.sync_handle() {
                         Ok(handle) => self.inner.group.set_handle(handle),
                         Err(e) => {
@@ -562,12 +800,40 @@ impl<T: Persisted> Store<T> {
 
     /// The writer lock, unless this thread holds something a write would
     /// wait for, or the store is poisoned.
-    fn writer(&self) -> Result<MutexGuard<'_, Writer<T>>> {
+    fn writer(&self) -> Result<WriterGuard<'_, T>> {
         if let Some(hold) = reentry::held(self.key()) {
             return Err(self.reentrant(hold));
         }
-        let writer = self.inner.writer.lock();
+        self.lock_writer()
+    }
+
+    /// The writer mutex; in shared mode also the writer lock and a catch-up
+    /// with every commit made before (the snapshot engine checks for an
+    /// edit by hand in every mode, so that no commit overwrites one).
+    fn lock_writer(&self) -> Result<WriterGuard<'_, T>> {
+        let mut writer = WriterGuard::new(self.inner.writer.lock());
         writer.check(&self.inner.path)?;
+        let catch = match writer.sharing {
+            Sharing::ReadOnly => {
+                return Err(Error::ReadOnly {
+                    path: self.inner.path.clone(),
+                })
+            }
+            Sharing::Shared { .. } => {
+                writer.lock_file(&self.inner.path)?;
+                true
+            }
+            Sharing::Exclusive { .. } => matches!(writer.backend, Backend::Snapshot(_)),
+        };
+        if catch {
+            catch_up(
+                &self.inner.vfs,
+                &self.inner.path,
+                &self.inner.state,
+                &mut writer,
+                true,
+            )?;
+        }
         Ok(writer)
     }
 
@@ -577,7 +843,7 @@ impl<T: Persisted> Store<T> {
     /// group's fsync.
     pub(crate) fn persist<M: Mutation<T>>(
         &self,
-        mut guard: MutexGuard<'_, Writer<T>>,
+        mut guard: WriterGuard<'_, T>,
         m: M,
     ) -> Result<M::Output> {
         let writer = &mut *guard;
@@ -586,15 +852,18 @@ impl<T: Persisted> Store<T> {
             let mut state = self.inner.state.write();
             return Ok(m.apply(&mut state, Some(&mut writer.batch)).0);
         }
+        // Shared mode syncs before it releases the writer lock: no group
+        // commit across processes.
+        let shared = writer.sharing.is_shared();
         let (out, pos) = match &mut writer.backend {
             Backend::Journal(journal) => {
                 let sync = journal.durability() == Durability::Sync;
-                let len = match journal.append_commit(T::__FIELDS, &m, false) {
+                let len = match journal.append_commit(T::__FIELDS, &m, sync && shared) {
                     Ok(len) => len,
                     Err(failure) => return Err(writer.fail(failure)),
                 };
                 let (out, undo) = m.apply(&mut self.inner.state.write(), None);
-                if !sync {
+                if !sync || shared {
                     self.maybe_compact(writer);
                     return Ok(out);
                 }
@@ -818,22 +1087,76 @@ impl<T: Persisted> Store<T> {
 }
 
 impl<T: Persisted> Drop for Inner<T> {
+    /// Best effort: folds the journal into the snapshot (in shared mode
+    /// only as the last participant), and logs what it could not do.
     fn drop(&mut self) {
         let writer = self.writer.get_mut();
-        if writer.poisoned || !writer.batch.is_empty() {
+        if writer.poisoned
+            || !writer.batch.is_empty()
+            || !matches!(writer.backend, Backend::Journal(_))
+        {
             return;
         }
-        let Backend::Journal(journal) = &mut writer.backend else {
+        let _alone = match &mut writer.sharing {
+            Sharing::ReadOnly | Sharing::Shared { lifetime: None, .. } => return,
+            Sharing::Exclusive { .. } => None,
+            Sharing::Shared {
+                writer_lock,
+                timeout,
+                held,
+                ..
+            } => {
+                if let Err(e) = writer_lock.lock(&self.path, *timeout) {
+                    log::warn!("`{}`: not folded at close: {e}", self.path.display());
+                    return;
+                }
+                *held = true;
+                let alone = catch_up(&self.vfs, &self.path, &self.state, writer, true)
+                    .and_then(|_| last_out(&*self.vfs, &self.path, &mut writer.sharing));
+                match alone {
+                    Ok(Some(alone)) => Some(alone),
+                    Ok(None) => {
+                        release(&mut writer.sharing);
+                        return;
+                    }
+                    Err(e) => {
+                        log::warn!("`{}`: not folded at close: {e}", self.path.display());
+                        release(&mut writer.sharing);
+                        return;
+                    }
+                }
+            }
+        };
+        let Writer {
+            backend: Backend::Journal(journal),
+            extras,
+            snapshot_len,
+            sharing,
+            ..
+        } = writer
+        else {
             return;
         };
-        if journal.has_records() {
-            if let Err(failure) = journal.compact(self.state.get_mut(), &writer.extras) {
-                log::warn!(
-                    "compaction of `{}` at drop failed (the journal keeps every commit): {}",
-                    self.path.display(),
-                    failure.error
-                );
-            }
+        let mut view = View {
+            state: &self.state,
+            extras,
+            snapshot_len,
+        };
+        let folded = match journal.adopt_edit_if_any(&mut view) {
+            Ok(true) => Ok(()),
+            Ok(false) if journal.has_records() => journal
+                .compact(&*self.state.read(), extras)
+                .map(drop)
+                .map_err(|failure| failure.error),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = folded {
+            log::warn!(
+                "compaction of `{}` at drop failed (the journal keeps every commit): {e}",
+                self.path.display()
+            );
         }
+        release(sharing);
     }
 }

@@ -14,15 +14,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use parking_lot::{MutexGuard, RwLockReadGuard};
+use parking_lot::RwLockReadGuard;
 
 use crate::changeset::ChangeSet;
 use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mutation::{self, Mutation, Queued, QueuedList, Replace, SetValue, Swap};
 use crate::reentry::{Held, Hold};
 use crate::schema::{Field, Persisted};
-use crate::store::{Store, Writer};
+use crate::sharing::WriterGuard;
+use crate::store::Store;
 
 /// An open transaction, from [`Store::begin`] or [`Store::transaction`].
 ///
@@ -76,7 +77,10 @@ use crate::store::{Store, Writer};
 #[must_use = "a transaction is rolled back unless `commit()` is called"]
 pub struct Transaction<'a, T: Persisted> {
     store: &'a Store<T>,
-    writer: MutexGuard<'a, Writer<T>>,
+    writer: WriterGuard<'a, T>,
+    /// Why the transaction could not begin (shared mode: the lock timed
+    /// out, or catching up failed); `commit` returns it.
+    failed: Option<Error>,
     /// The state as it was at `begin`; no writer can change it meanwhile.
     base: RwLockReadGuard<'a, T>,
     /// Operations made before a working copy was needed, in order.
@@ -91,13 +95,15 @@ pub struct Transaction<'a, T: Persisted> {
 impl<'a, T: Persisted> Transaction<'a, T> {
     pub(crate) fn new(
         store: &'a Store<T>,
-        writer: MutexGuard<'a, Writer<T>>,
+        writer: WriterGuard<'a, T>,
         base: RwLockReadGuard<'a, T>,
         key: usize,
+        failed: Option<Error>,
     ) -> Self {
         Transaction {
             store,
             writer,
+            failed,
             base,
             queued: RefCell::new(Vec::new()),
             working: OnceCell::new(),
@@ -113,11 +119,14 @@ impl<'a, T: Persisted> Transaction<'a, T> {
     /// # Errors
     ///
     /// [`Error::Io`](crate::Error::Io) (nothing applied),
-    /// [`Error::Poisoned`](crate::Error::Poisoned), [`Error::Encode`](crate::Error::Encode).
+    /// [`Error::Poisoned`](crate::Error::Poisoned), [`Error::Encode`](crate::Error::Encode);
+    /// in shared mode, why the transaction could not begin
+    /// ([`Error::LockTimeout`](crate::Error::LockTimeout), ...).
     pub fn commit(self) -> Result<()> {
         let Transaction {
             store,
             writer,
+            failed,
             base,
             queued,
             working,
@@ -125,6 +134,9 @@ impl<'a, T: Persisted> Transaction<'a, T> {
             _held,
         } = self;
         let path = Store::file_path(store);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         match working.into_inner() {
             None => {
                 let queued = QueuedList(queued.into_inner());
@@ -154,6 +166,11 @@ impl<'a, T: Persisted> Transaction<'a, T> {
 
     /// Discards the transaction's changes (the same as dropping it).
     pub fn rollback(self) {}
+
+    /// Why the transaction could not begin, if it could not.
+    pub(crate) fn take_failure(&mut self) -> Option<Error> {
+        self.failed.take()
+    }
 
     /// The working copy, made on first need from the state and the queued
     /// operations.

@@ -6,9 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::journal::View;
 use super::Failure;
+use crate::error::{IoContext, Result};
 use crate::file::atomic::write_atomic;
-use crate::file::vfs::Vfs;
+use crate::file::vfs::{read_with_id, FileId, Vfs};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
 use crate::schema::Persisted;
@@ -19,6 +21,8 @@ pub(crate) struct SnapshotEngine {
     codec: Codec,
     durability: Durability,
     buf: Vec<u8>,
+    /// The file as this engine last read or wrote it.
+    id: Option<FileId>,
 }
 
 impl SnapshotEngine {
@@ -34,7 +38,33 @@ impl SnapshotEngine {
             codec,
             durability,
             buf: Vec::new(),
+            id: None,
         }
+    }
+
+    /// Records the file as it is now (after open).
+    pub(crate) fn note_file(&mut self) -> Result<()> {
+        self.id = self.vfs.stat(&self.path).context("stat", &self.path)?;
+        Ok(())
+    }
+
+    /// Reloads the state when the file is no longer the one this engine
+    /// last read or wrote: another process's commit, or an edit by hand.
+    /// A file that does not parse is an error and is left as it is.
+    pub(crate) fn catch_up<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
+        let now = self.vfs.stat(&self.path).context("stat", &self.path)?;
+        if now.is_none() || now == self.id {
+            return Ok(false);
+        }
+        let Some((bytes, id)) = read_with_id(&*self.vfs, &self.path)? else {
+            return Ok(false);
+        };
+        let (state, extras) = self.codec.decode_snapshot::<T>(&self.path, &bytes)?;
+        *view.state.write() = state;
+        *view.extras = extras;
+        *view.snapshot_len = bytes.len() as u64;
+        self.id = Some(id);
+        Ok(true)
     }
 
     /// Replaces the file with `state`.
@@ -42,7 +72,7 @@ impl SnapshotEngine {
         &mut self,
         state: &T,
         extras: &Extras,
-    ) -> Result<(), Failure> {
+    ) -> std::result::Result<(), Failure> {
         self.codec
             .encode_snapshot(&self.path, state, extras, &mut self.buf)
             .map_err(Failure::clean)?;
@@ -52,6 +82,10 @@ impl SnapshotEngine {
             &self.buf,
             self.durability == Durability::Sync,
         )
-        .map_err(Failure::classify)
+        .map_err(Failure::classify)?;
+        // The file is ours now; if the stat fails, the next catch-up
+        // reloads what was just written, which is harmless.
+        self.id = self.vfs.stat(&self.path).ok().flatten();
+        Ok(())
     }
 }

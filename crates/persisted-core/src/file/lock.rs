@@ -12,32 +12,99 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
-use crate::file::vfs::{LockGuard, Vfs};
+use crate::file::vfs::{LockGuard, Vfs, VfsLock};
 
 /// How long a held lock is retried before [`Error::Locked`].
 const RETRY_FOR: Duration = Duration::from_millis(80);
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
-/// The held lock; dropping it releases it.
+/// The held lifetime lock; dropping it releases it.
 pub(crate) struct LockFile {
     _guard: Box<dyn LockGuard>,
 }
 
 impl LockFile {
-    /// Takes the lock `lock_path` for the store at `store_path`.
-    pub(crate) fn acquire(vfs: &dyn Vfs, lock_path: &Path, store_path: &Path) -> Result<LockFile> {
+    /// A lock already taken.
+    pub(crate) fn from_guard(guard: Box<dyn LockGuard>) -> LockFile {
+        LockFile { _guard: guard }
+    }
+
+    /// Takes the lifetime lock `lock_path` of the store at `store_path`:
+    /// shared (shared mode: every participant holds it shared) or
+    /// exclusive (one process, one handle).
+    pub(crate) fn acquire(
+        vfs: &dyn Vfs,
+        lock_path: &Path,
+        store_path: &Path,
+        shared: bool,
+    ) -> Result<LockFile> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
-            match vfs.try_lock(lock_path).context("lock", lock_path)? {
+            match vfs.try_lock(lock_path, shared).context("lock", lock_path)? {
                 Some(guard) => return Ok(LockFile { _guard: guard }),
                 None if Instant::now() < deadline => thread::sleep(RETRY_EVERY),
                 None => {
+                    // A shared request is refused only by an exclusive
+                    // holder; an exclusive one by either: ask which.
+                    let holder = match shared {
+                        true => "exclusive",
+                        false => match vfs.try_lock(lock_path, true).context("lock", lock_path)? {
+                            Some(_probe) => "shared",
+                            None => "exclusive",
+                        },
+                    };
                     return Err(Error::Locked {
                         path: PathBuf::from(store_path),
-                    })
+                        holder,
+                    });
                 }
             }
         }
+    }
+}
+
+/// The per-commit writer lock of shared mode, `<file>.writer.lock`: one
+/// open file description per participant, locked exclusively for each
+/// commit (and each transaction, recovery and compaction), never renamed.
+pub(crate) struct WriterLock {
+    file: Box<dyn VfsLock>,
+    path: PathBuf,
+}
+
+/// The longest pause between two tries of a held writer lock.
+const MAX_BACKOFF: Duration = Duration::from_millis(1);
+
+impl WriterLock {
+    pub(crate) fn open(vfs: &dyn Vfs, path: &Path) -> Result<WriterLock> {
+        Ok(WriterLock {
+            file: vfs.open_lock(path).context("open", path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Takes the lock, waiting at most `timeout` (tries with a backoff
+    /// from 1 µs doubling to 1 ms: `flock` has no timed wait).
+    pub(crate) fn lock(&self, store_path: &Path, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(1);
+        loop {
+            if self.file.try_lock().context("lock", &self.path)? {
+                return Ok(());
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout {
+                    path: store_path.to_path_buf(),
+                    waited,
+                });
+            }
+            thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    pub(crate) fn unlock(&self) -> Result<()> {
+        self.file.unlock().context("unlock", &self.path)
     }
 }
 
@@ -51,11 +118,69 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = dir.path().join("s.json.lock");
         let store = dir.path().join("s.json");
-        let first = LockFile::acquire(&RealFs, &lock, &store).unwrap();
-        let err = LockFile::acquire(&RealFs, &lock, &store).err().unwrap();
-        assert!(matches!(err, Error::Locked { ref path } if path == &store));
+        let first = LockFile::acquire(&RealFs, &lock, &store, false).unwrap();
+        let err = LockFile::acquire(&RealFs, &lock, &store, false)
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Locked { ref path, holder: "exclusive" } if path == &store));
         assert!(err.to_string().contains("s.json"));
         drop(first);
-        LockFile::acquire(&RealFs, &lock, &store).unwrap();
+        LockFile::acquire(&RealFs, &lock, &store, false).unwrap();
+    }
+
+    #[test]
+    fn shared_holders_coexist_and_each_mode_names_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("s.json.lock");
+        let store = dir.path().join("s.json");
+        let a = LockFile::acquire(&RealFs, &lock, &store, true).unwrap();
+        let b = LockFile::acquire(&RealFs, &lock, &store, true).unwrap();
+        let err = LockFile::acquire(&RealFs, &lock, &store, false)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::Locked {
+                    holder: "shared",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        drop((a, b));
+        let exclusive = LockFile::acquire(&RealFs, &lock, &store, false).unwrap();
+        let err = LockFile::acquire(&RealFs, &lock, &store, true)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::Locked {
+                    holder: "exclusive",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        drop(exclusive);
+    }
+
+    #[test]
+    fn a_held_writer_lock_times_out_with_the_time_waited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json.writer.lock");
+        let store = dir.path().join("s.json");
+        let first = WriterLock::open(&RealFs, &path).unwrap();
+        let second = WriterLock::open(&RealFs, &path).unwrap();
+        first.lock(&store, Duration::from_secs(1)).unwrap();
+        let err = second.lock(&store, Duration::from_millis(30)).unwrap_err();
+        match err {
+            Error::LockTimeout { waited, .. } => assert!(waited >= Duration::from_millis(30)),
+            other => panic!("{other:?}"),
+        }
+        first.unlock().unwrap();
+        second.lock(&store, Duration::from_millis(30)).unwrap();
+        second.unlock().unwrap();
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::rng::Rng;
-use crate::file::vfs::{LockGuard, Vfs, VfsFile};
+use crate::file::vfs::{FileId, LockGuard, Vfs, VfsFile, VfsLock};
 
 /// What an operation was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,11 @@ pub(crate) enum OpKind {
     SyncDir,
     ListDir,
     Lock,
+    OpenRead,
+    Stat,
+    Fstat,
+    ReadAt,
+    Unlock,
 }
 
 impl OpKind {
@@ -64,6 +69,8 @@ pub(crate) struct Fault {
 struct Inode {
     data: Vec<u8>,
     synced: Vec<u8>,
+    /// Bumped at every change: the simulated modification time.
+    version: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,7 +80,10 @@ struct State {
     names: BTreeMap<PathBuf, usize>,
     /// What a power cut is sure to keep.
     durable: BTreeMap<PathBuf, usize>,
-    locks: BTreeSet<PathBuf>,
+    /// Lifetime locks: how many shared holders, or -1 for an exclusive one.
+    locks: BTreeMap<PathBuf, i64>,
+    /// Per-commit writer locks held.
+    writer_locks: BTreeSet<PathBuf>,
     trace: Vec<Traced>,
     ops: u64,
     crash_at: Option<u64>,
@@ -107,6 +117,7 @@ impl SimFs {
                 st.inodes.push(Inode {
                     data: data.clone(),
                     synced: data.clone(),
+                    version: 0,
                 });
                 st.names.insert(path.clone(), inode);
                 st.durable.insert(path.clone(), inode);
@@ -253,9 +264,11 @@ impl VfsFile for SimFile {
                 None => 0,
             };
             st.inodes[self.inode].data.extend_from_slice(&bytes[..keep]);
+            st.inodes[self.inode].version += 1;
             return Err(crashed());
         }
         st.inodes[self.inode].data.extend_from_slice(bytes);
+        st.inodes[self.inode].version += 1;
         Ok(())
     }
 
@@ -265,6 +278,7 @@ impl VfsFile for SimFile {
             return Err(crashed());
         }
         st.inodes[self.inode].data.resize(len as usize, 0);
+        st.inodes[self.inode].version += 1;
         Ok(())
     }
 
@@ -282,6 +296,36 @@ impl VfsFile for SimFile {
             inode: self.inode,
             path: self.path.clone(),
         }))
+    }
+
+    fn id(&self) -> io::Result<FileId> {
+        let mut st = self.sim.lock();
+        if SimFs::begin(&mut st, OpKind::Fstat, &self.path)? {
+            return Err(crashed());
+        }
+        Ok(inode_id(&st, self.inode))
+    }
+
+    fn read_from(&self, offset: u64, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut st = self.sim.lock();
+        if SimFs::begin(&mut st, OpKind::ReadAt, &self.path)? {
+            return Err(crashed());
+        }
+        let data = &st.inodes[self.inode].data;
+        if let Some(rest) = data.get(offset as usize..) {
+            out.extend_from_slice(rest);
+        }
+        Ok(())
+    }
+}
+
+fn inode_id(st: &State, inode: usize) -> FileId {
+    let node = &st.inodes[inode];
+    FileId {
+        dev: 1,
+        ino: inode as u64,
+        len: node.data.len() as u64,
+        mtime_ns: i128::from(node.version),
     }
 }
 
@@ -306,7 +350,57 @@ impl LockGuard for SimLock {}
 
 impl Drop for SimLock {
     fn drop(&mut self) {
-        self.sim.lock().locks.remove(&self.path);
+        let mut st = self.sim.lock();
+        let release = match st.locks.get_mut(&self.path) {
+            Some(holders) if *holders > 1 => {
+                *holders -= 1;
+                false
+            }
+            _ => true,
+        };
+        if release {
+            st.locks.remove(&self.path);
+        }
+    }
+}
+
+struct SimWriterLock {
+    sim: SimFs,
+    path: PathBuf,
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl VfsLock for SimWriterLock {
+    fn try_lock(&self) -> io::Result<bool> {
+        let mut st = self.sim.lock();
+        if SimFs::begin(&mut st, OpKind::Lock, &self.path)? {
+            return Err(crashed());
+        }
+        let taken = st.writer_locks.insert(self.path.clone());
+        if taken {
+            self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(taken)
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        let mut st = self.sim.lock();
+        // Unlocking cannot fail for real: a crashed process's locks go with it.
+        if self.held.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            st.writer_locks.remove(&self.path);
+        }
+        if SimFs::begin(&mut st, OpKind::Unlock, &self.path)? {
+            return Err(crashed());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SimWriterLock {
+    fn drop(&mut self) {
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+            self.sim.lock().writer_locks.remove(&self.path);
+        }
     }
 }
 
@@ -405,17 +499,55 @@ impl Vfs for SimFs {
             .collect())
     }
 
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+    fn try_lock(&self, path: &Path, shared: bool) -> io::Result<Option<Box<dyn LockGuard>>> {
         let mut st = self.lock();
         if SimFs::begin(&mut st, OpKind::Lock, path)? {
             return Err(crashed());
         }
-        if !st.locks.insert(path.to_path_buf()) {
-            return Ok(None);
-        }
+        let holders = st.locks.get(path).copied().unwrap_or(0);
+        let next = match (shared, holders) {
+            (true, h) if h >= 0 => h + 1,
+            (false, 0) => -1,
+            _ => return Ok(None),
+        };
+        st.locks.insert(path.to_path_buf(), next);
         Ok(Some(Box::new(SimLock {
             sim: self.clone(),
             path: path.to_path_buf(),
         })))
+    }
+
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Lock, path)? {
+            return Err(crashed());
+        }
+        Ok(Box::new(SimWriterLock {
+            sim: self.clone(),
+            path: path.to_path_buf(),
+            held: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Option<Box<dyn VfsFile>>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::OpenRead, path)? {
+            return Err(crashed());
+        }
+        Ok(st.names.get(path).map(|&inode| {
+            Box::new(SimFile {
+                sim: self.clone(),
+                inode,
+                path: path.to_path_buf(),
+            }) as Box<dyn VfsFile>
+        }))
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Option<FileId>> {
+        let mut st = self.lock();
+        if SimFs::begin(&mut st, OpKind::Stat, path)? {
+            return Err(crashed());
+        }
+        Ok(st.names.get(path).map(|&inode| inode_id(&st, inode)))
     }
 }

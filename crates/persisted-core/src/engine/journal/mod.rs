@@ -75,6 +75,7 @@
 //! snapshot; fsync the directory; replace the journal (temp file, fsync,
 //! rename, directory fsync) with a header whose `base` is the new snapshot.
 
+mod follow;
 mod frame;
 pub(crate) mod group;
 mod recovery;
@@ -82,6 +83,7 @@ mod recovery;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub(crate) use follow::View;
 pub(crate) use recovery::open;
 
 use self::frame::{encode_frame, encode_header, encode_intent, Header, Kind, MAX_RECORD};
@@ -90,7 +92,7 @@ use crate::change::{Changes, Payload};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{sibling, write_atomic, TempFile};
-use crate::file::vfs::{Vfs, VfsFile};
+use crate::file::vfs::{FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
 use crate::schema::Persisted;
@@ -113,6 +115,14 @@ pub(crate) struct Journal {
     header_len: u64,
     /// The last sequence number in the file (the header's when empty).
     seq: u64,
+    /// The fingerprint of the snapshot the header names.
+    base: u64,
+    /// The fingerprint an intent record names, while that intent is the
+    /// last record read: a compaction may be replacing the files.
+    sealed: Option<u64>,
+    /// The snapshot file as this handle last read or wrote it, to notice
+    /// an edit by hand.
+    snapshot_id: Option<FileId>,
     /// Reused buffers: the payload, then the whole record.
     payload: Vec<u8>,
     record: Vec<u8>,
@@ -149,6 +159,9 @@ impl Journal {
             len: header.len() as u64,
             header_len: header.len() as u64,
             seq,
+            base,
+            sealed: None,
+            snapshot_id: None,
             payload: Vec::new(),
             record: Vec::new(),
         })
@@ -166,6 +179,7 @@ impl Journal {
         len: usize,
         header_len: usize,
         seq: u64,
+        base: u64,
     ) -> Journal {
         Journal {
             vfs: Arc::clone(vfs),
@@ -177,6 +191,9 @@ impl Journal {
             len: len as u64,
             header_len: header_len as u64,
             seq,
+            base,
+            sealed: None,
+            snapshot_id: None,
             payload: Vec::new(),
             record: Vec::new(),
         }
@@ -283,7 +300,7 @@ impl Journal {
         // commits appended after the intent would be dropped as stale.
         temp.rename_over(&self.snapshot_path, true)
             .map_err(Failure::poison)?;
-        let fresh = Journal::create(
+        let mut fresh = Journal::create(
             &self.vfs,
             &self.snapshot_path,
             self.codec,
@@ -292,6 +309,11 @@ impl Journal {
             self.seq,
         )
         .map_err(Failure::poison)?;
+        fresh.snapshot_id = self
+            .vfs
+            .stat(&self.snapshot_path)
+            .context("stat", &self.snapshot_path)
+            .map_err(Failure::poison)?;
         *self = fresh;
         Ok(bytes.len() as u64)
     }

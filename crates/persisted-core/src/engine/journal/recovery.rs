@@ -110,6 +110,7 @@ pub(crate) fn open<T: Persisted>(
             scan.valid_end,
             header_len,
             last_seq,
+            header.base,
         ));
     }
 

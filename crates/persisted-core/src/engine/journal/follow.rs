@@ -1,0 +1,462 @@
+//! Following the files while other processes write them (shared mode and
+//! read-only opens): applying the records they append, reloading after
+//! their compactions, finishing or voiding a compaction a dead process left
+//! half done, and adopting a snapshot a person edited.
+//!
+//! A process that does not hold the writer lock only reads: it applies the
+//! records that verify and stops at the first that does not (a peer may be
+//! writing it right now). The holder of the writer lock is the only one
+//! that cuts a torn tail, finishes or voids an intent, or adopts an edit:
+//! no one else can be writing then.
+//!
+//! Compaction never rewrites a journal in place: it appends an intent (the
+//! *seal*) to the old journal, renames the new snapshot over the old one
+//! and a new journal over the old journal. A process that reads the seal
+//! through its open descriptor compares the journal path's inode with its
+//! own; once they differ it reloads both files from their paths and pairs
+//! them by the fingerprint the new journal's header names.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use super::frame::{decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind};
+use super::{journal_path, Journal};
+use crate::checksum::fingerprint;
+use crate::error::{Error, IoContext, Result};
+use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
+use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
+use crate::format::{Codec, Extras};
+use crate::options::Durability;
+use crate::schema::Persisted;
+
+/// How often a reload retries when the snapshot and the journal it read do
+/// not pair (a compaction ran between the two reads).
+const RELOAD_TRIES: u32 = 50;
+
+/// The state and the unknown snapshot keys a catch-up may replace.
+pub(crate) struct View<'a, T> {
+    pub(crate) state: &'a RwLock<T>,
+    pub(crate) extras: &'a mut Extras,
+    /// The snapshot's size, for the compaction threshold.
+    pub(crate) snapshot_len: &'a mut u64,
+}
+
+/// A snapshot read through one descriptor, with the identity of exactly
+/// the file read.
+struct SnapshotRead {
+    bytes: Vec<u8>,
+    id: FileId,
+}
+
+fn read_snapshot(vfs: &dyn Vfs, path: &Path) -> Result<Option<SnapshotRead>> {
+    Ok(read_with_id(vfs, path)?.map(|(bytes, id)| SnapshotRead { bytes, id }))
+}
+
+impl Journal {
+    /// Opens the journal beside `snapshot_path` to follow it without ever
+    /// writing (`.read_only(true)`): the state is the snapshot with the
+    /// journal's valid records applied, under the same pairing rules as a
+    /// writer's open, but nothing is cut, renamed or created. `None` when
+    /// there is no journal (a store of the snapshot engine).
+    pub(crate) fn open_read_only<T: Persisted>(
+        vfs: &Arc<dyn Vfs>,
+        snapshot_path: &Path,
+        codec: Codec,
+    ) -> Result<Option<(Journal, T, Extras, u64)>> {
+        for _ in 0..RELOAD_TRIES {
+            let Some(snapshot) = read_snapshot(&**vfs, snapshot_path)? else {
+                return Err(Error::io(
+                    "open read-only",
+                    snapshot_path,
+                    std::io::ErrorKind::NotFound.into(),
+                ));
+            };
+            let path = journal_path(snapshot_path);
+            let Some(file) = vfs.open_read(&path).context("open", &path)? else {
+                return Ok(None);
+            };
+            let empty = Journal {
+                vfs: Arc::clone(vfs),
+                path,
+                snapshot_path: snapshot_path.to_path_buf(),
+                file,
+                codec,
+                durability: Durability::Flush,
+                len: 0,
+                header_len: 0,
+                seq: 0,
+                base: 0,
+                sealed: None,
+                snapshot_id: None,
+                payload: Vec::new(),
+                record: Vec::new(),
+            };
+            if let Some(opened) = empty.pair(snapshot)? {
+                return Ok(Some(opened));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Err(Error::corrupt(
+            snapshot_path,
+            "the snapshot and its journal do not belong together (edited by hand while a \
+             program had them open?); open it for writing to adopt the snapshot",
+        ))
+    }
+
+    /// Catches up with what other processes did since this handle last
+    /// looked: the records they appended, their compactions and, with
+    /// `locked` (this process holds the writer lock), a torn tail a dead
+    /// writer left (cut), an intent a dead compactor left (finished or
+    /// voided) and a snapshot edited by hand (adopted). Returns whether the
+    /// state changed.
+    pub(crate) fn catch_up<T: Persisted>(
+        &mut self,
+        view: &mut View<'_, T>,
+        locked: bool,
+    ) -> Result<bool> {
+        let mut changed = self.read_appended(view.state, locked)?;
+        if let Some(sealed) = self.sealed {
+            let ours = self.file.id().context("fstat", &self.path)?;
+            let now = self.vfs.stat(&self.path).context("stat", &self.path)?;
+            if now.is_none_or(|now| !now.same_file(&ours)) {
+                // A compaction (or an adopted edit) replaced the files.
+                return Ok(self.reload(view, locked)? || changed);
+            }
+            if locked {
+                changed |= self.resolve_intent(sealed, view)?;
+            }
+        }
+        if locked {
+            changed |= self.adopt_edit_if_any(view)?;
+        }
+        Ok(changed)
+    }
+
+    /// Applies the valid records appended since `self.len`.
+    fn read_appended<T: Persisted>(&mut self, state: &RwLock<T>, locked: bool) -> Result<bool> {
+        let now = self.file.id().context("fstat", &self.path)?;
+        if now.len <= self.len {
+            return Ok(false);
+        }
+        let mut bytes = Vec::new();
+        self.file
+            .read_from(self.len, &mut bytes)
+            .context("read", &self.path)?;
+        let format = self.codec.format();
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut at = 0;
+        let mut seq = self.seq;
+        while let Some(frame) = decode_frame(format, &bytes, at) {
+            if seq.checked_add(1) != Some(frame.seq) {
+                break;
+            }
+            seq = frame.seq;
+            at = frame.end;
+            frames.push(frame);
+        }
+        let changed = frames.iter().any(|f| f.kind == Kind::Commit);
+        if changed {
+            let mut state = state.write();
+            for frame in frames.iter().filter(|f| f.kind == Kind::Commit) {
+                self.apply(&bytes, frame, &mut *state)?;
+            }
+        }
+        if let Some(last) = frames.last() {
+            self.sealed = match last.kind {
+                Kind::Intent => decode_intent(format, &bytes[last.payload_at..last.end]),
+                Kind::Commit => None,
+            };
+        }
+        self.len += at as u64;
+        self.seq = seq;
+        if at < bytes.len() && locked {
+            // Nobody else writes while this process holds the lock: the
+            // bytes are what a writer killed mid-record left. Cut them
+            // before appending, or every later record would sit behind
+            // them. Copy them aside first if a valid record follows.
+            let later = (at + 1..bytes.len()).any(|s| decode_frame(format, &bytes, s).is_some());
+            if later {
+                let kept = sibling(&self.path, &format!(".dropped-{}", unix_time()));
+                let mut file = self
+                    .vfs
+                    .create_new(&kept, &self.path)
+                    .context("create", &kept)?;
+                file.write_all(&bytes[at..]).context("write", &kept)?;
+                file.sync_all().context("fsync", &kept)?;
+                sync_dir(&*self.vfs, &parent_dir(&self.path))?;
+            }
+            log::warn!(
+                "`{}`: cut {} bytes a writer left unfinished at offset {}",
+                self.path.display(),
+                bytes.len() - at,
+                self.len
+            );
+            self.file
+                .set_len(self.len)
+                .context("truncate torn tail of", &self.path)?;
+            self.file.sync_data().context("fdatasync", &self.path)?;
+        }
+        Ok(changed)
+    }
+
+    fn apply<T: Persisted>(&self, bytes: &[u8], frame: &Frame, state: &mut T) -> Result<()> {
+        let payload = &bytes[frame.payload_at..frame.end];
+        self.codec
+            .replay_payload(payload, state)
+            .map_err(|e| Error::Parse {
+                path: self.path.clone(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "record {} (appended by another process): {}",
+                    frame.seq, e.message
+                ),
+            })
+    }
+
+    /// The files changed under this handle: reads the snapshot and the
+    /// journal from their paths and takes the pair over.
+    fn reload<T: Persisted>(&mut self, view: &mut View<'_, T>, locked: bool) -> Result<bool> {
+        for _ in 0..RELOAD_TRIES {
+            let Some(snapshot) = read_snapshot(&*self.vfs, &self.snapshot_path)? else {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            };
+            let file = match self.file_for(&self.path)? {
+                Some(file) => file,
+                None => {
+                    std::thread::sleep(Duration::from_micros(200));
+                    continue;
+                }
+            };
+            let next = Journal {
+                vfs: Arc::clone(&self.vfs),
+                path: self.path.clone(),
+                snapshot_path: self.snapshot_path.clone(),
+                file,
+                codec: self.codec,
+                durability: self.durability,
+                len: 0,
+                header_len: 0,
+                seq: 0,
+                base: 0,
+                sealed: None,
+                snapshot_id: None,
+                payload: Vec::new(),
+                record: Vec::new(),
+            };
+            match next.pair::<T>(snapshot)? {
+                Some((journal, state, extras, len)) => {
+                    *self = journal;
+                    *view.state.write() = state;
+                    *view.extras = extras;
+                    *view.snapshot_len = len;
+                    return Ok(true);
+                }
+                None => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        if locked {
+            // With the lock held no compaction can be racing: the snapshot
+            // was edited by hand.
+            return self.adopt_edit_if_any(view);
+        }
+        Ok(false)
+    }
+
+    /// A journal file for this handle: read and append for a writer, read
+    /// only for a read-only follower.
+    fn file_for(&self, path: &Path) -> Result<Option<Box<dyn VfsFile>>> {
+        match self.vfs.open_append(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A read-only follower may not be allowed to write the file.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                self.vfs.open_read(path).context("open", path)
+            }
+            Err(e) => Err(Error::io("open", path, e)),
+        }
+    }
+
+    /// Takes `self.file` (an unread journal) with `snapshot` as the state:
+    /// the journal's records replayed when its header names the snapshot,
+    /// none when an intent in it does (a compaction's rename happened and
+    /// its new journal is not in place yet). `None` when they do not pair.
+    fn pair<T: Persisted>(
+        mut self,
+        snapshot: SnapshotRead,
+    ) -> Result<Option<(Journal, T, Extras, u64)>> {
+        let mut bytes = Vec::new();
+        self.file
+            .read_from(0, &mut bytes)
+            .context("read", &self.path)?;
+        let Some((header, header_len)) = decode_header(&bytes) else {
+            // Journals are created whole (temp file, rename), so a header
+            // that does not verify is damage, not a race.
+            return Err(Error::corrupt(
+                &self.path,
+                "the journal header does not verify; move the file away to open the snapshot alone",
+            ));
+        };
+        let format = self.codec.format();
+        let mut frames = Vec::new();
+        let mut at = header_len;
+        let mut seq = header.seq;
+        while let Some(frame) = decode_frame(format, &bytes, at) {
+            if seq.checked_add(1) != Some(frame.seq) {
+                break;
+            }
+            seq = frame.seq;
+            at = frame.end;
+            frames.push(frame);
+        }
+        let fp = fingerprint(&snapshot.bytes);
+        let intent_of = |f: &Frame| {
+            (f.kind == Kind::Intent)
+                .then(|| decode_intent(format, &bytes[f.payload_at..f.end]))
+                .flatten()
+        };
+        let replay = if header.base == fp {
+            true
+        } else if frames.iter().any(|f| intent_of(f) == Some(fp)) {
+            false
+        } else {
+            return Ok(None);
+        };
+        let (mut state, extras) = self
+            .codec
+            .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
+        if replay {
+            for frame in frames.iter().filter(|f| f.kind == Kind::Commit) {
+                self.apply(&bytes, frame, &mut state)?;
+            }
+        }
+        self.len = at as u64;
+        self.header_len = header_len as u64;
+        self.seq = seq;
+        self.base = header.base;
+        self.sealed = frames.last().and_then(intent_of);
+        if !replay {
+            // The journal is stale until the compactor (or the next lock
+            // holder) puts the new one in place: keep watching its path.
+            self.sealed = Some(fp);
+        }
+        self.snapshot_id = Some(snapshot.id);
+        let len = snapshot.bytes.len() as u64;
+        Ok(Some((self, state, extras, len)))
+    }
+
+    /// With the writer lock held, the last record is an intent in a
+    /// journal still at its path: its compactor died. Finishes the
+    /// compaction if its rename happened, else voids the intent (records
+    /// appended after it void it).
+    fn resolve_intent<T: Persisted>(
+        &mut self,
+        intent: u64,
+        view: &mut View<'_, T>,
+    ) -> Result<bool> {
+        let Some(snapshot) = read_snapshot(&*self.vfs, &self.snapshot_path)? else {
+            return Ok(false);
+        };
+        let fp = fingerprint(&snapshot.bytes);
+        if fp == intent {
+            log::info!(
+                "`{}`: finishing a compaction another process left half done",
+                self.path.display()
+            );
+            let mut fresh = Journal::create(
+                &self.vfs,
+                &self.snapshot_path,
+                self.codec,
+                self.durability,
+                fp,
+                self.seq,
+            )?;
+            fresh.snapshot_id = Some(snapshot.id);
+            *self = fresh;
+            // The state already is the snapshot's: every record before the
+            // intent was applied.
+            *view.snapshot_len = snapshot.bytes.len() as u64;
+            return Ok(false);
+        }
+        if fp == self.base {
+            log::info!(
+                "`{}`: voiding a compaction another process left before its rename",
+                self.path.display()
+            );
+            self.sealed = None;
+            return Ok(false);
+        }
+        // Neither: edited by hand, which the caller checks next.
+        Ok(false)
+    }
+
+    /// With the writer lock held: when the snapshot is no longer the file
+    /// this handle read or wrote, and its content is not the base either,
+    /// a person edited it. The edit wins: the journal is sealed (so other
+    /// processes reload), kept aside as `*.orphaned-<time>`, and replaced by
+    /// an empty one based on the edit. An edit that does not parse is an
+    /// error and changes nothing.
+    pub(crate) fn adopt_edit_if_any<T: Persisted>(
+        &mut self,
+        view: &mut View<'_, T>,
+    ) -> Result<bool> {
+        let now = self
+            .vfs
+            .stat(&self.snapshot_path)
+            .context("stat", &self.snapshot_path)?;
+        if now.is_some() && now == self.snapshot_id {
+            return Ok(false);
+        }
+        let Some(snapshot) = read_snapshot(&*self.vfs, &self.snapshot_path)? else {
+            return Ok(false);
+        };
+        let fp = fingerprint(&snapshot.bytes);
+        if fp == self.base || Some(fp) == self.sealed {
+            self.snapshot_id = Some(snapshot.id);
+            return Ok(false);
+        }
+        let (state, extras) = self
+            .codec
+            .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
+        self.payload = encode_intent(self.codec.format(), fp);
+        self.append(Kind::Intent, true).map_err(|f| f.error)?;
+        let kept = sibling(&self.path, &format!(".orphaned-{}", unix_time()));
+        self.vfs
+            .rename(&self.path, &kept)
+            .context("set aside the journal of", &self.path)?;
+        sync_dir(&*self.vfs, &parent_dir(&self.path))?;
+        let mut fresh = Journal::create(
+            &self.vfs,
+            &self.snapshot_path,
+            self.codec,
+            self.durability,
+            fp,
+            self.seq,
+        )?;
+        fresh.snapshot_id = Some(snapshot.id);
+        *self = fresh;
+        log::warn!(
+            "`{}` was edited while the store was open: the edit wins; the journal it replaces \
+             is kept as `{}`",
+            self.snapshot_path.display(),
+            kept.display()
+        );
+        *view.state.write() = state;
+        *view.extras = extras;
+        *view.snapshot_len = snapshot.bytes.len() as u64;
+        Ok(true)
+    }
+
+    /// Records the snapshot file as this handle last saw it.
+    pub(crate) fn note_snapshot(&mut self) -> Result<()> {
+        self.snapshot_id = self
+            .vfs
+            .stat(&self.snapshot_path)
+            .context("stat", &self.snapshot_path)?;
+        Ok(())
+    }
+}
