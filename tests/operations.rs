@@ -335,3 +335,64 @@ fn a_format_whose_journal_repeats_a_key_replays_each_occurrence() {
         }
     }
 }
+
+/// A field type that counts its clones.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+struct Counted(Vec<u64>);
+
+static CLONES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted(self.0.clone())
+    }
+}
+
+#[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+struct Queue {
+    jobs: VecDeque<u64>,
+    results: BTreeMap<u64, String>,
+    big: Counted,
+}
+
+#[test]
+fn a_transaction_of_operations_never_copies_an_untouched_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Queue::open_or(
+        dir.path().join("q.json"),
+        Queue {
+            jobs: (1..=10).collect(),
+            big: Counted((0..100_000).collect()),
+            ..Queue::default()
+        },
+    )
+    .unwrap();
+    let before = CLONES.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        store
+            .transaction(|tx| {
+                // Operations that return a value read it from the state.
+                let job = tx.pop_front_jobs().unwrap();
+                let old = tx.insert_results(job, format!("done {job}"));
+                assert_eq!(old, None);
+                tx.push_jobs(job + 100);
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+    }
+    store.push_jobs(7).unwrap();
+    store.pop_front_jobs().unwrap();
+    assert_eq!(
+        CLONES.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the 100,000-element field was never copied"
+    );
+    assert_eq!(store.read().results.len(), 5);
+    assert_eq!(store.read().jobs.front(), Some(&7));
+    // Reading through a transaction after a change does copy, once.
+    let mut tx = store.begin();
+    tx.push_jobs(1);
+    assert_eq!(tx.jobs.back(), Some(&1));
+    assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+}

@@ -95,6 +95,8 @@ pub trait SeqField: Collection + Default {
     fn pop(&mut self) -> Option<Self::Elem>;
     fn clear(&mut self);
     fn is_empty(&self) -> bool;
+    /// The element `pop` would remove.
+    fn last(&self) -> Option<&Self::Elem>;
 }
 
 /// A double-ended queue field: `push_front_`, `pop_front_` too.
@@ -102,6 +104,8 @@ pub trait SeqField: Collection + Default {
 pub trait DequeField: SeqField {
     fn push_front(&mut self, value: Self::Elem);
     fn pop_front(&mut self) -> Option<Self::Elem>;
+    /// The element `pop_front` would remove.
+    fn first(&self) -> Option<&Self::Elem>;
 }
 
 /// A map field: `insert_`, `remove_`.
@@ -111,6 +115,7 @@ pub trait MapField: Collection {
     type Value: serde::Serialize + Clone + Send + Sync + 'static;
     fn insert(&mut self, key: Self::Key, value: Self::Value) -> Option<Self::Value>;
     fn remove(&mut self, key: &Self::Key) -> Option<Self::Value>;
+    fn get(&self, key: &Self::Key) -> Option<&Self::Value>;
 }
 
 /// Looks a map's key up by a borrowed form `Q` (`&str` for `String` keys),
@@ -193,6 +198,9 @@ macro_rules! sequence {
             fn is_empty(&self) -> bool {
                 $ty::is_empty(self)
             }
+            fn last(&self) -> Option<&E> {
+                self.iter().next_back()
+            }
         }
     };
 }
@@ -209,6 +217,9 @@ where
     }
     fn pop_front(&mut self) -> Option<E> {
         VecDeque::pop_front(self)
+    }
+    fn first(&self) -> Option<&E> {
+        self.front()
     }
 }
 
@@ -253,6 +264,9 @@ macro_rules! map {
             }
             fn remove(&mut self, key: &K) -> Option<V> {
                 $ty::remove(self, key)
+            }
+            fn get(&self, key: &K) -> Option<&V> {
+                $ty::get(self, key)
             }
         }
 

@@ -360,6 +360,26 @@ impl<T: Persisted> Mutation<T> for Swap<T> {
     }
 }
 
+/// A mutation whose result the caller already knows (read from the state
+/// before it): queued like one that returns nothing.
+pub(crate) struct Discard<M>(pub(crate) M);
+
+impl<M: Changes> Changes for Discard<M> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        self.0.each(emit)
+    }
+}
+
+impl<T, M: Mutation<T>> Mutation<T> for Discard<M> {
+    type Output = ();
+    fn apply(self, state: &mut T, record: Option<&mut ChangeSet>) -> ((), Undo<T>) {
+        ((), self.0.apply(state, record).1)
+    }
+}
+
 /// A mutation whose result is `()`, boxed to wait in a transaction until
 /// the transaction needs a working copy or commits.
 pub(crate) trait Queued<T>: Changes + Send {

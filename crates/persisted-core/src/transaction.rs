@@ -19,7 +19,7 @@ use parking_lot::RwLockReadGuard;
 use crate::changeset::ChangeSet;
 use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
 use crate::error::{Error, Result};
-use crate::mutation::{self, Mutation, Queued, QueuedList, Replace, SetValue, Swap};
+use crate::mutation::{self, Discard, Mutation, Queued, QueuedList, Replace, SetValue, Swap};
 use crate::reentry::{Held, Hold};
 use crate::schema::{Field, Persisted};
 use crate::sharing::WriterGuard;
@@ -41,10 +41,12 @@ use crate::store::Store;
 ///   recorded as operations: the record holds just the value or element,
 ///   whatever the size of the state. Prefer them.
 /// * Reading through the transaction (`tx.last_id`) is free until the
-///   transaction has changed something; after a change, the first read,
-///   and any operation that returns a value (`pop_`, `insert_`, `remove_`),
+///   transaction has changed something; after a change, the first read
 ///   makes a working copy of the state once (O(state) in memory; the record
-///   still holds only the operations).
+///   still holds only the operations). An operation that returns a value
+///   (`pop_`, `pop_front_`, `insert_`, `remove_`) reads it from the state
+///   itself unless this transaction already changed that field (then it
+///   makes the working copy too).
 /// * Changing the state through `DerefMut` (`tx.last_id += 1`) makes the
 ///   working copy too, and then the commit compares every field and records
 ///   each changed field whole: O(state) to compare, O(field) on disk.
@@ -85,6 +87,8 @@ pub struct Transaction<'a, T: Persisted> {
     base: RwLockReadGuard<'a, T>,
     /// Operations made before a working copy was needed, in order.
     queued: RefCell<Vec<Box<dyn Queued<T>>>>,
+    /// The fields the queued operations change, sorted.
+    queued_fields: Vec<usize>,
     /// The working copy and the changes that made it from `base`.
     working: OnceCell<(T, ChangeSet)>,
     /// Changed through `DerefMut`: the commit compares fields.
@@ -106,6 +110,7 @@ impl<'a, T: Persisted> Transaction<'a, T> {
             failed,
             base,
             queued: RefCell::new(Vec::new()),
+            queued_fields: Vec::new(),
             working: OnceCell::new(),
             touched: false,
             _held: Held::new(key, Hold::Transaction),
@@ -131,7 +136,7 @@ impl<'a, T: Persisted> Transaction<'a, T> {
             queued,
             working,
             touched,
-            _held,
+            ..
         } = self;
         let path = Store::file_path(store);
         if let Some(e) = failed {
@@ -198,14 +203,50 @@ impl<'a, T: Persisted> Transaction<'a, T> {
     fn queue<M: Mutation<T, Output = ()> + Send + 'static>(&mut self, m: M) {
         match self.working.get_mut() {
             Some((next, changes)) => drop(m.apply(next, Some(changes))),
-            None => self.queued.get_mut().push(Box::new(m)),
+            None => {
+                let fields = &mut self.queued_fields;
+                m.each(&mut |_, index, _| {
+                    if let Err(at) = fields.binary_search(&index) {
+                        fields.insert(at, index);
+                    }
+                });
+                self.queued.get_mut().push(Box::new(m));
+            }
         }
     }
 
-    /// Applies an operation whose result depends on the state.
-    fn apply<M: Mutation<T>>(&mut self, m: M) -> M::Output {
+    /// Field `F` as the transaction sees it, when that can be read without
+    /// a working copy: no working copy yet and no queued operation on `F`.
+    fn untouched<F: Field<T>>(&self) -> Option<&F::Value> {
+        let clean =
+            self.working.get().is_none() && self.queued_fields.binary_search(&F::INDEX).is_err();
+        clean.then(|| F::get(&self.base))
+    }
+
+    /// Applies an operation whose result depends on the state: when field
+    /// `F` is untouched, `peek` reads the result from it and the operation
+    /// is queued (no copy of the state); otherwise it is applied to the
+    /// working copy.
+    fn apply<F, M>(&mut self, peek: impl FnOnce(&F::Value) -> M::Output, m: M) -> M::Output
+    where
+        F: Field<T>,
+        M: Mutation<T> + Send + 'static,
+    {
+        if let Some(field) = self.untouched::<F>() {
+            let out = peek(field);
+            self.queue(Discard(m));
+            return out;
+        }
         let (next, changes) = self.working_mut();
         m.apply(next, Some(changes)).0
+    }
+
+    /// Field `F` as the transaction sees it now.
+    fn field<F: Field<T>>(&mut self) -> &F::Value {
+        if self.untouched::<F>().is_some() {
+            return F::get(&self.base);
+        }
+        F::get(&self.working_mut().0)
     }
 }
 
@@ -252,20 +293,20 @@ impl<T: Persisted> Transaction<'_, T> {
     where
         F::Value: SeqField,
     {
-        if F::get(&self.working_mut().0).is_empty() {
+        if self.field::<F>().is_empty() {
             return None;
         }
-        self.apply(mutation::pop::<T, F>())
+        self.apply::<F, _>(|v| v.last().cloned(), mutation::pop::<T, F>())
     }
 
     pub fn __pop_front<F: Field<T>>(&mut self) -> Option<<F::Value as SeqField>::Elem>
     where
         F::Value: DequeField,
     {
-        if F::get(&self.working_mut().0).is_empty() {
+        if self.field::<F>().is_empty() {
             return None;
         }
-        self.apply(mutation::pop_front::<T, F>())
+        self.apply::<F, _>(|v| v.first().cloned(), mutation::pop_front::<T, F>())
     }
 
     pub fn __map_insert<F: Field<T>>(
@@ -276,7 +317,8 @@ impl<T: Persisted> Transaction<'_, T> {
     where
         F::Value: MapField,
     {
-        self.apply(mutation::map_insert::<T, F>(key, value))
+        let old = self.field::<F>().get(&key).cloned();
+        self.apply::<F, _>(|_| old, mutation::map_insert::<T, F>(key, value))
     }
 
     pub fn __map_remove<F: Field<T>, Q: ?Sized>(
@@ -286,26 +328,28 @@ impl<T: Persisted> Transaction<'_, T> {
     where
         F::Value: MapLookup<Q>,
     {
-        let key = F::get(&self.working_mut().0).find_key(key).cloned()?;
-        self.apply(mutation::map_remove::<T, F>(key))
+        let field = self.field::<F>();
+        let key = field.find_key(key)?.clone();
+        let old = field.get(&key).cloned();
+        self.apply::<F, _>(|_| old, mutation::map_remove::<T, F>(key))
     }
 
     pub fn __set_insert<F: Field<T>>(&mut self, value: <F::Value as SetField>::Elem) -> bool
     where
         F::Value: SetField,
     {
-        if F::get(&self.working_mut().0).contains(&value) {
+        if self.field::<F>().contains(&value) {
             return false;
         }
-        self.apply(mutation::set_insert::<T, F>(value))
+        self.apply::<F, _>(|_| true, mutation::set_insert::<T, F>(value))
     }
 
     pub fn __set_remove<F: Field<T>, Q: ?Sized>(&mut self, value: &Q) -> bool
     where
         F::Value: SetLookup<Q>,
     {
-        match F::get(&self.working_mut().0).find(value).cloned() {
-            Some(value) => self.apply(mutation::set_remove::<T, F>(value)),
+        match self.field::<F>().find(value).cloned() {
+            Some(value) => self.apply::<F, _>(|_| true, mutation::set_remove::<T, F>(value)),
             None => false,
         }
     }
