@@ -69,8 +69,8 @@ impl ser::Error for Unfit {
     }
 }
 
-const NO_NULL: &str = "TOML has no null: a `None` in a list, as a map value or inside `Some` \
-                       cannot be written (a `None` struct field can: it is left out)";
+const NO_NULL: &str =
+    "TOML has no null: a `None` in a list, a map or a `Some` cannot be written (a `None` field is left out)";
 const NO_UNIT: &str = "TOML has no unit value `()`";
 
 /// Checks a whole state: its fields (or, for a struct serialized as a map,
