@@ -2,8 +2,9 @@
 //!
 //! Put `#[derive(Persisted)]` on a plain struct, open it on a file, and
 //! every change is on disk when the call returns — or batched until
-//! [`Store::commit`]. The file is human-editable JSON or YAML (or compact
-//! bincode), and after any crash it opens to a consistent, recent state.
+//! [`Store::commit`]. The file is human-editable JSON, YAML or TOML (or
+//! compact bincode), and after any crash it opens to a consistent, recent
+//! state.
 //!
 //! ```
 //! use persisted_state::{Persisted, Store};
@@ -44,8 +45,9 @@
 //! # Cargo features
 //!
 //! * `derive` (default): `#[derive(Persisted)]`.
-//! * `json` (default), `yaml`, `bincode`: the formats. Opening a file in a
-//!   format whose feature is off is [`Error::FormatNotEnabled`], not a panic.
+//! * `json` (default), `yaml`, `toml`, `bincode`: the formats. Opening a file
+//!   in a format whose feature is off is [`Error::FormatNotEnabled`], not a
+//!   panic. `toml` turns on `json` too: a TOML store's journal is JSON lines.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
