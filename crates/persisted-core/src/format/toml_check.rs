@@ -150,6 +150,15 @@ fn key_segment<K: Serialize + ?Sized>(key: &K) -> String {
     }
 }
 
+/// Serializer methods for values TOML holds as they are.
+macro_rules! fine {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(fn $method(self, _: $ty) -> Result<(), Unfit> {
+            Ok(())
+        })*
+    };
+}
+
 impl ser::Serializer for Check {
     type Ok = ();
     type Error = Unfit;
@@ -161,53 +170,32 @@ impl ser::Serializer for Check {
     type SerializeStruct = Fields;
     type SerializeStructVariant = Fields;
 
-    fn serialize_bool(self, _: bool) -> Result<(), Unfit> {
-        Ok(())
+    fine! {
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_f32: f32,
+        serialize_f64: f64,
+        serialize_char: char,
+        serialize_str: &str,
+        serialize_bytes: &[u8],
     }
-    fn serialize_i8(self, _: i8) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_i128(self, n: i128) -> Result<(), Unfit> {
-        integer(n)
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Unfit> {
-        Ok(())
-    }
+
     fn serialize_u64(self, n: u64) -> Result<(), Unfit> {
         integer(n)
     }
-    fn serialize_u128(self, n: u128) -> Result<(), Unfit> {
+
+    fn serialize_i128(self, n: i128) -> Result<(), Unfit> {
         integer(n)
     }
-    fn serialize_f32(self, _: f32) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_char(self, _: char) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_str(self, _: &str) -> Result<(), Unfit> {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unfit> {
-        Ok(())
+
+    fn serialize_u128(self, n: u128) -> Result<(), Unfit> {
+        integer(n)
     }
 
     fn serialize_none(self) -> Result<(), Unfit> {
@@ -317,49 +305,28 @@ impl Elements {
     }
 }
 
-impl ser::SerializeSeq for Elements {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unfit> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
+/// The four element-wise traits, all through [`Elements::element`].
+macro_rules! elements {
+    ($($trait:ident::$method:ident),*) => {$(
+        impl ser::$trait for Elements {
+            type Ok = ();
+            type Error = Unfit;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unfit> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Unfit> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Elements {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unfit> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for Elements {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unfit> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Elements {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unfit> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// The entries of a map (keys are the `toml` crate's to check: it refuses
 /// the ones TOML cannot hold).
@@ -412,35 +379,26 @@ impl Fields {
     }
 }
 
-impl ser::SerializeStruct for Fields {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Unfit> {
-        self.field(name, value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
+macro_rules! fields {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Fields {
+            type Ok = ();
+            type Error = Unfit;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Result<(), Unfit> {
+                self.field(name, value)
+            }
+            fn end(self) -> Result<(), Unfit> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Fields {
-    type Ok = ();
-    type Error = Unfit;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), Unfit> {
-        self.field(name, value)
-    }
-    fn end(self) -> Result<(), Unfit> {
-        Ok(())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
