@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../fuzz"
 
 seconds="${1:-1800}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-read -r -a targets <<< "${FUZZ_TARGETS:-journal_json journal_yaml journal_bincode snapshot_json snapshot_yaml snapshot_bincode}"
+read -r -a targets <<< "${FUZZ_TARGETS:-journal_json journal_yaml journal_toml journal_bincode snapshot_json snapshot_yaml snapshot_toml snapshot_bincode}"
 
 if ! cargo +nightly fuzz --version > /dev/null 2>&1; then
     echo "T16: cargo-fuzz or the nightly toolchain is missing (cargo install cargo-fuzz; rustup toolchain install nightly)"

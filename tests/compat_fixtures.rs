@@ -30,7 +30,7 @@ const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1");
 
 /// Writes the fixtures; run once, see `tests/fixtures/generate.rs` (needs
 /// every format: `--all-features`).
-#[cfg(all(feature = "yaml", feature = "bincode"))]
+#[cfg(all(feature = "yaml", feature = "toml", feature = "bincode"))]
 #[test]
 #[ignore = "writes tests/fixtures/v1 when PERSISTED_WRITE_FIXTURES=1"]
 fn write_fixtures() {
@@ -257,7 +257,7 @@ impl Fixtures {
             "{dir}/torn"
         );
         let next_frame: &[u8] = match self.format {
-            Format::Json => b"@",
+            Format::Json | Format::Toml => b"@",
             Format::Yaml => b"--- # @",
             _ => &[0xC0],
         };
@@ -339,6 +339,18 @@ fn v1_yaml_fixtures_open_to_their_exact_state() {
     .check_all();
 }
 
+#[cfg(feature = "toml")]
+#[test]
+fn v1_toml_fixtures_open_to_their_exact_state() {
+    Fixtures {
+        format: Format::Toml,
+        dir: "toml",
+        file: "state.toml",
+        torn_kept: TORN_KEPT_TOML,
+    }
+    .check_all();
+}
+
 #[cfg(feature = "bincode")]
 #[test]
 fn v1_bincode_fixtures_open_to_their_exact_state() {
@@ -356,6 +368,8 @@ fn v1_bincode_fixtures_open_to_their_exact_state() {
 const TORN_KEPT_JSON: usize = 583;
 #[cfg(feature = "yaml")]
 const TORN_KEPT_YAML: usize = 596;
+#[cfg(feature = "toml")]
+const TORN_KEPT_TOML: usize = 583;
 #[cfg(feature = "bincode")]
 const TORN_KEPT_BINCODE: usize = 478;
 
@@ -372,7 +386,7 @@ fn every_committed_fixture_is_checked() {
     }
     cases.sort();
     let mut expected = Vec::new();
-    for dir in ["bincode", "json", "yaml"] {
+    for dir in ["bincode", "json", "toml", "yaml"] {
         for case in ["clean", "journal", "orphan", "stale_compaction", "torn"] {
             expected.push(format!("{dir}/{case}"));
         }

@@ -185,3 +185,99 @@ fn bincode_without_its_feature_is_a_clear_error() {
         }
     ));
 }
+
+#[cfg(not(feature = "toml"))]
+#[test]
+fn toml_without_its_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.toml");
+    let err = State::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            persisted_state::Error::FormatNotEnabled {
+                format: persisted_state::Format::Toml,
+                feature: "toml",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("state.toml"), "{err}");
+    assert!(!path.exists(), "nothing is created");
+}
+
+/// TOML has no null and its integers are `i64`: a commit that would put a
+/// `None` in a list or a map, or a `u64` past `i64::MAX`, into a TOML store
+/// fails with `Error::Encode` in both engines, and changes neither memory
+/// nor the files; the store takes the next commit as usual.
+#[cfg(feature = "toml")]
+#[test]
+fn a_value_toml_cannot_hold_fails_its_commit_and_changes_nothing() {
+    use std::collections::BTreeMap;
+
+    #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Debug, Clone, PartialEq)]
+    struct Slots {
+        id: u64,
+        slots: Vec<Option<u32>>,
+        labels: BTreeMap<String, Option<String>>,
+        note: Option<String>,
+    }
+
+    for engine in [Engine::Journal, Engine::Snapshot] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slots.toml");
+        let store = Store::<Slots>::options()
+            .engine(engine)
+            .open(&path)
+            .unwrap();
+        store.push_slots(Some(1)).unwrap();
+        store.insert_labels("a".into(), Some("x".into())).unwrap();
+        store.set_note(None).unwrap();
+        let before = store.get();
+        let files = |dir: &std::path::Path| -> Vec<Vec<u8>> {
+            files_in(dir)
+                .iter()
+                .map(|f| std::fs::read(dir.join(f)).unwrap())
+                .collect()
+        };
+        let on_disk = files(dir.path());
+        let refused: [(&str, persisted_state::Result<()>); 5] = [
+            ("push None", store.push_slots(None)),
+            (
+                "insert None",
+                store.insert_labels("b".into(), None).map(drop),
+            ),
+            ("set u64::MAX", store.set_id(u64::MAX)),
+            ("set a list with None", store.set_slots(vec![None])),
+            (
+                "update",
+                store.update(|s| {
+                    s.id = 2;
+                    s.labels.insert("c".into(), None);
+                }),
+            ),
+        ];
+        for (what, result) in refused {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, persisted_state::Error::Encode { .. }),
+                "{engine:?} {what}: {err}"
+            );
+            assert!(err.to_string().contains("slots.toml"), "{err}");
+            assert_eq!(store.get(), before, "{engine:?} {what}");
+        }
+        assert_eq!(files(dir.path()), on_disk, "{engine:?}: the files changed");
+        store.set_id(i64::MAX as u64).unwrap();
+        store.close().unwrap();
+        let store = Store::<Slots>::open(&path).unwrap();
+        assert_eq!(
+            store.get(),
+            Slots {
+                id: i64::MAX as u64,
+                ..before
+            },
+            "{engine:?}"
+        );
+    }
+}

@@ -65,6 +65,7 @@ fn format_name(format: Format) -> &'static str {
     match format {
         Format::Json => "json",
         Format::Yaml => "yaml",
+        Format::Toml => "toml",
         _ => "bincode",
     }
 }
@@ -213,6 +214,21 @@ const YAML_SNAPSHOTS: &[&str] = &[
     "--- !Tagged\ncounter: 1\n",
 ];
 
+const TOML_SNAPSHOTS: &[&str] = &[
+    "counter = 1\nitems = [\"a\"]\na = 2\nb = 3\n",
+    "counter = 1\nitems = []\na = 2\nb = 3\n[extra]\nx = [1, 2, { y = 1979-05-27T07:32:00Z }]\n",
+    "counter = 1\nitems = \"a\"\na = 2\nb = 3\n",
+    "counter = 1\ncounter = 2\nitems = []\na = 2\nb = 3\n",
+    "counter = 18446744073709551615\nitems = []\na = 2\nb = 3\n",
+    "counter = 0x7fffffffffffffff\nitems = ['''a''']\na = 0o7\nb = 0b1\n",
+    "[items]\na = 1\n",
+    "[[items]]\n[[items]]\n",
+    "a.b.c.d.e.f = 1\n",
+    "x = [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]\n",
+    "counter = nan\n",
+    "\u{feff}counter = 1\n",
+];
+
 fn seeds() -> Vec<Seed> {
     common::formats()
         .into_iter()
@@ -229,6 +245,11 @@ fn seeds() -> Vec<Seed> {
                 Format::Yaml => {
                     payloads.extend(YAML_PAYLOADS.iter().map(|p| format!("{p}\n").into_bytes()));
                     snapshots.extend(YAML_SNAPSHOTS.iter().map(|s| s.as_bytes().to_vec()));
+                }
+                // A TOML store's journal payloads are JSON lines.
+                Format::Toml => {
+                    payloads.extend(JSON_PAYLOADS.iter().map(|p| format!("{p}\n").into_bytes()));
+                    snapshots.extend(TOML_SNAPSHOTS.iter().map(|s| s.as_bytes().to_vec()));
                 }
                 _ => {
                     snapshots.push(bincode_snapshot(&snapshot[17..]));

@@ -55,10 +55,90 @@ fn the_yaml_journal_is_a_readable_yaml_stream() {
     );
 }
 
+#[cfg(feature = "toml")]
+#[test]
+fn a_toml_snapshot_is_pretty_in_field_order_with_a_trailing_newline() {
+    assert_eq!(
+        snapshot_after_three_commits("state.toml"),
+        "last_id = 42\nprocessed = [\"item-42\"]\n\n[settings]\nk = \"v\"\n"
+    );
+}
+
+/// TOML writes plain values before tables: a struct whose first field is
+/// a map still writes its plain fields first, and reads back the same.
+#[cfg(feature = "toml")]
+#[test]
+fn a_toml_snapshot_of_a_struct_starting_with_a_map_reopens_to_the_same_state() {
+    use std::collections::BTreeMap;
+
+    #[derive(
+        persisted_state::Persisted,
+        serde::Serialize,
+        serde::Deserialize,
+        Default,
+        Debug,
+        Clone,
+        PartialEq,
+    )]
+    struct Config {
+        limits: BTreeMap<String, u32>,
+        name: String,
+        hosts: Vec<String>,
+        owner: Option<String>,
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let config = Config {
+        limits: [("cpu".to_string(), 2), ("mem mb".to_string(), 512)].into(),
+        name: "svc".into(),
+        hosts: vec!["a".into(), "b".into()],
+        owner: None,
+    };
+    let store = persisted_state::Store::open_or(&path, config.clone()).unwrap();
+    store.close().unwrap();
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "name = \"svc\"\nhosts = [\n    \"a\",\n    \"b\",\n]\n\n[limits]\ncpu = 2\n\"mem mb\" = 512\n"
+    );
+    assert_eq!(Config::open(&path).unwrap().get(), config);
+}
+
+#[cfg(feature = "toml")]
+#[test]
+fn the_toml_journal_is_readable_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.toml");
+    let store = State::open(&path).unwrap();
+    store.set_last_id(42).unwrap();
+    store.push_processed("item-42".into()).unwrap();
+    store
+        .insert_settings("k".into(), "v\n\"w\"".into())
+        .unwrap();
+    let journal = fs::read_to_string(common::journal_of(&path)).unwrap();
+    let lines: Vec<&str> = journal.lines().collect();
+    assert!(
+        lines[0].starts_with("# persisted-journal v1 toml base="),
+        "{journal}"
+    );
+    // A frame line, then the commit as one line of JSON.
+    assert_eq!(lines.len(), 7, "{journal}");
+    for (i, pair) in lines[1..].chunks(2).enumerate() {
+        assert!(pair[0].starts_with(&format!("@{} ", i + 1)), "{journal}");
+        let record: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+        assert!(record.is_object(), "{journal}");
+    }
+    assert_eq!(lines[2], r#"{"set last_id":42}"#);
+    assert_eq!(lines[4], r#"{"push processed":"item-42"}"#);
+    assert_eq!(lines[6], r#"{"insert settings":["k","v\n\"w\""]}"#);
+}
+
 #[test]
 fn a_hand_edit_made_while_closed_is_what_the_next_open_sees() {
-    for name in ["state.json", "state.yaml"] {
-        if name.ends_with("yaml") && !cfg!(feature = "yaml") {
+    for name in ["state.json", "state.yaml", "state.toml"] {
+        if name.ends_with("yaml") && !cfg!(feature = "yaml")
+            || name.ends_with("toml") && !cfg!(feature = "toml")
+        {
             continue;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -160,4 +240,40 @@ fn a_new_file_is_reported_as_created() {
         [persisted_state::RecoveryEvent::Created { .. }]
     ));
     assert!(!store.recovery().events[0].is_warning());
+}
+
+#[cfg(feature = "toml")]
+#[test]
+fn unknown_keys_in_a_toml_snapshot_survive_later_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.toml");
+    fs::write(
+        &path,
+        "last_id = 3\nkept = [\"a\", \"b\"]\nprocessed = []\n\n[settings]\n\n[from_a_newer_version]\nnested = [1, 2]\n",
+    )
+    .unwrap();
+    let store = State::open(&path).unwrap();
+    assert_eq!(store.last_id(), 3);
+    store.set_last_id(4).unwrap();
+    store.close().unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        "last_id = 4\nprocessed = []\nkept = [\n    \"a\",\n    \"b\",\n]\n\n[settings]\n\n\
+         [from_a_newer_version]\nnested = [\n    1,\n    2,\n]\n"
+    );
+    // With the snapshot engine too.
+    let store = persisted_state::Store::<State>::options()
+        .engine(persisted_state::Engine::Snapshot)
+        .open(&path)
+        .unwrap();
+    store.set_last_id(5).unwrap();
+    drop(store);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("last_id = 5\n"), "{text}");
+    assert!(text.contains("\nkept = [\n"), "{text}");
+    assert!(
+        text.ends_with("[from_a_newer_version]\nnested = [\n    1,\n    2,\n]\n"),
+        "{text}"
+    );
 }

@@ -41,6 +41,9 @@ fn text_formats() -> Vec<&'static str> {
     if cfg!(feature = "yaml") {
         names.push("config.yaml");
     }
+    if cfg!(feature = "toml") {
+        names.push("config.toml");
+    }
     names
 }
 

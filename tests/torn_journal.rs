@@ -128,7 +128,7 @@ fn a_torn_record_is_dropped_and_later_commits_survive_the_next_open() {
 }
 
 #[test]
-fn yaml_and_json_last_id_12_torn_to_1_is_never_applied() {
+fn a_text_journal_last_id_12_torn_to_1_is_never_applied() {
     for format in formats().into_iter().filter(|f| *f != Format::Bincode) {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path(), format);

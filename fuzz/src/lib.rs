@@ -26,11 +26,17 @@ struct Seed {
 }
 
 fn seed(format: Format) -> &'static Seed {
-    static SEEDS: [OnceLock<Seed>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static SEEDS: [OnceLock<Seed>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     let slot = match format {
         Format::Json => 0,
         Format::Yaml => 1,
-        _ => 2,
+        Format::Toml => 2,
+        _ => 3,
     };
     SEEDS[slot].get_or_init(|| {
         let (snapshot, journal) = __fuzz::seed_files(format);

@@ -24,6 +24,9 @@ pub fn formats() -> Vec<Format> {
     if cfg!(feature = "yaml") {
         formats.push(Format::Yaml);
     }
+    if cfg!(feature = "toml") {
+        formats.push(Format::Toml);
+    }
     if cfg!(feature = "bincode") {
         formats.push(Format::Bincode);
     }
@@ -35,6 +38,7 @@ pub fn file_name(format: Format) -> &'static str {
     match format {
         Format::Json => "state.json",
         Format::Yaml => "state.yaml",
+        Format::Toml => "state.toml",
         Format::Bincode => "state.bin",
         _ => unreachable!("no other formats"),
     }

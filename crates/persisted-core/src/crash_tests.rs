@@ -99,9 +99,10 @@ fn prefix_states(steps: &[Step]) -> Vec<Model> {
 
 fn path(format: Format) -> PathBuf {
     match format {
+        Format::Json => PathBuf::from("/sim/state.json"),
         Format::Yaml => PathBuf::from("/sim/state.yaml"),
+        Format::Toml => PathBuf::from("/sim/state.toml"),
         Format::Bincode => PathBuf::from("/sim/state.bin"),
-        _ => PathBuf::from("/sim/state.json"),
     }
 }
 

@@ -53,7 +53,8 @@ pub enum Error {
     },
 
     /// The state could not be encoded in the store's format (e.g. a map
-    /// with non-string keys in JSON). Nothing was written.
+    /// with non-string keys in JSON, a `None` inside a list in TOML).
+    /// Nothing was written.
     #[error("cannot encode the state for `{}`: {message}", path.display())]
     Encode {
         /// The store's file.
@@ -132,7 +133,7 @@ pub enum Error {
     },
 
     /// The file's extension names no known format and none was given.
-    #[error("cannot tell the format of `{}` from its extension (.json, .yaml, .yml, .bin, .bincode); set one with `.format(..)`", path.display())]
+    #[error("cannot tell the format of `{}` from its extension (.json, .yaml, .yml, .toml, .bin, .bincode); set one with `.format(..)`", path.display())]
     UnknownFormat {
         /// The store's file.
         path: PathBuf,

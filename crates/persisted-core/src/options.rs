@@ -22,6 +22,14 @@ pub enum Format {
     /// Block-style YAML, fields in declaration order (feature `yaml`).
     /// Extensions `.yaml`, `.yml`.
     Yaml,
+    /// Pretty TOML, fields in declaration order, trailing newline (feature
+    /// `toml`). Extension `.toml`. TOML writes plain values before tables,
+    /// so fields holding maps, structs or lists of structs come after the
+    /// others. The journal's records are JSON lines. TOML has no null: a
+    /// `None` field is left out, but a `None` inside a list or as a map
+    /// value, a unit value, or an integer outside `i64` is
+    /// [`Error::Encode`](crate::Error::Encode) at the commit that makes it.
+    Toml,
     /// bincode 2 behind a header with a length and a checksum, so a cut
     /// file is always detected (feature `bincode`). Extensions `.bin`, `.bincode`.
     Bincode,
@@ -33,6 +41,7 @@ impl Format {
     /// ```
     /// use persisted_state::Format;
     /// assert_eq!(Format::from_path("state.yml"), Some(Format::Yaml));
+    /// assert_eq!(Format::from_path("Config.TOML"), Some(Format::Toml));
     /// assert_eq!(Format::from_path("state.txt"), None);
     /// ```
     pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
@@ -40,6 +49,7 @@ impl Format {
         match ext.as_str() {
             "json" => Some(Format::Json),
             "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
             "bin" | "bincode" => Some(Format::Bincode),
             _ => None,
         }
@@ -50,6 +60,7 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Yaml => "yaml",
+            Format::Toml => "toml",
             Format::Bincode => "bincode",
         }
     }

@@ -2,7 +2,7 @@
 //! `b"PSTB" | version u8 | payload length u64 LE | CRC32C u32 LE | payload`,
 //! so a file cut short or damaged is always detected. bincode is not
 //! self-describing: fields cannot be added to or removed from a struct
-//! stored as bincode (use JSON or YAML for evolving schemas).
+//! stored as bincode (use JSON, YAML or TOML for evolving schemas).
 
 use std::path::Path;
 

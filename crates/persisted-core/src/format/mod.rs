@@ -1,6 +1,7 @@
 //! The codecs: how a snapshot and a journal record's payload are written in
 //! each [`Format`]. Each codec is one module behind its Cargo feature; the
-//! names in [`Format`] exist in every build.
+//! names in [`Format`] exist in every build. TOML writes its journal
+//! payloads with the JSON codec (see `toml.rs`).
 
 use std::path::Path;
 
@@ -14,6 +15,10 @@ use crate::schema::Persisted;
 mod bincode;
 #[cfg(feature = "json")]
 mod json;
+#[cfg(feature = "toml")]
+mod toml;
+#[cfg(feature = "toml")]
+mod toml_check;
 #[cfg(feature = "yaml")]
 mod yaml;
 #[cfg(feature = "yaml")]
@@ -29,6 +34,8 @@ pub(crate) enum Extras {
     Json(serde_json::Map<String, serde_json::Value>),
     #[cfg(feature = "yaml")]
     Yaml(serde_yaml::Mapping),
+    #[cfg(feature = "toml")]
+    Toml(::toml::Table),
 }
 
 /// Where a payload failed to parse, relative to the payload's first byte.
@@ -51,6 +58,7 @@ impl Codec {
         let enabled = match format {
             Format::Json => cfg!(feature = "json"),
             Format::Yaml => cfg!(feature = "yaml"),
+            Format::Toml => cfg!(feature = "toml"),
             Format::Bincode => cfg!(feature = "bincode"),
         };
         let codec = Codec { format };
@@ -76,6 +84,8 @@ impl Codec {
             Format::Json => json::decode_snapshot(path, bytes),
             #[cfg(feature = "yaml")]
             Format::Yaml => yaml::decode_snapshot(path, bytes),
+            #[cfg(feature = "toml")]
+            Format::Toml => toml::decode_snapshot(path, bytes),
             #[cfg(feature = "bincode")]
             Format::Bincode => Ok((bincode::decode_snapshot(path, bytes)?, Extras::None)),
             #[allow(unreachable_patterns)]
@@ -97,6 +107,8 @@ impl Codec {
             Format::Json => json::encode_snapshot(path, state, extras, out),
             #[cfg(feature = "yaml")]
             Format::Yaml => yaml::encode_snapshot(path, state, extras, out),
+            #[cfg(feature = "toml")]
+            Format::Toml => toml::encode_snapshot(path, state, extras, out),
             #[cfg(feature = "bincode")]
             Format::Bincode => bincode::encode_snapshot(path, state, out),
             #[allow(unreachable_patterns)]
@@ -119,6 +131,8 @@ impl Codec {
             Format::Json => json::encode_payload(payload, out).map_err(|e| Error::encode(path, e)),
             #[cfg(feature = "yaml")]
             Format::Yaml => yaml::encode_payload(payload, out).map_err(|e| Error::encode(path, e)),
+            #[cfg(feature = "toml")]
+            Format::Toml => toml::encode_payload(path, payload, out),
             #[cfg(feature = "bincode")]
             Format::Bincode => {
                 bincode::encode_payload(payload, out).map_err(|e| Error::encode(path, e))
@@ -142,6 +156,8 @@ impl Codec {
             Format::Json => json::replay_payload(payload, state),
             #[cfg(feature = "yaml")]
             Format::Yaml => yaml::replay_payload(payload, state),
+            #[cfg(feature = "toml")]
+            Format::Toml => toml::replay_payload(payload, state),
             #[cfg(feature = "bincode")]
             Format::Bincode => bincode::replay_payload(payload, state),
             #[allow(unreachable_patterns)]
@@ -177,11 +193,19 @@ impl Codec {
             fields: &[],
             changes: &One(value),
         };
-        self.encode_payload(path, &payload, &mut out)?;
+        match self.format {
+            // Compared, not written: TOML's checks run when a value is
+            // committed, and an old value that fails them must not stop
+            // the commit that replaces it.
+            #[cfg(feature = "toml")]
+            Format::Toml => toml::encode_value(path, &payload, &mut out)?,
+            _ => self.encode_payload(path, &payload, &mut out)?,
+        }
         Ok(out)
     }
 
-    /// Text formats keep their journal readable by a person.
+    /// Text formats keep their journal readable by a person (a TOML
+    /// store's journal is JSON lines).
     pub(crate) fn is_text(self) -> bool {
         !matches!(self.format, Format::Bincode)
     }

@@ -17,9 +17,10 @@ use crate::{Format, Store};
 /// whether it opened. It must never panic, whatever the bytes.
 pub fn open(format: Format, snapshot: &[u8], journal: Option<&[u8]>) -> bool {
     let path = PathBuf::from(match format {
+        Format::Json => "/fuzz/state.json",
         Format::Yaml => "/fuzz/state.yaml",
+        Format::Toml => "/fuzz/state.toml",
         Format::Bincode => "/fuzz/state.bin",
-        _ => "/fuzz/state.json",
     });
     let mut image = BTreeMap::new();
     image.insert(path.clone(), snapshot.to_vec());

@@ -33,10 +33,11 @@ pub fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
         out.extend_from_slice(&crc.to_le_bytes());
         return out;
     }
-    let name = if format == Format::Yaml {
-        "yaml"
-    } else {
-        "json"
+    let name = match format {
+        Format::Yaml => "yaml",
+        Format::Toml => "toml",
+        Format::Json => "json",
+        Format::Bincode => "bincode",
     };
     let body = format!("# persisted-journal v1 {name} base={base:016x} seq={seq}");
     let crc = checksum(&[body.as_bytes()]);

@@ -16,6 +16,9 @@ pub(crate) fn formats() -> Vec<crate::Format> {
     if cfg!(feature = "yaml") {
         formats.push(crate::Format::Yaml);
     }
+    if cfg!(feature = "toml") {
+        formats.push(crate::Format::Toml);
+    }
     if cfg!(feature = "bincode") {
         formats.push(crate::Format::Bincode);
     }

@@ -79,33 +79,32 @@ fn format_name(format: Format) -> &'static str {
     match format {
         Format::Json => "json",
         Format::Yaml => "yaml",
+        Format::Toml => "toml",
         Format::Bincode => "bincode",
     }
 }
 
-fn format_byte(format: Format) -> u8 {
-    match format {
-        Format::Json => 1,
-        Format::Yaml => 2,
-        Format::Bincode => 3,
-    }
-}
+/// The format byte of a binary header. Only bincode journals are binary,
+/// so only bincode's byte is written; JSON's and YAML's are still read,
+/// to name the mismatch. TOML journals are text and have none.
+const BINCODE_FORMAT_BYTE: u8 = 3;
 
 fn format_from_byte(byte: u8) -> Option<Format> {
     match byte {
         1 => Some(Format::Json),
         2 => Some(Format::Yaml),
-        3 => Some(Format::Bincode),
+        BINCODE_FORMAT_BYTE => Some(Format::Bincode),
         _ => None,
     }
 }
 
 /// The text a frame line starts with: YAML frames are document starts with
-/// a comment, so the journal stays a valid YAML stream.
+/// a comment, so the journal stays a valid YAML stream. JSON and TOML
+/// journals (whose payloads are JSON lines) have none.
 fn text_prefix(format: Format) -> &'static [u8] {
     match format {
         Format::Yaml => b"--- # ",
-        _ => b"",
+        Format::Json | Format::Toml | Format::Bincode => b"",
     }
 }
 
@@ -114,7 +113,7 @@ pub(crate) fn encode_header(header: Header) -> Vec<u8> {
         let mut out = Vec::with_capacity(BINARY_HEADER);
         out.extend_from_slice(BINARY_MAGIC);
         out.push(1);
-        out.push(format_byte(header.format));
+        out.push(BINCODE_FORMAT_BYTE);
         out.extend_from_slice(&header.base.to_le_bytes());
         out.extend_from_slice(&header.seq.to_le_bytes());
         let crc = checksum(&[&out]);
@@ -156,6 +155,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     let format = match words.next()? {
         "json" => Format::Json,
         "yaml" => Format::Yaml,
+        "toml" => Format::Toml,
         _ => return None,
     };
     let base = parse_hex(words.next()?.strip_prefix("base=")?)?;
@@ -293,7 +293,7 @@ pub(crate) fn decode_intent(format: Format, payload: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const FORMATS: [Format; 3] = [Format::Json, Format::Yaml, Format::Bincode];
+    const FORMATS: [Format; 4] = [Format::Json, Format::Yaml, Format::Toml, Format::Bincode];
 
     #[test]
     fn header_round_trips_and_rejects_any_change() {

@@ -5,7 +5,7 @@
 //! journal `state.yaml.journal` (the commits since the snapshot was
 //! written) and the lock `state.yaml.lock`.
 //!
-//! # Journal layout, text formats (JSON, YAML)
+//! # Journal layout, text formats (JSON, YAML, TOML)
 //!
 //! ```text
 //! # persisted-journal v1 yaml base=8f3a5c0e9b1d2f47 seq=41 crc=5be0c2a1
@@ -28,13 +28,37 @@
 //!   number of payload bytes including the payload's final `\n`; `crc` is
 //!   8 hex digits of CRC32C over `tag ‖ seq (u64 LE) ‖ len (u32 LE) ‖
 //!   payload`, XORed with `0xA5C35A3C` so all-zero bytes never verify.
-//! * A **commit payload** is one map (a JSON line, a YAML block) whose keys
-//!   are `"<op> <field>"` and whose values are the operation's argument:
-//!   `set <field>` (the field's new value, as in the snapshot), `push`,
+//! * A **commit payload** is one map (a JSON line for JSON and TOML, a YAML
+//!   block) whose keys are `"<op> <field>"` and whose values are the
+//!   operation's argument: `set <field>` (the field's new value), `push`,
 //!   `extend`, `pop`, `clear` (sequences), `insert` (`[key, value]` for maps,
 //!   the element for sets), `remove` (the key or element).
 //!   A commit records only the fields it changed.
 //! * An **intent payload** is `# compaction fingerprint=<hex>\n`.
+//!
+//! ## TOML
+//!
+//! A TOML store's snapshot is TOML, but its journal is laid out exactly as
+//! a JSON store's, frames and payloads alike; only the header names
+//! `toml`. Each commit payload is one compact JSON line, because a TOML
+//! document cannot hold one key twice and a commit's map may (a
+//! transaction that pushes twice to a field holds `"push <field>"` twice):
+//!
+//! ```text
+//! # persisted-journal v1 toml base=3089cfbebf50a864 seq=0 crc=0599acca
+//! @1 19 55944f0f
+//! {"set last_id":42}
+//! @2 29 18e5baa6
+//! {"push processed":"item-42"}
+//! @3 36 81359422
+//! {"insert settings":["mode","fast"]}
+//! ```
+//!
+//! A value is written to the journal only if the TOML snapshot can hold
+//! it (no `None` in a list, as a map value or inside `Some`, no unit,
+//! integers within `i64`): otherwise the commit fails with
+//! `Error::Encode` and nothing is appended, so a compaction never meets a
+//! state it cannot write.
 //!
 //! # Journal layout, bincode
 //!
