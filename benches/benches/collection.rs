@@ -40,7 +40,10 @@ fn bytes_per_op() -> (f64, f64) {
     let dir = common::tempdir();
     let path = dir.path().join("state.json");
     Store::open_or(&path, queue()).unwrap().close().unwrap();
-    let store = Store::<Queue>::options().journal_limit(u64::MAX).open(&path).unwrap();
+    let store = Store::<Queue>::options()
+        .journal_limit(u64::MAX)
+        .open(&path)
+        .unwrap();
     let journal = common::journal_path(&path);
     const N: u64 = 1000;
     let before = common::file_len(&journal);
@@ -87,18 +90,21 @@ fn collection(c: &mut Criterion) {
     });
     assert_eq!(store.read().items.len(), ELEMENTS);
     // The naive alternative: rewrite the whole field through update_items.
-    g.bench_function("ours/update_items(|v| v.push(x)) (whole-field record)", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                store.update_items(|v| v.push(ELEMENT.into())).unwrap();
-                total += start.elapsed();
-                store.pop_items().unwrap();
-            }
-            total
-        })
-    });
+    g.bench_function(
+        "ours/update_items(|v| v.push(x)) (whole-field record)",
+        |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    store.update_items(|v| v.push(ELEMENT.into())).unwrap();
+                    total += start.elapsed();
+                    store.pop_items().unwrap();
+                }
+                total
+            })
+        },
+    );
     g.finish();
 
     // Paired (alternating batches on the same store, median of per-round
@@ -121,7 +127,10 @@ fn collection(c: &mut Criterion) {
     common::record_extra(
         "collection",
         &[
-            ("journal bytes per push_items (200k-element Vec)", push_bytes),
+            (
+                "journal bytes per push_items (200k-element Vec)",
+                push_bytes,
+            ),
             ("journal bytes per set_counter (same store)", set_bytes),
             ("element bytes (JSON)", (ELEMENT.len() + 2) as f64),
             ("paired P7 (push+pop) / (2 x set_counter)", r),

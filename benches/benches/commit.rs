@@ -68,6 +68,7 @@ fn floor_prealloc(len: usize) -> Op {
     let dir = common::tempdir();
     let file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .read(true)
         .write(true)
         .open(dir.path().join("floor.prealloc"))
@@ -96,7 +97,10 @@ fn floor_prealloc(len: usize) -> Op {
 fn ours(durability: Durability, engine: Engine, format: Format) -> Op {
     let dir = common::tempdir();
     let path = dir.path().join(common::file_name(format));
-    Store::open_or(&path, State::new()).unwrap().close().unwrap();
+    Store::open_or(&path, State::new())
+        .unwrap()
+        .close()
+        .unwrap();
     let store = Store::<State>::options()
         .durability(durability)
         .engine(engine)
@@ -133,9 +137,10 @@ fn whole_file(name: &str, write: impl Fn(&Path, &Path, &[u8]) + 'static) -> Op {
 
 fn hand_rolled() -> Vec<Op> {
     vec![
-        whole_file("flush/peer/serde_json + fs::write (naive)", |_, path, bytes| {
-            fs::write(path, bytes).unwrap()
-        }),
+        whole_file(
+            "flush/peer/serde_json + fs::write (naive)",
+            |_, path, bytes| fs::write(path, bytes).unwrap(),
+        ),
         whole_file("flush/peer/serde_json + tmp + rename", |_, path, bytes| {
             let tmp = path.with_extension("json.tmp");
             fs::write(&tmp, bytes).unwrap();
@@ -162,16 +167,26 @@ mod peers {
 
     /// Every peer, as (constructor) so each is built right before it runs.
     pub fn all() -> Vec<fn() -> Vec<Op>> {
-        vec![atomicwrites, pickledb, rustbreak, sqlite_all, redb_all, sled_all]
+        vec![
+            atomicwrites,
+            pickledb,
+            rustbreak,
+            sqlite_all,
+            redb_all,
+            sled_all,
+        ]
     }
 
     fn atomicwrites() -> Vec<Op> {
-        vec![whole_file("sync/peer/serde_json + atomicwrites", |_, path, bytes| {
-            use ::atomicwrites::{AtomicFile, OverwriteBehavior};
-            AtomicFile::new(path, OverwriteBehavior::AllowOverwrite)
-                .write(|f| f.write_all(bytes))
-                .unwrap();
-        })]
+        vec![whole_file(
+            "sync/peer/serde_json + atomicwrites",
+            |_, path, bytes| {
+                use ::atomicwrites::{AtomicFile, OverwriteBehavior};
+                AtomicFile::new(path, OverwriteBehavior::AllowOverwrite)
+                    .write(|f| f.write_all(bytes))
+                    .unwrap();
+            },
+        )]
     }
 
     fn pickledb() -> Vec<Op> {
@@ -207,8 +222,9 @@ mod peers {
         macro_rules! db {
             ($db:ident, $de:ty, $label:expr) => {{
                 let dir = common::tempdir();
-                let db = $db::<State, $de>::create_at_path(dir.path().join("state.db"), State::new())
-                    .unwrap();
+                let db =
+                    $db::<State, $de>::create_at_path(dir.path().join("state.db"), State::new())
+                        .unwrap();
                 Op::new(
                     concat!("sync/peer/rustbreak ", stringify!($db), " ", $label),
                     move || {
@@ -269,7 +285,10 @@ mod peers {
         use ::redb::{Database, Durability, TableDefinition};
         const TABLE: TableDefinition<&str, u64> = TableDefinition::new("state");
         let (durability, name) = if immediate {
-            (Durability::Immediate, "sync/peer/redb Durability::Immediate")
+            (
+                Durability::Immediate,
+                "sync/peer/redb Durability::Immediate",
+            )
         } else {
             (
                 Durability::None,

@@ -36,7 +36,10 @@ fn open(c: &mut Criterion) {
     // Build the crash image.
     let build = common::tempdir();
     let live = build.path().join("live.json");
-    Store::open_or(&live, Padded::of_size(10 << 20)).unwrap().close().unwrap();
+    Store::open_or(&live, Padded::of_size(10 << 20))
+        .unwrap()
+        .close()
+        .unwrap();
     let store = Store::<Padded>::options()
         .journal_limit(u64::MAX)
         .open(&live)

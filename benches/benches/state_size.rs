@@ -16,7 +16,11 @@ use common::{Padded, PaddedStoreExt as _};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use persisted_state::{Engine, Store};
 
-const SIZES: [(usize, &str); 3] = [(1 << 10, "1 KB"), (100 << 10, "100 KB"), (10 << 20, "10 MB")];
+const SIZES: [(usize, &str); 3] = [
+    (1 << 10, "1 KB"),
+    (100 << 10, "100 KB"),
+    (10 << 20, "10 MB"),
+];
 
 fn state_size(c: &mut Criterion) {
     let mut g = c.benchmark_group("state_size");
@@ -30,8 +34,14 @@ fn state_size(c: &mut Criterion) {
         for engine in [Engine::Journal, Engine::Snapshot] {
             let dir = common::tempdir();
             let path = dir.path().join("state.json");
-            Store::open_or(&path, state.clone()).unwrap().close().unwrap();
-            let store = Store::<Padded>::options().engine(engine).open(&path).unwrap();
+            Store::open_or(&path, state.clone())
+                .unwrap()
+                .close()
+                .unwrap();
+            let store = Store::<Padded>::options()
+                .engine(engine)
+                .open(&path)
+                .unwrap();
             let mut n = 0u64;
             g.bench_function(
                 BenchmarkId::new(format!("ours/{}", common::engine_label(engine)), label),
@@ -52,13 +62,16 @@ fn state_size(c: &mut Criterion) {
             "state_size: {label}: pretty JSON is {} bytes",
             serde_json::to_vec_pretty(&state).unwrap().len()
         );
-        g.bench_function(BenchmarkId::new("peer/serde_json + tmp + rename", label), |b| {
-            b.iter(|| {
-                state.counter += 1;
-                fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
-                fs::rename(&tmp, &path).unwrap();
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("peer/serde_json + tmp + rename", label),
+            |b| {
+                b.iter(|| {
+                    state.counter += 1;
+                    fs::write(&tmp, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+                    fs::rename(&tmp, &path).unwrap();
+                })
+            },
+        );
     }
     g.finish();
 
@@ -66,7 +79,10 @@ fn state_size(c: &mut Criterion) {
     let open = |bytes: usize| {
         let dir = common::tempdir();
         let path = dir.path().join("state.json");
-        Store::open_or(&path, Padded::of_size(bytes)).unwrap().close().unwrap();
+        Store::open_or(&path, Padded::of_size(bytes))
+            .unwrap()
+            .close()
+            .unwrap();
         (Store::<Padded>::open(&path).unwrap(), dir)
     };
     let (big, _big_dir) = open(10 << 20);

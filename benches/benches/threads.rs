@@ -19,7 +19,7 @@ const THREADS: [u64; 4] = [1, 2, 4, 8];
 
 /// Runs `iters` commits split over `threads` threads; the wall time from
 /// the moment all threads are ready until the last one finishes.
-fn run(store: &Store<State>, threads: u64, iters: u64, commit: fn(&Store<State>, u64)) -> Duration {
+fn run(store: &Store<State>, threads: u64, iters: u64, commit: Commit) -> Duration {
     let per_thread = iters.div_ceil(threads);
     let barrier = Barrier::new(threads as usize + 1);
     std::thread::scope(|s| {
@@ -41,13 +41,18 @@ fn run(store: &Store<State>, threads: u64, iters: u64, commit: fn(&Store<State>,
             h.join().unwrap();
         }
         // Scale to exactly `iters` commits (per_thread * threads may be a few more).
-        start.elapsed().mul_f64(iters as f64 / (per_thread * threads) as f64)
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_thread * threads) as f64)
     })
 }
 
+/// One commit on the store by the thread doing its `i`-th commit.
+type Commit = fn(&Store<State>, u64);
+
 fn threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("threads");
-    let cases: [(&str, fn(&Store<State>, u64)); 2] = [
+    let cases: [(&str, Commit); 2] = [
         ("ours/update(counter += 1)", |s, _| {
             s.update(|st| st.counter += 1).unwrap();
         }),

@@ -15,11 +15,21 @@ use persisted_state::{Engine, Format, Store};
 fn op(format: Format, engine: Engine) -> common::Op {
     let dir = common::tempdir();
     let path = dir.path().join(common::file_name(format));
-    Store::open_or(&path, State::new()).unwrap().close().unwrap();
-    let store = Store::<State>::options().engine(engine).open(&path).unwrap();
+    Store::open_or(&path, State::new())
+        .unwrap()
+        .close()
+        .unwrap();
+    let store = Store::<State>::options()
+        .engine(engine)
+        .open(&path)
+        .unwrap();
     let mut n = 0u64;
     common::Op::new(
-        format!("ours/{} {}", common::format_label(format), common::engine_label(engine)),
+        format!(
+            "ours/{} {}",
+            common::format_label(format),
+            common::engine_label(engine)
+        ),
         move || {
             n += 1;
             store.set_counter(black_box(n)).unwrap();
@@ -39,7 +49,10 @@ fn yaml(c: &mut Criterion) {
     g.finish();
 
     // Paired (alternating batches, median of per-round ratios).
-    let (mut y, mut j) = (op(Format::Yaml, Engine::Journal), op(Format::Json, Engine::Journal));
+    let (mut y, mut j) = (
+        op(Format::Yaml, Engine::Journal),
+        op(Format::Json, Engine::Journal),
+    );
     let (ty, tj, r) = common::paired(&mut y.run, &mut j.run, 41, 3000);
     eprintln!("yaml: paired yaml {ty:.2} us/op, json {tj:.2} us/op, ratio {r:.2}");
     common::record_extra("yaml", &[("paired P6 yaml journal / json journal", r)]);

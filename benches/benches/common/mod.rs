@@ -42,7 +42,9 @@ impl Padded {
         Padded {
             counter: 0,
             name: "persisted-bench".into(),
-            padding: (0..n).map(|i| format!("{i:08}-{}", "x".repeat(91))).collect(),
+            padding: (0..n)
+                .map(|i| format!("{i:08}-{}", "x".repeat(91)))
+                .collect(),
         }
     }
 }
@@ -175,7 +177,12 @@ impl Op {
 /// A ratio robust to a shared machine's drifting load: alternates batches
 /// of `a` and `b` (`rounds` rounds of `batch` operations each) and returns
 /// (median µs/op of a, median µs/op of b, median over rounds of a/b).
-pub fn paired(a: &mut dyn FnMut(), b: &mut dyn FnMut(), rounds: usize, batch: usize) -> (f64, f64, f64) {
+pub fn paired(
+    a: &mut dyn FnMut(),
+    b: &mut dyn FnMut(),
+    rounds: usize,
+    batch: usize,
+) -> (f64, f64, f64) {
     let time = |f: &mut dyn FnMut()| {
         let start = std::time::Instant::now();
         for _ in 0..batch {
