@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turn the criterion results of `benches/` into benches/results.md and
-benches/commit.svg, and print the P1-P7 ratios of issue 5.
+benches/commit.svg, and print the P1-P7 ratios of issue 5 and P15 of
+issue 9.
 
     python3 scripts/bench-report.py [--criterion DIR] [--out DIR]
 
@@ -237,6 +238,21 @@ def goals(benches, extras):
     pb = extra("collection", "journal bytes per push_items (200k-element Vec)")
     add("P7", "journal bytes appended per push", pb, "<= 200 B", le(200),
         value_text="n/a" if pb is None else f"{pb:.0f} B")
+    # P15 (issue 9): a transaction of one push onto the 200k-element Vec
+    # plus one set, vs the small-field commit on the same store.
+    small = find_prefix(benches, "collection", "ours/set_counter")
+    add("P15", "transaction (push_items on a 200k-element Vec + set_counter) vs small-field commit",
+        ratio(find_prefix(benches, "collection", "ours/transaction push_items + set_counter"), small),
+        "<= 3x", le(3), extra("collection", "paired P15 transaction (push + set) / set_counter"))
+    tb = extra("collection", "journal bytes per transaction push_items + set_counter (200k-element Vec)")
+    add("P15", "journal bytes appended per transaction", tb, "< 400 B (tests/operations.rs)", lt(400),
+        value_text="n/a" if tb is None else f"{tb:.0f} B")
+    upd = ratio(find_prefix(benches, "collection", "ours/update(|s|"), small)
+    add("P15", "for reference: the same change by update(|s| {push; set}) (O(state)) vs small-field commit",
+        upd, "", None, value_text="n/a" if upd is None else fmt_x(upd))
+    ub = extra("collection", "journal bytes per update(|s| {push; set}) (200k-element Vec)")
+    add("P15", "for reference: journal bytes appended per update(|s| {push; set})", ub, "", None,
+        value_text="n/a" if ub is None else f"{ub:,.0f} B")
     return out
 
 
@@ -269,7 +285,7 @@ GROUP_TITLES = {
     "threads": "Durability::Sync commits from N threads on one store (P4)",
     "open": "Open + recovery of a 10 MB snapshot with a 100k-record journal (P5)",
     "yaml": "YAML vs JSON commit of the same change (P6), Durability::Flush",
-    "collection": "push_ on a 200k-element Vec (P7), Durability::Flush",
+    "collection": "push_, and a transaction of push_ + set_, on a 200k-element Vec (P7, P15), Durability::Flush",
 }
 GROUP_ORDER = ["commit", "state_size", "threads", "open", "yaml", "collection"]
 
@@ -293,7 +309,7 @@ def markdown(benches, extras, goal_rows, command):
         " from machine to machine and with load; the ratios, measured in the same"
         " run, are what to compare.",
         "",
-        "## Goals (issue 5)",
+        "## Goals (issue 5; P15: issue 9)",
         "",
         "| # | measure | criterion | paired | goal | met |",
         "|---|---|---:|---:|---|---|",
@@ -513,7 +529,7 @@ def main():
         with open(os.path.join(args.out, "commit.svg"), "w") as f:
             f.write(svg)
 
-    print("Issue 5 goals, from this run (criterion = ratio of medians; paired = alternated batches):")
+    print("Issue 5 goals and P15 (issue 9), from this run (criterion = ratio of medians; paired = alternated batches):")
     for pid, measure, value, paired, goal, met in goal_rows:
         mark = "" if met is None else ("MET" if met else "NOT MET")
         paired = f"paired {paired}" if paired else ""

@@ -190,18 +190,45 @@ pub fn paired(
         }
         start.elapsed().as_secs_f64() * 1e6 / batch as f64
     };
+    alternate(&mut || time(a), &mut || time(b), rounds)
+}
+
+/// [`paired`] for operations that need untimed upkeep (a pop that keeps a
+/// Vec at its size): `a` and `b` each run one operation and return the time
+/// of the part to measure; a batch's time is the sum of those.
+pub fn paired_timed(
+    a: &mut dyn FnMut() -> Duration,
+    b: &mut dyn FnMut() -> Duration,
+    rounds: usize,
+    batch: usize,
+) -> (f64, f64, f64) {
+    let time = |f: &mut dyn FnMut() -> Duration| {
+        let total: Duration = (0..batch).map(|_| f()).sum();
+        total.as_secs_f64() * 1e6 / batch as f64
+    };
+    alternate(&mut || time(a), &mut || time(b), rounds)
+}
+
+/// Warms up, then runs `rounds` rounds of one batch of each (`a` and `b`
+/// return µs/op for their batch), alternating which goes first; returns
+/// (median of a, median of b, median over rounds of a/b).
+fn alternate(
+    a: &mut dyn FnMut() -> f64,
+    b: &mut dyn FnMut() -> f64,
+    rounds: usize,
+) -> (f64, f64, f64) {
     // Warm up both.
-    time(a);
-    time(b);
+    a();
+    b();
     let (mut ta, mut tb, mut r) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // Alternate which goes first so neither always follows the other.
         let (x, y) = if round % 2 == 0 {
-            let x = time(a);
-            (x, time(b))
+            let x = a();
+            (x, b())
         } else {
-            let y = time(b);
-            (time(a), y)
+            let y = b();
+            (a(), y)
         };
         ta.push(x);
         tb.push(y);
