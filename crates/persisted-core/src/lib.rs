@@ -5,8 +5,11 @@
 //! The map of this crate:
 //! * [`Store`] (`store.rs`) opens a file and serves reads from memory;
 //!   writes go through one of two engines (`engine/`): the journal
-//!   (`engine/journal/`, whose module documentation is the on-disk format)
-//!   or the whole-file snapshot.
+//!   (`engine/journal/`; its `FORMAT.md` is the on-disk format, published
+//!   as [`file_format`]) or the whole-file snapshot.
+//! * `sharing.rs`: exclusive, shared (several processes) and read-only
+//!   handles, and catching up with what other processes wrote
+//!   (`engine/journal/follow.rs`).
 //! * A write is a mutation (`mutation.rs`) recorded as changes
 //!   (`change.rs`) and encoded by a codec (`format/`).
 //! * `file/` holds the atomic-replace protocol and the advisory lock.
@@ -45,6 +48,13 @@ mod testing;
 #[doc(hidden)]
 #[path = "fuzz/mod.rs"]
 pub mod __fuzz;
+
+/// The on-disk format of a store's files: snapshot, journal, locks.
+///
+/// This module has no items; its documentation is the specification.
+pub mod file_format {
+    #![doc = include_str!("engine/journal/FORMAT.md")]
+}
 
 pub use crate::error::{Error, Result};
 pub use crate::options::{Durability, Engine, Format, Mode, OpenOptions};
