@@ -543,3 +543,37 @@ fn the_last_participant_to_close_folds_the_journal() {
         .unwrap()
         .contains("\"counter\": 5"));
 }
+
+#[test]
+fn the_job_queue_example_records_every_job_once_through_kill9() {
+    let _serial = serial();
+    // `cargo test` builds the examples beside the test binaries' `deps/`.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("examples").join("job_queue"))
+        .unwrap();
+    assert!(
+        example.exists(),
+        "build the examples: {}",
+        example.display()
+    );
+    let (_dir, path) = temp_store();
+    let output = Command::new(&example)
+        .args(["300", "4", "--kill"])
+        .env("JOB_QUEUE", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("every job has exactly one result"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("killed with kill -9"), "{stdout}");
+}
