@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 export PERSISTED_SOAK_SEEDS="${PERSISTED_SOAK_SEEDS:-100000}"        # T5: seeds (~400 crash images each)
 export PERSISTED_SOAK_SEED_START="${PERSISTED_SOAK_SEED_START:-0}"   # T5: first seed (split a soak into parts)
+export PERSISTED_SOAK_SHARED_SEEDS="${PERSISTED_SOAK_SHARED_SEEDS:-200}"  # shared mode: a writer killed at every op, per format
+export PERSISTED_SHARED_SCALE="${PERSISTED_SHARED_SCALE:-10}"          # shared mode: tests/shared.rs workloads x10
 export PERSISTED_SOAK_FAULT_SEEDS="${PERSISTED_SOAK_FAULT_SEEDS:-300}" # T9: EIO/ENOSPC workloads
 export PERSISTED_SOAK_TAILS="${PERSISTED_SOAK_TAILS:-1000000}"       # T2: random journal tails
 export PERSISTED_KILL9_ROUNDS="${PERSISTED_KILL9_ROUNDS:-3334}"      # T7: kill -9 per format (x3 formats)
@@ -28,7 +30,7 @@ set +e
 cargo test --release --workspace --all-features -- --nocapture > target/soak.log 2>&1
 status=$?
 set -e
-grep -E '^test result|^T[0-9]+:|^resumable:' target/soak.log || true
+grep -E '^test result|^T[0-9]+:|^S[0-9/]+|^resumable:' target/soak.log || true
 if [ "$status" -ne 0 ]; then
     echo "soak: FAILED (see target/soak.log)"
     exit 1

@@ -553,3 +553,140 @@ fn concurrent_sync_commits_share_fsyncs_and_a_failed_fsync_fails_every_undurable
         }
     }
 }
+
+/// Shared mode on the simulated disk: two participants, A and B, take turns
+/// through a workload (commits, transactions, compactions, automatic ones
+/// too). A is killed at each operation of the run in turn — mid-record,
+/// holding the writer lock, inside a compaction — while B goes on: B never
+/// fails, its next commits catch up (cutting A's torn record, finishing or
+/// voiding A's compaction), and nothing acknowledged is lost or applied
+/// twice. The disk B leaves opens to B's state after a process crash, and
+/// to a prefix of the commits (every acknowledged one with `Sync`) after a
+/// power cut.
+#[test]
+fn a_shared_writer_killed_at_any_operation_costs_its_peer_nothing() {
+    let mut runs = 0;
+    let seeds: u64 = crate::testing::soak_size("PERSISTED_SOAK_SHARED_SEEDS", 1);
+    let cases = formats()
+        .into_iter()
+        .enumerate()
+        .flat_map(|(n, format)| (0..seeds).map(move |k| (40 + n as u64 + 100 * k, format)));
+    for (seed, format) in cases {
+        for durability in [Durability::Sync, Durability::Flush] {
+            let steps = workload(seed, 14);
+            let options = options(durability, 300).shared(true);
+            let path = path(format);
+            let probe = SimFs::new();
+            let outcome = run_pair(&probe, &path, options, &steps, seed);
+            assert_eq!(outcome.landed.len(), steps.len(), "a clean run");
+            for crash_at in 1..=probe.ops() {
+                let sim = SimFs::new();
+                sim.crash_actor_at(1, crash_at, seed ^ crash_at);
+                let outcome = run_pair(&sim, &path, options, &steps, seed ^ crash_at);
+                runs += 1;
+                let ctx =
+                    format!("{format:?} {durability:?} seed {seed}: A killed at op {crash_at}");
+                // The state B ends with: every acknowledged commit, in the
+                // order they were made, with or without A's last one.
+                let order_without = outcome.landed.clone();
+                let mut order_with = outcome.landed.clone();
+                if let Some(i) = outcome.in_flight {
+                    order_with.push(i);
+                    order_with.sort_unstable();
+                }
+                let end = |order: &[usize]| {
+                    let mut model = Model::default();
+                    for &i in order {
+                        apply_model(&mut model, &steps[i]);
+                    }
+                    model
+                };
+                let candidates = [end(&order_without), end(&order_with)];
+                assert!(
+                    candidates.contains(&outcome.b_state),
+                    "{ctx}: B ended at {:?}",
+                    outcome.b_state
+                );
+                let order = if outcome.b_state == candidates[0] {
+                    order_without
+                } else {
+                    order_with
+                };
+                let process = recover(&outcome.process_image, &path, options);
+                assert_eq!(process, outcome.b_state, "{ctx}: the disk disagrees with B");
+                let prefixes: Vec<Model> = (0..=order.len()).map(|k| end(&order[..k])).collect();
+                let power = recover(&outcome.power_image, &path, options);
+                let lowest = match durability {
+                    Durability::Sync => outcome.acked_b_last.min(order.len()),
+                    Durability::Flush => 0,
+                };
+                assert!(
+                    prefixes[lowest..].contains(&power),
+                    "{ctx} (seed {seed}): a power cut gave no allowed prefix: {power:?}; \
+                     order {order:?}, in flight {:?}",
+                    outcome.in_flight
+                );
+                assert_eq!(power.a, power.b, "{ctx}: a commit was split");
+            }
+        }
+    }
+    eprintln!("S5/S6 (simulated): {runs} runs with one shared writer killed, its peer unharmed");
+}
+
+struct PairOutcome {
+    /// Indices of the steps acknowledged, in the order they were made.
+    landed: Vec<usize>,
+    /// A's step that failed when A was killed, if any.
+    in_flight: Option<usize>,
+    /// How many of the landed steps precede B's last acknowledged one, plus
+    /// one: with `Sync`, a power cut keeps at least these.
+    acked_b_last: usize,
+    b_state: Model,
+    /// The disk as B left it, as a process crash and as a power cut would.
+    process_image: BTreeMap<PathBuf, Vec<u8>>,
+    power_image: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+/// Runs `steps` on two shared participants, A (even steps; simulated
+/// process 1) and B (odd steps; process 2). Once A fails it is dead: its
+/// later steps do not happen; B must never fail.
+fn run_pair(
+    sim: &SimFs,
+    path: &Path,
+    options: OpenOptions<Model>,
+    steps: &[Step],
+    seed: u64,
+) -> PairOutcome {
+    let a = open(&sim.actor(1), path, options).ok();
+    let b = open(&sim.actor(2), path, options).expect("B opens");
+    let mut a = a;
+    let (mut landed, mut in_flight, mut acked_b_last) = (Vec::new(), None, 0);
+    for (i, step) in steps.iter().enumerate() {
+        if i % 2 == 0 {
+            let Some(store) = &a else { continue };
+            match apply(store, step) {
+                Ok(()) => landed.push(i),
+                Err(_) => {
+                    in_flight = Some(i);
+                    // A dead process's descriptors and locks go with it.
+                    a = None;
+                }
+            }
+        } else {
+            apply(&b, step).unwrap_or_else(|e| panic!("B failed at step {i} ({step:?}): {e}"));
+            landed.push(i);
+            acked_b_last = landed.len();
+        }
+    }
+    let b_state = b.get();
+    let process_image = sim.process_crash_image();
+    let power_image = sim.power_loss_image(seed);
+    PairOutcome {
+        landed,
+        in_flight,
+        acked_b_last,
+        b_state,
+        process_image,
+        power_image,
+    }
+}

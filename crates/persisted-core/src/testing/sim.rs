@@ -88,6 +88,8 @@ struct State {
     ops: u64,
     crash_at: Option<u64>,
     crashed: bool,
+    /// With `Some`, the crash kills only that process: the others go on.
+    crash_actor: Option<usize>,
     fault: Option<Fault>,
     rng: Option<Rng>,
 }
@@ -96,6 +98,8 @@ struct State {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SimFs {
     state: Arc<Mutex<State>>,
+    /// Which simulated process makes the operations through this handle.
+    actor: usize,
 }
 
 fn crashed() -> io::Error {
@@ -138,6 +142,24 @@ impl SimFs {
         st.rng = Some(Rng::new(seed));
     }
 
+    /// Another simulated process on the same disk.
+    pub(crate) fn actor(&self, actor: usize) -> SimFs {
+        SimFs {
+            state: Arc::clone(&self.state),
+            actor,
+        }
+    }
+
+    /// Kills process `actor` at the `at`-th operation (counted over every
+    /// process): that operation and every later one of that process fail
+    /// (a write may land partly), while the other processes go on.
+    pub(crate) fn crash_actor_at(&self, actor: usize, at: u64, seed: u64) {
+        let mut st = self.lock();
+        st.crash_at = Some(at);
+        st.crash_actor = Some(actor);
+        st.rng = Some(Rng::new(seed));
+    }
+
     pub(crate) fn inject(&self, fault: Fault) {
         self.lock().fault = Some(fault);
     }
@@ -156,8 +178,9 @@ impl SimFs {
 
     /// Counts an operation; fails it if it is the crash or a fault.
     /// Returns `Ok(true)` when a crashing write should land partly.
-    fn begin(st: &mut State, kind: OpKind, path: &Path) -> io::Result<bool> {
-        if st.crashed {
+    fn begin(st: &mut State, actor: usize, kind: OpKind, path: &Path) -> io::Result<bool> {
+        let dead = st.crashed && st.crash_actor.is_none_or(|a| a == actor);
+        if dead {
             return Err(crashed());
         }
         st.ops += 1;
@@ -165,7 +188,9 @@ impl SimFs {
             kind,
             path: path.to_path_buf(),
         });
-        if st.crash_at == Some(st.ops) {
+        // A crash of one process comes at its first operation from `at` on.
+        let due = st.crash_at.is_some_and(|at| st.ops >= at) && !st.crashed;
+        if due && st.crash_actor.is_none_or(|a| a == actor) {
             st.crashed = true;
             return if kind == OpKind::Write {
                 Ok(true)
@@ -257,7 +282,7 @@ struct SimFile {
 impl VfsFile for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut st = self.sim.lock();
-        let partial = SimFs::begin(&mut st, OpKind::Write, &self.path)?;
+        let partial = SimFs::begin(&mut st, self.sim.actor, OpKind::Write, &self.path)?;
         if partial {
             let keep = match st.rng.as_mut() {
                 Some(rng) => rng.below(bytes.len() as u64 + 1) as usize,
@@ -274,7 +299,7 @@ impl VfsFile for SimFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let mut st = self.sim.lock();
-        if SimFs::begin(&mut st, OpKind::SetLen, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, OpKind::SetLen, &self.path)? {
             return Err(crashed());
         }
         st.inodes[self.inode].data.resize(len as usize, 0);
@@ -300,7 +325,7 @@ impl VfsFile for SimFile {
 
     fn id(&self) -> io::Result<FileId> {
         let mut st = self.sim.lock();
-        if SimFs::begin(&mut st, OpKind::Fstat, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, OpKind::Fstat, &self.path)? {
             return Err(crashed());
         }
         Ok(inode_id(&st, self.inode))
@@ -308,7 +333,7 @@ impl VfsFile for SimFile {
 
     fn read_from(&self, offset: u64, out: &mut Vec<u8>) -> io::Result<()> {
         let mut st = self.sim.lock();
-        if SimFs::begin(&mut st, OpKind::ReadAt, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, OpKind::ReadAt, &self.path)? {
             return Err(crashed());
         }
         let data = &st.inodes[self.inode].data;
@@ -332,7 +357,7 @@ fn inode_id(st: &State, inode: usize) -> FileId {
 impl SimFile {
     fn sync(&mut self, kind: OpKind) -> io::Result<()> {
         let mut st = self.sim.lock();
-        if SimFs::begin(&mut st, kind, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, kind, &self.path)? {
             return Err(crashed());
         }
         let inode = &mut st.inodes[self.inode];
@@ -373,7 +398,7 @@ struct SimWriterLock {
 impl VfsLock for SimWriterLock {
     fn try_lock(&self) -> io::Result<bool> {
         let mut st = self.sim.lock();
-        if SimFs::begin(&mut st, OpKind::Lock, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, OpKind::Lock, &self.path)? {
             return Err(crashed());
         }
         let taken = st.writer_locks.insert(self.path.clone());
@@ -389,7 +414,7 @@ impl VfsLock for SimWriterLock {
         if self.held.swap(false, std::sync::atomic::Ordering::SeqCst) {
             st.writer_locks.remove(&self.path);
         }
-        if SimFs::begin(&mut st, OpKind::Unlock, &self.path)? {
+        if SimFs::begin(&mut st, self.sim.actor, OpKind::Unlock, &self.path)? {
             return Err(crashed());
         }
         Ok(())
@@ -407,7 +432,7 @@ impl Drop for SimWriterLock {
 impl Vfs for SimFs {
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Read, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Read, path)? {
             return Err(crashed());
         }
         Ok(st.names.get(path).map(|&i| st.inodes[i].data.clone()))
@@ -415,7 +440,7 @@ impl Vfs for SimFs {
 
     fn create_new(&self, path: &Path, _like: &Path) -> io::Result<Box<dyn VfsFile>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::CreateNew, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::CreateNew, path)? {
             return Err(crashed());
         }
         if st.names.contains_key(path) {
@@ -433,7 +458,7 @@ impl Vfs for SimFs {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::OpenAppend, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::OpenAppend, path)? {
             return Err(crashed());
         }
         let inode = *st
@@ -449,7 +474,7 @@ impl Vfs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Rename, to)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Rename, to)? {
             return Err(crashed());
         }
         let inode = st
@@ -462,7 +487,7 @@ impl Vfs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Remove, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Remove, path)? {
             return Err(crashed());
         }
         st.names
@@ -473,7 +498,7 @@ impl Vfs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::SyncDir, dir)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::SyncDir, dir)? {
             return Err(crashed());
         }
         let st = &mut *st;
@@ -488,7 +513,7 @@ impl Vfs for SimFs {
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::ListDir, dir)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::ListDir, dir)? {
             return Err(crashed());
         }
         Ok(st
@@ -501,7 +526,7 @@ impl Vfs for SimFs {
 
     fn try_lock(&self, path: &Path, shared: bool) -> io::Result<Option<Box<dyn LockGuard>>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Lock, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Lock, path)? {
             return Err(crashed());
         }
         let holders = st.locks.get(path).copied().unwrap_or(0);
@@ -519,7 +544,7 @@ impl Vfs for SimFs {
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Lock, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Lock, path)? {
             return Err(crashed());
         }
         Ok(Box::new(SimWriterLock {
@@ -531,7 +556,7 @@ impl Vfs for SimFs {
 
     fn open_read(&self, path: &Path) -> io::Result<Option<Box<dyn VfsFile>>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::OpenRead, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::OpenRead, path)? {
             return Err(crashed());
         }
         Ok(st.names.get(path).map(|&inode| {
@@ -545,7 +570,7 @@ impl Vfs for SimFs {
 
     fn stat(&self, path: &Path) -> io::Result<Option<FileId>> {
         let mut st = self.lock();
-        if SimFs::begin(&mut st, OpKind::Stat, path)? {
+        if SimFs::begin(&mut st, self.actor, OpKind::Stat, path)? {
             return Err(crashed());
         }
         Ok(st.names.get(path).map(|&inode| inode_id(&st, inode)))

@@ -250,6 +250,7 @@ impl Journal {
             };
             match next.pair::<T>(snapshot)? {
                 Some((journal, state, extras, len)) => {
+                    journal.make_entry_durable()?;
                     *self = journal;
                     *view.state.write() = state;
                     *view.extras = extras;

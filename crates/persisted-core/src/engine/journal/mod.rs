@@ -124,6 +124,21 @@ impl Journal {
         }
     }
 
+    /// With `Durability::Sync`, makes sure the directory entries of the
+    /// journal and the snapshot are durable before commits are synced into
+    /// them: a file found in place (a process that renamed it may have died
+    /// before its directory fsync) could otherwise vanish in a power cut
+    /// with every commit synced into it.
+    pub(crate) fn make_entry_durable(&self) -> Result<()> {
+        if self.durability == Durability::Sync {
+            crate::file::atomic::sync_dir(
+                &*self.vfs,
+                &crate::file::atomic::parent_dir(&self.path),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Bytes in the journal file.
     pub(crate) fn len(&self) -> u64 {
         self.len

@@ -101,7 +101,7 @@ pub(crate) fn open<T: Persisted>(
                 .context("truncate torn tail of", &path)?;
             file.sync_data().context("fdatasync", &path)?;
         }
-        return Ok(Journal::resume(
+        let journal = Journal::resume(
             vfs,
             file,
             snapshot_path,
@@ -111,7 +111,9 @@ pub(crate) fn open<T: Persisted>(
             header_len,
             last_seq,
             header.base,
-        ));
+        );
+        journal.make_entry_durable()?;
+        return Ok(journal);
     }
 
     let compacted = scan.frames.iter().any(|f| {
