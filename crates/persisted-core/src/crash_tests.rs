@@ -392,6 +392,46 @@ fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
     }
 }
 
+/// S11: a shared-mode commit takes the writer lock, catches up, writes its
+/// record once, syncs it (with `Sync`) and only then unlocks; one data
+/// sync per commit.
+#[test]
+fn a_shared_commit_syncs_before_it_unlocks() {
+    let path = path(Format::Json);
+    for durability in [Durability::Flush, Durability::Sync] {
+        let sim = SimFs::new();
+        let store = open(&sim, &path, options(durability, u64::MAX).shared(true)).unwrap();
+        for i in 0..5 {
+            let before = sim.trace().len();
+            store.__set::<Counter>(i).unwrap();
+            let trace = &sim.trace()[before..];
+            let kinds: Vec<OpKind> = trace.iter().map(|t| t.kind).collect();
+            let at = |kind: OpKind| {
+                trace
+                    .iter()
+                    .position(|t| t.kind == kind)
+                    .unwrap_or_else(|| panic!("no {kind:?} in {kinds:?}"))
+            };
+            let (lock, write, unlock) = (at(OpKind::Lock), at(OpKind::Write), at(OpKind::Unlock));
+            assert!(trace[lock].path.ends_with("state.json.writer.lock"));
+            assert!(
+                lock < at(OpKind::Fstat) && at(OpKind::Fstat) < write,
+                "{kinds:?}"
+            );
+            assert!(write < unlock, "{kinds:?}");
+            assert_eq!(kinds.iter().filter(|k| **k == OpKind::Write).count(), 1);
+            let syncs: Vec<usize> = (0..kinds.len()).filter(|&k| kinds[k].is_sync()).collect();
+            match durability {
+                Durability::Sync => assert!(
+                    syncs.len() == 1 && write < syncs[0] && syncs[0] < unlock,
+                    "{kinds:?}"
+                ),
+                Durability::Flush => assert!(syncs.is_empty(), "{kinds:?}"),
+            }
+        }
+    }
+}
+
 /// T9: EIO or ENOSPC at every operation, once or from then on: no call
 /// that failed returns `Ok`, memory never keeps a failed change, a failed
 /// sync poisons the store, and reopening loses no acknowledged commit.
