@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{crash_image, formats, intent_record, journal_of, state_path, State, StateStoreExt};
-use persisted_state::{Format, RecoveryEvent, Store};
+use persisted_state::{Error, Format, RecoveryEvent, Store};
 
 /// Commits a few changes and returns, for each commit, the journal length
 /// after it and the state after it; plus the snapshot and journal bytes.
@@ -109,6 +109,7 @@ fn a_torn_record_is_dropped_and_later_commits_survive_the_next_open() {
                 journal,
                 offset,
                 bytes,
+                kept_at: None,
             }] => {
                 assert_eq!(*journal, journal_of(&path));
                 assert_eq!(*offset as usize + *bytes as usize, cut, "{format:?}");
@@ -196,7 +197,24 @@ fn a_flipped_bit_never_yields_a_changed_value() {
                 let path = state_path(dir.path(), format);
                 fs::write(&path, &rec.snapshot).unwrap();
                 fs::write(journal_of(&path), &journal).unwrap();
-                let state = Store::<State>::open(&path).unwrap().get();
+                let state = match Store::<State>::open(&path) {
+                    Ok(store) => store.get(),
+                    // Damage before the last record is an error naming
+                    // the offset; recovery opted into opens to the prefix.
+                    Err(Error::Corrupt {
+                        offset: Some(offset),
+                        ..
+                    }) => {
+                        assert!(offset as usize <= byte, "{format:?} byte {byte}");
+                        assert_eq!(fs::read(journal_of(&path)).unwrap(), journal);
+                        Store::<State>::options()
+                            .recover(true)
+                            .open(&path)
+                            .unwrap()
+                            .get()
+                    }
+                    Err(other) => panic!("{format:?} byte {byte} bit {bit}: {other}"),
+                };
                 // Whatever was dropped, what was kept is a real prefix.
                 assert!(
                     rec.points.iter().any(|(_, s)| *s == state),
@@ -213,7 +231,7 @@ fn a_flipped_bit_never_yields_a_changed_value() {
 }
 
 #[test]
-fn dropped_bytes_followed_by_valid_records_are_kept_in_a_side_file() {
+fn damage_followed_by_valid_records_is_an_error_unless_recovery_is_opted_into() {
     for format in formats() {
         let dir = tempfile::tempdir().unwrap();
         let rec = record(format, dir.path());
@@ -225,7 +243,20 @@ fn dropped_bytes_followed_by_valid_records_are_kept_in_a_side_file() {
         let path = state_path(kept.path(), format);
         fs::write(&path, &rec.snapshot).unwrap();
         fs::write(journal_of(&path), &journal).unwrap();
-        let store = Store::<State>::open(&path).unwrap();
+        // Not a crash's torn tail: an error that says where and what to do,
+        // and the journal left untouched.
+        let err = Store::<State>::open(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { offset: Some(o), .. } if o as usize == rec.points[1].0),
+            "{format:?}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(".recover(true)") && message.contains("journal"),
+            "{message}"
+        );
+        assert_eq!(fs::read(journal_of(&path)).unwrap(), journal);
+        let store = Store::<State>::options().recover(true).open(&path).unwrap();
         assert_eq!(store.get(), rec.points[1].1, "{format:?}");
         let side: Vec<_> = common::files_in(kept.path())
             .into_iter()
@@ -354,5 +385,42 @@ fn a_snapshot_edited_after_a_clean_close_is_adopted() {
         assert!(common::files_in(dir.path())
             .iter()
             .all(|f| !f.contains("orphaned")));
+    }
+}
+
+#[test]
+fn a_journal_cut_inside_its_header_opens_as_the_snapshot_alone() {
+    for format in formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = record(format, dir.path());
+        let header_len = rec.points[0].0;
+        for cut in 1..header_len {
+            let dir = tempfile::tempdir().unwrap();
+            let path = state_path(dir.path(), format);
+            fs::write(&path, &rec.snapshot).unwrap();
+            fs::write(journal_of(&path), &rec.journal[..cut]).unwrap();
+            let store = Store::<State>::open(&path)
+                .unwrap_or_else(|e| panic!("{format:?} header cut at {cut}: {e}"));
+            assert_eq!(store.get(), rec.points[0].1, "{format:?} cut {cut}");
+            match &store.recovery().events[..] {
+                [RecoveryEvent::HeaderCut { kept_at, .. }] => {
+                    assert_eq!(fs::read(kept_at).unwrap(), rec.journal[..cut]);
+                }
+                other => panic!("{format:?} cut {cut}: {other:?}"),
+            }
+            store.set_last_id(7).unwrap();
+            drop(store);
+            assert_eq!(Store::<State>::open(&path).unwrap().last_id(), 7);
+        }
+        // A damaged header with records after it is an error, the file kept.
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), format);
+        let mut journal = rec.journal.clone();
+        journal[header_len / 2] ^= 0x01;
+        fs::write(&path, &rec.snapshot).unwrap();
+        fs::write(journal_of(&path), &journal).unwrap();
+        let err = Store::<State>::open(&path).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{format:?}: {err}");
+        assert_eq!(fs::read(journal_of(&path)).unwrap(), journal);
     }
 }

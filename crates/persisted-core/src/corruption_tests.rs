@@ -15,7 +15,7 @@ use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::SimFs;
-use crate::{Format, Store};
+use crate::{Error, Format, Result, Store};
 
 /// A journal with `n` records and the state after each record boundary.
 struct Recorded {
@@ -82,6 +82,14 @@ impl Recorded {
 
     /// Opens the snapshot beside `journal`; returns the state and the disk.
     fn open(&self, format: Format, journal: &[u8]) -> (Model, SimFs) {
+        let (state, sim) = self.try_open(format, journal, false);
+        let state = state.unwrap_or_else(|e| panic!("{format:?}: failed open: {e}"));
+        (state, sim)
+    }
+
+    /// Opens the snapshot beside `journal`, with recovery opted into or
+    /// not; returns the outcome and the disk.
+    fn try_open(&self, format: Format, journal: &[u8], recover: bool) -> (Result<Model>, SimFs) {
         let mut image = BTreeMap::new();
         image.insert(self.path.clone(), self.snapshot.clone());
         image.insert(journal_path(&self.path), journal.to_vec());
@@ -89,12 +97,14 @@ impl Recorded {
         let store = Store::<Model>::open_on(
             Arc::new(sim.clone()) as Arc<dyn Vfs>,
             &self.path,
-            Store::options().format(format),
+            Store::options().format(format).recover(recover),
             None,
-        )
-        .unwrap_or_else(|e| panic!("{format:?}: failed open: {e}"));
-        let state = store.get();
-        std::mem::forget(store); // keep the disk as recovery left it
+        );
+        let state = store.map(|store| {
+            let state = store.get();
+            std::mem::forget(store); // keep the disk as recovery left it
+            state
+        });
         (state, sim)
     }
 }
@@ -192,22 +202,44 @@ fn a_single_flipped_bit_is_never_accepted() {
             for bit in 0..8 {
                 let mut journal = rec.journal.clone();
                 journal[byte] ^= 1 << bit;
-                let (state, sim) = rec.open(format, &journal);
-                assert_eq!(&state, rec.before(byte), "{format:?} byte {byte} bit {bit}");
+                let ctx = format!("{format:?} byte {byte} bit {bit}");
                 let record_end = rec.points.iter().find(|(len, _)| *len > byte).unwrap().0;
-                if record_end < rec.journal.len() {
-                    // Valid records follow the damage: the dropped bytes are kept.
-                    let kept = side_files(&sim, ".dropped-");
-                    assert_eq!(kept.len(), 1, "{format:?} byte {byte} bit {bit}");
-                    let boundary = rec
-                        .points
-                        .iter()
-                        .rev()
-                        .find(|(len, _)| *len <= byte)
-                        .unwrap()
-                        .0;
-                    assert_eq!(kept[0], journal[boundary..]);
+                let boundary = rec
+                    .points
+                    .iter()
+                    .rev()
+                    .find(|(len, _)| *len <= byte)
+                    .unwrap()
+                    .0;
+                if record_end == rec.journal.len() {
+                    // The last record: what a crash leaves, a torn tail.
+                    let (state, _) = rec.open(format, &journal);
+                    assert_eq!(&state, rec.before(byte), "{ctx}");
+                    flips += 1;
+                    continue;
                 }
+                // Valid records follow the damage: an error naming the
+                // offset, the journal left as it was...
+                let (state, sim) = rec.try_open(format, &journal, false);
+                match state {
+                    Err(Error::Corrupt {
+                        offset: Some(offset),
+                        ..
+                    }) => assert_eq!(offset as usize, boundary, "{ctx}"),
+                    other => panic!("{ctx}: expected Error::Corrupt, got {other:?}"),
+                }
+                assert_eq!(
+                    sim.process_crash_image()[&journal_path(&rec.path)],
+                    journal,
+                    "{ctx}: the damaged journal was changed"
+                );
+                // ...and with recovery opted into, the records before the
+                // damage, the rest kept aside.
+                let (state, sim) = rec.try_open(format, &journal, true);
+                assert_eq!(&state.unwrap(), rec.before(byte), "{ctx}");
+                let kept = side_files(&sim, ".dropped-");
+                assert_eq!(kept.len(), 1, "{ctx}");
+                assert_eq!(kept[0], journal[boundary..]);
                 flips += 1;
             }
         }

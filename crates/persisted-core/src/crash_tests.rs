@@ -412,8 +412,14 @@ fn a_shared_commit_syncs_before_it_unlocks() {
                     .position(|t| t.kind == kind)
                     .unwrap_or_else(|| panic!("no {kind:?} in {kinds:?}"))
             };
-            let (lock, write, unlock) = (at(OpKind::Lock), at(OpKind::Write), at(OpKind::Unlock));
-            assert!(trace[lock].path.ends_with("state.json.writer.lock"));
+            let on_writer_lock = |kind: OpKind| {
+                trace
+                    .iter()
+                    .position(|t| t.kind == kind && t.path.ends_with("state.json.writer.lock"))
+                    .unwrap_or_else(|| panic!("no {kind:?} of the writer lock in {kinds:?}"))
+            };
+            let (lock, write) = (on_writer_lock(OpKind::Lock), at(OpKind::Write));
+            let unlock = on_writer_lock(OpKind::Unlock);
             assert!(
                 lock < at(OpKind::Fstat) && at(OpKind::Fstat) < write,
                 "{kinds:?}"

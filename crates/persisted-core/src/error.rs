@@ -44,11 +44,17 @@ pub enum Error {
     /// A file is damaged in a way no parser error describes (a bincode
     /// snapshot cut short, a journal header that does not verify).
     /// The file is left untouched.
-    #[error("`{}` is corrupt: {reason}", path.display())]
+    #[error(
+        "`{}` is corrupt{}: {reason}",
+        path.display(),
+        offset.map(|o| format!(" at offset {o}")).unwrap_or_default()
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// Where in the file the damage begins, when that is known.
+        offset: Option<u64>,
+        /// What is wrong with it, and what to do.
         reason: String,
     },
 
@@ -177,6 +183,7 @@ impl Error {
     pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             path: path.to_path_buf(),
+            offset: None,
             reason: reason.into(),
         }
     }

@@ -143,6 +143,7 @@ pub struct OpenOptions<T> {
     pub(crate) shared: bool,
     pub(crate) lock_timeout: Duration,
     pub(crate) read_only: bool,
+    pub(crate) recover: bool,
     _state: PhantomData<fn() -> T>,
 }
 
@@ -166,6 +167,7 @@ impl<T> std::fmt::Debug for OpenOptions<T> {
             .field("shared", &self.shared)
             .field("lock_timeout", &self.lock_timeout)
             .field("read_only", &self.read_only)
+            .field("recover", &self.recover)
             .finish()
     }
 }
@@ -181,6 +183,7 @@ impl<T> Default for OpenOptions<T> {
             shared: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             read_only: false,
+            recover: false,
             _state: PhantomData,
         }
     }
@@ -274,6 +277,20 @@ impl<T: Persisted> OpenOptions<T> {
     /// cut or created; a missing file is an error.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Opts into point-in-time recovery of a damaged journal. Without it, a
+    /// damaged record followed by valid records that continue its sequence
+    /// (bit rot, a bad copy: not what a crash leaves) makes open fail with
+    /// [`Error::Corrupt`](crate::Error::Corrupt) naming the journal and the
+    /// offset, because replaying only up to the damage would silently lose
+    /// acknowledged commits. With it, open replays up to the damage, copies
+    /// every byte after it to `<journal>.dropped-<unix time>`, and reports
+    /// that in [`Store::recovery`]. A torn tail (what a crash leaves) never
+    /// needs this: it is cut with a warning.
+    pub fn recover(mut self, recover: bool) -> Self {
+        self.recover = recover;
         self
     }
 

@@ -56,7 +56,9 @@ impl Recovery {
     pub fn kept_files(&self) -> impl Iterator<Item = &PathBuf> {
         self.events.iter().filter_map(|event| match event {
             RecoveryEvent::DamageSetAside { kept_at, .. }
+            | RecoveryEvent::HeaderCut { kept_at, .. }
             | RecoveryEvent::JournalOrphaned { kept_at, .. } => Some(kept_at),
+            RecoveryEvent::TornTail { kept_at, .. } => kept_at.as_ref(),
             _ => None,
         })
     }
@@ -94,6 +96,18 @@ pub enum RecoveryEvent {
         offset: u64,
         /// How many bytes were dropped.
         bytes: u64,
+        /// Where they were copied, when they held stale copies of earlier
+        /// records (kept for a person to look at).
+        kept_at: Option<PathBuf>,
+    },
+    /// The journal was cut inside its header line (no record can follow
+    /// it): the snapshot alone is the state, and the cut file was moved to
+    /// `kept_at`.
+    HeaderCut {
+        /// The journal.
+        journal: PathBuf,
+        /// Where the cut file now is.
+        kept_at: PathBuf,
     },
     /// A damaged record was followed by valid ones: the journal was replayed
     /// up to the damage and the rest copied to `kept_at`.
@@ -140,6 +154,7 @@ impl RecoveryEvent {
             self,
             RecoveryEvent::EmptySnapshot { .. }
                 | RecoveryEvent::TornTail { .. }
+                | RecoveryEvent::HeaderCut { .. }
                 | RecoveryEvent::DamageSetAside { .. }
                 | RecoveryEvent::JournalOrphaned { .. }
         )
@@ -161,10 +176,24 @@ impl fmt::Display for RecoveryEvent {
                 journal,
                 offset,
                 bytes,
-            } => write!(
+                kept_at,
+            } => {
+                write!(
+                    f,
+                    "`{}`: dropped {bytes} bytes of torn journal tail at offset {offset}",
+                    journal.display()
+                )?;
+                match kept_at {
+                    Some(kept) => write!(f, " (kept in `{}`)", kept.display()),
+                    None => Ok(()),
+                }
+            }
+            RecoveryEvent::HeaderCut { journal, kept_at } => write!(
                 f,
-                "`{}`: dropped {bytes} bytes of torn journal tail at offset {offset}",
-                journal.display()
+                "`{}` was cut inside its header, so no commit can follow it: opened the snapshot \
+                 alone and moved the cut file to `{}`",
+                journal.display(),
+                kept_at.display()
             ),
             RecoveryEvent::DamageSetAside {
                 journal,

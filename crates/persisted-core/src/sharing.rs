@@ -142,12 +142,14 @@ pub(crate) fn catch_up<T: Persisted>(
         backend,
         extras,
         snapshot_len,
+        recover,
         ..
     } = writer;
     let mut view = View {
         state,
         extras,
         snapshot_len,
+        recover: *recover,
     };
     let result = match backend {
         Backend::Journal(journal) => journal.catch_up(&mut view, locked),

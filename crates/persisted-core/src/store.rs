@@ -103,6 +103,8 @@ pub(crate) struct Writer<T> {
     pending: VecDeque<(u64, Undo<T>)>,
     /// Exclusive, shared or read-only, with the locks that go with it.
     pub(crate) sharing: Sharing,
+    /// `.recover(true)`: damage found while catching up is set aside.
+    pub(crate) recover: bool,
 }
 
 pub(crate) enum Backend {
@@ -238,7 +240,7 @@ impl<T: Persisted> Store<T> {
                 });
             }
             let lifetime = LockFile::acquire(&*vfs, &sibling(path, ".lock"), path, true)?;
-            let writer_lock = WriterLock::open(&*vfs, &sibling(path, ".writer.lock"))?;
+            let writer_lock = WriterLock::open(&*vfs, path)?;
             // Recovery may cut, reset or create files: nobody else may be
             // writing meanwhile.
             writer_lock.lock(path, options.lock_timeout)?;
@@ -293,6 +295,7 @@ impl<T: Persisted> Store<T> {
                     durability,
                     &mut state,
                     base,
+                    options.recover,
                     &mut recovery,
                 )?;
                 journal.note_snapshot()?;
@@ -312,6 +315,7 @@ impl<T: Persisted> Store<T> {
                         durability,
                         &mut state,
                         base,
+                        options.recover,
                         &mut recovery,
                     )?;
                     if journal.has_records() {
@@ -344,6 +348,7 @@ impl<T: Persisted> Store<T> {
                 journal_limit: options.journal_limit,
                 pending: VecDeque::new(),
                 sharing,
+                recover: options.recover,
             },
             recovery,
         );
@@ -399,6 +404,7 @@ impl<T: Persisted> Store<T> {
                 journal_limit: options.journal_limit,
                 pending: VecDeque::new(),
                 sharing: Sharing::ReadOnly,
+                recover: options.recover,
             },
             Recovery::default(),
         ))
@@ -737,6 +743,7 @@ impl<T: Persisted> Store<T> {
             state: &self.inner.state,
             extras,
             snapshot_len,
+            recover: false,
         };
         let adopted = journal.adopt_edit_if_any(&mut view)?;
         let result = match adopted {
@@ -1141,6 +1148,7 @@ impl<T: Persisted> Drop for Inner<T> {
             state: &self.state,
             extras,
             snapshot_len,
+            recover: false,
         };
         let folded = match journal.adopt_edit_if_any(&mut view) {
             Ok(true) => Ok(()),

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
+use crate::file::atomic::sibling;
 use crate::file::vfs::{LockGuard, Vfs, VfsLock};
 
 /// How long a held lock is retried before [`Error::Locked`].
@@ -66,19 +67,38 @@ impl LockFile {
 /// The per-commit writer lock of shared mode, `<file>.writer.lock`: one
 /// open file description per participant, locked exclusively for each
 /// commit (and each transaction, recovery and compaction), never renamed.
+///
+/// `flock` is not fair: a process that commits in a tight loop takes the
+/// lock again before a waiter that sleeps between tries wakes up. So a
+/// participant that has waited [`FIRST_IN_LINE_AFTER`] takes the
+/// turnstile `<file>.wait.lock` exclusively, and every participant first
+/// checks that the turnstile is free (a shared try) before it takes the
+/// writer lock: the others stand back until the one that waited long has
+/// had its turn.
 pub(crate) struct WriterLock {
     file: Box<dyn VfsLock>,
     path: PathBuf,
+    turnstile: Box<dyn VfsLock>,
+    turnstile_path: PathBuf,
 }
 
 /// The longest pause between two tries of a held writer lock.
 const MAX_BACKOFF: Duration = Duration::from_millis(1);
+/// How long a participant waits before it claims the turnstile.
+const FIRST_IN_LINE_AFTER: Duration = Duration::from_millis(2);
 
 impl WriterLock {
-    pub(crate) fn open(vfs: &dyn Vfs, path: &Path) -> Result<WriterLock> {
+    /// Opens the writer lock and the turnstile of the store at `store`.
+    pub(crate) fn open(vfs: &dyn Vfs, store: &Path) -> Result<WriterLock> {
+        let path = sibling(store, ".writer.lock");
+        let turnstile_path = sibling(store, ".wait.lock");
         Ok(WriterLock {
-            file: vfs.open_lock(path).context("open", path)?,
-            path: path.to_path_buf(),
+            file: vfs.open_lock(&path).context("open", &path)?,
+            turnstile: vfs
+                .open_lock(&turnstile_path)
+                .context("open", &turnstile_path)?,
+            path,
+            turnstile_path,
         })
     }
 
@@ -87,20 +107,51 @@ impl WriterLock {
     pub(crate) fn lock(&self, store_path: &Path, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         let mut pause = Duration::from_micros(1);
-        loop {
-            if self.file.try_lock().context("lock", &self.path)? {
-                return Ok(());
+        let mut first_in_line = false;
+        let result = loop {
+            match self.try_once(first_in_line) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
             }
             let waited = start.elapsed();
             if waited >= timeout {
-                return Err(Error::LockTimeout {
+                break Err(Error::LockTimeout {
                     path: store_path.to_path_buf(),
                     waited,
                 });
             }
+            if !first_in_line && waited >= FIRST_IN_LINE_AFTER {
+                match self
+                    .turnstile
+                    .try_lock()
+                    .context("lock", &self.turnstile_path)
+                {
+                    Ok(taken) => first_in_line = taken,
+                    Err(e) => break Err(e),
+                }
+            }
             thread::sleep(pause.min(timeout - waited));
             pause = (pause * 2).min(MAX_BACKOFF);
+        };
+        if first_in_line {
+            // Closing the descriptor would release it too; a failure here
+            // only delays the others by one try.
+            let _ = self.turnstile.unlock();
         }
+        result
+    }
+
+    /// One try: unless first in line, only when nobody holds the turnstile.
+    fn try_once(&self, first_in_line: bool) -> Result<bool> {
+        if !first_in_line {
+            let ts = &self.turnstile_path;
+            if !self.turnstile.try_lock_shared().context("lock", ts)? {
+                return Ok(false);
+            }
+            self.turnstile.unlock().context("unlock", ts)?;
+        }
+        self.file.try_lock().context("lock", &self.path)
     }
 
     pub(crate) fn unlock(&self) -> Result<()> {
@@ -169,10 +220,9 @@ mod tests {
     #[test]
     fn a_held_writer_lock_times_out_with_the_time_waited() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.json.writer.lock");
         let store = dir.path().join("s.json");
-        let first = WriterLock::open(&RealFs, &path).unwrap();
-        let second = WriterLock::open(&RealFs, &path).unwrap();
+        let first = WriterLock::open(&RealFs, &store).unwrap();
+        let second = WriterLock::open(&RealFs, &store).unwrap();
         first.lock(&store, Duration::from_secs(1)).unwrap();
         let err = second.lock(&store, Duration::from_millis(30)).unwrap_err();
         match err {
@@ -182,5 +232,21 @@ mod tests {
         first.unlock().unwrap();
         second.lock(&store, Duration::from_millis(30)).unwrap();
         second.unlock().unwrap();
+    }
+
+    #[test]
+    fn a_participant_first_in_line_holds_the_others_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.json");
+        let busy = WriterLock::open(&RealFs, &store).unwrap();
+        // What a participant that waited long holds: the turnstile.
+        let turnstile = RealFs.open_lock(&sibling(&store, ".wait.lock")).unwrap();
+        assert!(turnstile.try_lock().unwrap());
+        // The writer lock is free, yet the busy participant stands back.
+        let err = busy.lock(&store, Duration::from_millis(20)).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err:?}");
+        turnstile.unlock().unwrap();
+        busy.lock(&store, Duration::from_millis(20)).unwrap();
+        busy.unlock().unwrap();
     }
 }

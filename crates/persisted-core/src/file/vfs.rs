@@ -60,6 +60,9 @@ pub(crate) trait LockGuard: Send + Sync {}
 pub(crate) trait VfsLock: Send + Sync {
     /// Takes the exclusive lock without waiting; `false` if it is held.
     fn try_lock(&self) -> io::Result<bool>;
+    /// Takes the shared lock without waiting; `false` if it is held
+    /// exclusively.
+    fn try_lock_shared(&self) -> io::Result<bool>;
     /// Releases it.
     fn unlock(&self) -> io::Result<()>;
 }
@@ -202,6 +205,13 @@ struct RealLockFile(File);
 impl VfsLock for RealLockFile {
     fn try_lock(&self) -> io::Result<bool> {
         match self.0.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        match self.0.try_lock_shared() {
             Ok(()) => Ok(true),
             Err(fs::TryLockError::WouldBlock) => Ok(false),
             Err(fs::TryLockError::Error(e)) => Err(e),

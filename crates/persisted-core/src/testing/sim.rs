@@ -82,8 +82,8 @@ struct State {
     durable: BTreeMap<PathBuf, usize>,
     /// Lifetime locks: how many shared holders, or -1 for an exclusive one.
     locks: BTreeMap<PathBuf, i64>,
-    /// Per-commit writer locks held.
-    writer_locks: BTreeSet<PathBuf>,
+    /// Locks taken per commit: shared holders, or -1 for an exclusive one.
+    writer_locks: BTreeMap<PathBuf, i64>,
     trace: Vec<Traced>,
     ops: u64,
     crash_at: Option<u64>,
@@ -392,28 +392,56 @@ impl Drop for SimLock {
 struct SimWriterLock {
     sim: SimFs,
     path: PathBuf,
-    held: std::sync::atomic::AtomicBool,
+    /// What this description holds: 0 nothing, 1 shared, -1 exclusive.
+    held: std::sync::atomic::AtomicI64,
 }
 
-impl VfsLock for SimWriterLock {
-    fn try_lock(&self) -> io::Result<bool> {
+impl SimWriterLock {
+    fn take(&self, shared: bool) -> io::Result<bool> {
         let mut st = self.sim.lock();
         if SimFs::begin(&mut st, self.sim.actor, OpKind::Lock, &self.path)? {
             return Err(crashed());
         }
-        let taken = st.writer_locks.insert(self.path.clone());
-        if taken {
-            self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+        let holders = st.writer_locks.get(&self.path).copied().unwrap_or(0);
+        let next = match (shared, holders) {
+            (true, h) if h >= 0 => h + 1,
+            (false, 0) => -1,
+            _ => return Ok(false),
+        };
+        st.writer_locks.insert(self.path.clone(), next);
+        let mode = if shared { 1 } else { -1 };
+        self.held.store(mode, std::sync::atomic::Ordering::SeqCst);
+        Ok(true)
+    }
+
+    fn release(&self, st: &mut State) {
+        match self.held.swap(0, std::sync::atomic::Ordering::SeqCst) {
+            0 => {}
+            held => {
+                let holders = st.writer_locks.get(&self.path).copied().unwrap_or(0);
+                if held == 1 && holders > 1 {
+                    st.writer_locks.insert(self.path.clone(), holders - 1);
+                } else {
+                    st.writer_locks.remove(&self.path);
+                }
+            }
         }
-        Ok(taken)
+    }
+}
+
+impl VfsLock for SimWriterLock {
+    fn try_lock(&self) -> io::Result<bool> {
+        self.take(false)
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.take(true)
     }
 
     fn unlock(&self) -> io::Result<()> {
         let mut st = self.sim.lock();
         // Unlocking cannot fail for real: a crashed process's locks go with it.
-        if self.held.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            st.writer_locks.remove(&self.path);
-        }
+        self.release(&mut st);
         if SimFs::begin(&mut st, self.sim.actor, OpKind::Unlock, &self.path)? {
             return Err(crashed());
         }
@@ -423,9 +451,8 @@ impl VfsLock for SimWriterLock {
 
 impl Drop for SimWriterLock {
     fn drop(&mut self) {
-        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
-            self.sim.lock().writer_locks.remove(&self.path);
-        }
+        let mut st = self.sim.lock();
+        self.release(&mut st);
     }
 }
 
@@ -550,7 +577,7 @@ impl Vfs for SimFs {
         Ok(Box::new(SimWriterLock {
             sim: self.clone(),
             path: path.to_path_buf(),
-            held: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::atomic::AtomicI64::new(0),
         }))
     }
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::frame::{decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind};
+use super::recovery::{damage_error, scan_from};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
@@ -42,6 +43,9 @@ pub(crate) struct View<'a, T> {
     pub(crate) extras: &'a mut Extras,
     /// The snapshot's size, for the compaction threshold.
     pub(crate) snapshot_len: &'a mut u64,
+    /// `.recover(true)`: damage followed by valid records is set aside
+    /// instead of being an error.
+    pub(crate) recover: bool,
 }
 
 /// A snapshot read through one descriptor, with the identity of exactly
@@ -117,7 +121,7 @@ impl Journal {
         view: &mut View<'_, T>,
         locked: bool,
     ) -> Result<bool> {
-        let mut changed = self.read_appended(view.state, locked)?;
+        let mut changed = self.read_appended(view.state, locked, view.recover)?;
         if let Some(sealed) = self.sealed {
             let ours = self.file.id().context("fstat", &self.path)?;
             let now = self.vfs.stat(&self.path).context("stat", &self.path)?;
@@ -136,7 +140,12 @@ impl Journal {
     }
 
     /// Applies the valid records appended since `self.len`.
-    fn read_appended<T: Persisted>(&mut self, state: &RwLock<T>, locked: bool) -> Result<bool> {
+    fn read_appended<T: Persisted>(
+        &mut self,
+        state: &RwLock<T>,
+        locked: bool,
+        recover: bool,
+    ) -> Result<bool> {
         let now = self.file.id().context("fstat", &self.path)?;
         if now.len <= self.len {
             return Ok(false);
@@ -146,17 +155,18 @@ impl Journal {
             .read_from(self.len, &mut bytes)
             .context("read", &self.path)?;
         let format = self.codec.format();
-        let mut frames: Vec<Frame> = Vec::new();
-        let mut at = 0;
-        let mut seq = self.seq;
-        while let Some(frame) = decode_frame(format, &bytes, at) {
-            if seq.checked_add(1) != Some(frame.seq) {
-                break;
-            }
-            seq = frame.seq;
-            at = frame.end;
-            frames.push(frame);
+        let scan = scan_from(format, &bytes, 0, self.seq);
+        if locked && scan.continuing_later > 0 && !recover {
+            // Nobody else is writing: valid records after invalid bytes are
+            // acknowledged commits behind damage, not a record in progress.
+            return Err(damage_error(
+                &self.path,
+                self.len as usize + scan.valid_end,
+                scan.continuing_later,
+            ));
         }
+        let (frames, at) = (scan.frames, scan.valid_end);
+        let seq = frames.last().map_or(self.seq, |f| f.seq);
         let changed = frames.iter().any(|f| f.kind == Kind::Commit);
         if changed {
             let mut state = state.write();
@@ -177,8 +187,7 @@ impl Journal {
             // bytes are what a writer killed mid-record left. Cut them
             // before appending, or every later record would sit behind
             // them. Copy them aside first if a valid record follows.
-            let later = (at + 1..bytes.len()).any(|s| decode_frame(format, &bytes, s).is_some());
-            if later {
+            if scan.continuing_later > 0 || scan.stale_later {
                 let kept = sibling(&self.path, &format!(".dropped-{}", unix_time()));
                 let mut file = self
                     .vfs

@@ -130,6 +130,17 @@ pub(crate) fn encode_header(header: Header) -> Vec<u8> {
     format!("{body} crc={crc:08x}\n").into_bytes()
 }
 
+/// True when `bytes` (a journal whose header does not verify) end inside
+/// the header: a text journal without one line break, or fewer bytes than
+/// a binary header that start like one. No record can follow such a cut.
+pub(crate) fn is_cut_header(bytes: &[u8]) -> bool {
+    if bytes.first() == Some(&BINARY_MAGIC[0]) {
+        let n = bytes.len().min(BINARY_MAGIC.len());
+        return bytes.len() < BINARY_HEADER && bytes[..n] == BINARY_MAGIC[..n];
+    }
+    !bytes.contains(&b'\n')
+}
+
 /// Parses the header at the start of `bytes`; returns it and its length.
 pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     if bytes.starts_with(BINARY_MAGIC) {

@@ -4,30 +4,35 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::frame::{decode_frame, decode_header, decode_intent, Frame, Header, Kind};
+use super::frame::{
+    decode_frame, decode_header, decode_intent, is_cut_header, Frame, Header, Kind,
+};
 use super::{journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::options::Durability;
+use crate::options::Format;
 use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::Persisted;
 
 /// The valid records of a journal and what follows them.
-struct Scan {
-    frames: Vec<Frame>,
+pub(super) struct Scan {
+    pub(super) frames: Vec<Frame>,
     /// Offset just past the last valid record.
-    valid_end: usize,
-    /// A valid frame exists somewhere in the bytes after `valid_end`.
-    valid_frame_later: bool,
+    pub(super) valid_end: usize,
+    /// Valid records after `valid_end` that continue the sequence (a seq
+    /// past the last valid one): damage, not a crash's torn tail.
+    pub(super) continuing_later: usize,
+    /// Valid records after `valid_end` that do not (stale copies of earlier
+    /// records in reused blocks): part of a torn tail.
+    pub(super) stale_later: bool,
 }
 
-fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
-    let format = codec.format();
+/// Scans the records from `at` on, whose first must have seq `seq + 1`.
+pub(super) fn scan_from(format: Format, bytes: &[u8], mut at: usize, mut seq: u64) -> Scan {
     let mut frames = Vec::new();
-    let mut at = header_len;
-    let mut seq = header.seq;
     while let Some(frame) = decode_frame(format, bytes, at) {
         if seq.checked_add(1) != Some(frame.seq) {
             break;
@@ -36,12 +41,40 @@ fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
         at = frame.end;
         frames.push(frame);
     }
-    let valid_frame_later =
-        (at + 1..bytes.len()).any(|start| decode_frame(format, bytes, start).is_some());
+    let (mut continuing_later, mut stale_later) = (0, false);
+    for start in at + 1..bytes.len() {
+        if let Some(frame) = decode_frame(format, bytes, start) {
+            if frame.seq > seq {
+                continuing_later += 1;
+            } else {
+                stale_later = true;
+            }
+        }
+    }
     Scan {
         frames,
         valid_end: at,
-        valid_frame_later,
+        continuing_later,
+        stale_later,
+    }
+}
+
+fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
+    scan_from(codec.format(), bytes, header_len, header.seq)
+}
+
+/// The error for damage followed by valid records, unless recovery was
+/// opted into.
+pub(super) fn damage_error(path: &Path, offset: usize, continuing: usize) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: Some(offset as u64),
+        reason: format!(
+            "a damaged record is followed by {continuing} valid record(s) that continue the \
+             journal, so replaying up to the damage would lose acknowledged commits; open with \
+             `.recover(true)` to replay up to the damage and keep every byte after it in a \
+             `.dropped-<time>` file beside the journal"
+        ),
     }
 }
 
@@ -54,6 +87,7 @@ pub(crate) fn open<T: Persisted>(
     durability: Durability,
     state: &mut T,
     snapshot_fp: u64,
+    recover: bool,
     report: &mut Recovery,
 ) -> Result<Journal> {
     let path = journal_path(snapshot_path);
@@ -62,10 +96,23 @@ pub(crate) fn open<T: Persisted>(
         return Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, 0);
     }
     let Some((header, header_len)) = decode_header(&bytes) else {
-        return Err(Error::corrupt(
-            &path,
-            "the journal header does not verify; move the file away to open the snapshot alone",
-        ));
+        if !is_cut_header(&bytes) {
+            return Err(Error::corrupt(
+                &path,
+                "the journal header does not verify and records follow it; move the file away \
+                 to open the snapshot alone",
+            ));
+        }
+        // Cut inside its first line: no record can follow. The snapshot
+        // alone is the state; the cut file is kept for a person to see.
+        let kept = sibling(&path, &format!(".dropped-{}", unix_time()));
+        vfs.rename(&path, &kept).context("set aside", &path)?;
+        sync_dir(&**vfs, &parent_dir(&path))?;
+        report.push(RecoveryEvent::HeaderCut {
+            journal: path.clone(),
+            kept_at: kept,
+        });
+        return Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, 0);
     };
     if header.format != codec.format() {
         return Err(Error::corrupt(
@@ -94,6 +141,9 @@ pub(crate) fn open<T: Persisted>(
             .open_append(&path)
             .context("open for appending", &path)?;
         if scan.valid_end < bytes.len() {
+            if scan.continuing_later > 0 && !recover {
+                return Err(damage_error(&path, scan.valid_end, scan.continuing_later));
+            }
             keep_dropped_bytes(&**vfs, &path, &bytes, &scan, report)?;
             // Cut the tail before appending, or every later commit would
             // sit behind it and be lost at the next open.
@@ -178,7 +228,7 @@ fn replay<T: Persisted>(
 }
 
 /// Reports the bytes after the last valid record; when they hold a valid
-/// record (more than a torn tail), first copies them aside.
+/// record (damage set aside, or stale copies), first copies them aside.
 fn keep_dropped_bytes(
     vfs: &dyn Vfs,
     path: &Path,
@@ -187,24 +237,29 @@ fn keep_dropped_bytes(
     report: &mut Recovery,
 ) -> Result<()> {
     let dropped = &bytes[scan.valid_end..];
-    if !scan.valid_frame_later {
-        report.push(RecoveryEvent::TornTail {
+    let kept = if scan.continuing_later > 0 || scan.stale_later {
+        let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
+        let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
+        file.write_all(dropped).context("write", &kept)?;
+        file.sync_all().context("fsync", &kept)?;
+        sync_dir(vfs, &parent_dir(path))?;
+        Some(kept)
+    } else {
+        None
+    };
+    report.push(match kept {
+        Some(kept_at) if scan.continuing_later > 0 => RecoveryEvent::DamageSetAside {
             journal: path.to_path_buf(),
             offset: scan.valid_end as u64,
             bytes: dropped.len() as u64,
-        });
-        return Ok(());
-    }
-    let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
-    let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
-    file.write_all(dropped).context("write", &kept)?;
-    file.sync_all().context("fsync", &kept)?;
-    sync_dir(vfs, &parent_dir(path))?;
-    report.push(RecoveryEvent::DamageSetAside {
-        journal: path.to_path_buf(),
-        offset: scan.valid_end as u64,
-        bytes: dropped.len() as u64,
-        kept_at: kept,
+            kept_at,
+        },
+        kept_at => RecoveryEvent::TornTail {
+            journal: path.to_path_buf(),
+            offset: scan.valid_end as u64,
+            bytes: dropped.len() as u64,
+            kept_at,
+        },
     });
     Ok(())
 }
