@@ -80,6 +80,7 @@ pub(super) fn damage_error(path: &Path, offset: usize, continuing: usize) -> Err
 
 /// Opens the journal beside `snapshot_path`, applying its commits to `state`
 /// when it belongs to the snapshot whose fingerprint is `snapshot_fp`.
+#[allow(clippy::too_many_arguments)] // each is one fact about the open
 pub(crate) fn open<T: Persisted>(
     vfs: &Arc<dyn Vfs>,
     snapshot_path: &Path,
