@@ -43,6 +43,24 @@ pub(crate) fn sync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 }
 
 /// Seconds since the epoch, for the names of kept-aside files.
+/// A name for a file set aside beside `path`, `<name>.<tag>-<unix time>`,
+/// with `-2`, `-3`, ... added when one by that name exists already (two
+/// recoveries in one second must not overwrite each other's kept files).
+pub(crate) fn side_file(vfs: &dyn Vfs, path: &Path, tag: &str) -> Result<PathBuf> {
+    let time = unix_time();
+    for n in 1u32.. {
+        let suffix = match n {
+            1 => format!(".{tag}-{time}"),
+            n => format!(".{tag}-{time}-{n}"),
+        };
+        let candidate = sibling(path, &suffix);
+        if vfs.stat(&candidate).context("stat", &candidate)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("u32 names run out before a directory does")
+}
+
 pub(crate) fn unix_time() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -90,6 +90,9 @@ struct State {
     crashed: bool,
     /// With `Some`, the crash kills only that process: the others go on.
     crash_actor: Option<usize>,
+    /// How long a sync takes after its data is on the disk: other threads
+    /// run meanwhile, as they do during a real `fdatasync`.
+    sync_delay: std::time::Duration,
     fault: Option<Fault>,
     rng: Option<Rng>,
 }
@@ -158,6 +161,11 @@ impl SimFs {
         st.crash_at = Some(at);
         st.crash_actor = Some(actor);
         st.rng = Some(Rng::new(seed));
+    }
+
+    /// Makes every sync take `delay` after it has made the data durable.
+    pub(crate) fn slow_syncs(&self, delay: std::time::Duration) {
+        self.lock().sync_delay = delay;
     }
 
     pub(crate) fn inject(&self, fault: Fault) {
@@ -244,11 +252,19 @@ fn survivor(inode: &Inode, rng: &mut Rng) -> Vec<u8> {
         return inode.data.clone();
     }
     if !inode.data.starts_with(&inode.synced) {
-        // Truncated since the last sync: either version.
-        return if rng.chance(2) {
-            inode.synced.clone()
-        } else {
-            inode.data.clone()
+        // Truncated since the last sync: either version, or the newer bytes
+        // over the older, longer file (the truncation lost, the writes
+        // after it kept).
+        return match rng.below(3) {
+            0 => inode.synced.clone(),
+            1 => inode.data.clone(),
+            _ => {
+                let mut out = inode.data.clone();
+                if let Some(rest) = inode.synced.get(inode.data.len()..) {
+                    out.extend_from_slice(rest);
+                }
+                out
+            }
         };
     }
     let extra = &inode.data[inode.synced.len()..];
@@ -362,6 +378,11 @@ impl SimFile {
         }
         let inode = &mut st.inodes[self.inode];
         inode.synced = inode.data.clone();
+        let delay = st.sync_delay;
+        drop(st);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use super::recovery::{damage_error, scan_from};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
+use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
@@ -188,7 +188,7 @@ impl Journal {
             // before appending, or every later record would sit behind
             // them. Copy them aside first if a valid record follows.
             if scan.continuing_later > 0 || scan.stale_later {
-                let kept = sibling(&self.path, &format!(".dropped-{}", unix_time()));
+                let kept = side_file(&*self.vfs, &self.path, "dropped")?;
                 let mut file = self
                     .vfs
                     .create_new(&kept, &self.path)
@@ -434,7 +434,7 @@ impl Journal {
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
         self.payload = encode_intent(self.codec.format(), fp);
         self.append(Kind::Intent, true).map_err(|f| f.error)?;
-        let kept = sibling(&self.path, &format!(".orphaned-{}", unix_time()));
+        let kept = side_file(&*self.vfs, &self.path, "orphaned")?;
         self.vfs
             .rename(&self.path, &kept)
             .context("set aside the journal of", &self.path)?;

@@ -307,6 +307,21 @@ mod tests {
     const FORMATS: [Format; 4] = [Format::Json, Format::Yaml, Format::Toml, Format::Bincode];
 
     #[test]
+    fn a_text_frame_whose_payload_does_not_end_its_line_is_invalid() {
+        for format in [Format::Json, Format::Yaml, Format::Toml] {
+            // A frame whose length and checksum match a payload without its
+            // final newline: what a record cut just before `\n` would be if
+            // its frame had been written for the cut payload.
+            let mut out = Vec::new();
+            encode_frame(format, Kind::Commit, 1, b"{\"set a\":1}", &mut out);
+            assert!(decode_frame(format, &out, 0).is_none(), "{format:?}");
+            let mut whole = Vec::new();
+            encode_frame(format, Kind::Commit, 1, b"{\"set a\":1}\n", &mut whole);
+            assert!(decode_frame(format, &whole, 0).is_some(), "{format:?}");
+        }
+    }
+
+    #[test]
     fn header_round_trips_and_rejects_any_change() {
         for format in FORMATS {
             let header = Header {

@@ -9,7 +9,7 @@ use super::frame::{
 };
 use super::{journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{parent_dir, sibling, sync_dir, unix_time};
+use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::options::Durability;
@@ -106,7 +106,7 @@ pub(crate) fn open<T: Persisted>(
         }
         // Cut inside its first line: no record can follow. The snapshot
         // alone is the state; the cut file is kept for a person to see.
-        let kept = sibling(&path, &format!(".dropped-{}", unix_time()));
+        let kept = side_file(&**vfs, &path, "dropped")?;
         vfs.rename(&path, &kept).context("set aside", &path)?;
         sync_dir(&**vfs, &parent_dir(&path))?;
         report.push(RecoveryEvent::HeaderCut {
@@ -182,7 +182,7 @@ pub(crate) fn open<T: Persisted>(
             path: snapshot_path.to_path_buf(),
         });
     } else {
-        let kept = sibling(&path, &format!(".orphaned-{}", unix_time()));
+        let kept = side_file(&**vfs, &path, "orphaned")?;
         vfs.rename(&path, &kept)
             .context("set aside orphaned journal", &path)?;
         sync_dir(&**vfs, &parent_dir(&path))?;
@@ -239,7 +239,7 @@ fn keep_dropped_bytes(
 ) -> Result<()> {
     let dropped = &bytes[scan.valid_end..];
     let kept = if scan.continuing_later > 0 || scan.stale_later {
-        let kept: PathBuf = sibling(path, &format!(".dropped-{}", unix_time()));
+        let kept: PathBuf = side_file(vfs, path, "dropped")?;
         let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
         file.write_all(dropped).context("write", &kept)?;
         file.sync_all().context("fsync", &kept)?;
