@@ -78,8 +78,12 @@ fn encode_journal(format: Format, base: u64, seq: u64, records: &[Record]) -> Ve
     out
 }
 
-/// Splits a valid journal into its header fields and records.
+/// Splits a valid journal (version 1 or 2) into its header fields and
+/// records.
 fn parse_journal(format: Format, bytes: &[u8]) -> (u64, u64, Vec<Record>) {
+    // Version 2 binary frames carry time u64 and a fields list after the
+    // first 17 bytes; text frames put them after the words read here.
+    let binary_v2 = format == Format::Bincode && bytes[4] == 2;
     let (base, seq, mut at) = if format == Format::Bincode {
         (
             u64::from_le_bytes(bytes[6..14].try_into().unwrap()),
@@ -107,7 +111,12 @@ fn parse_journal(format: Format, bytes: &[u8]) -> (u64, u64, Vec<Record>) {
             let tag = if bytes[at] == 0xC1 { b'!' } else { b'@' };
             let seq = u64::from_le_bytes(bytes[at + 1..at + 9].try_into().unwrap());
             let len = u32::from_le_bytes(bytes[at + 9..at + 13].try_into().unwrap());
-            (tag, seq, len as usize, 17)
+            let meta = if binary_v2 {
+                10 + u16::from_le_bytes(bytes[at + 25..at + 27].try_into().unwrap()) as usize
+            } else {
+                0
+            };
+            (tag, seq, len as usize, 17 + meta)
         } else {
             let end = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap();
             let line = std::str::from_utf8(&bytes[at..end]).unwrap();

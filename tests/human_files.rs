@@ -118,7 +118,7 @@ fn the_toml_journal_is_readable_json_lines() {
     let journal = fs::read_to_string(common::journal_of(&path)).unwrap();
     let lines: Vec<&str> = journal.lines().collect();
     assert!(
-        lines[0].starts_with("# persisted-journal v1 toml base="),
+        lines[0].starts_with("# persisted-journal v2 toml base="),
         "{journal}"
     );
     // A frame line, then the commit as one line of JSON.

@@ -79,14 +79,23 @@ pub fn crash_image(path: &Path) -> (tempfile::TempDir, PathBuf) {
     (dir, copy)
 }
 
-/// An intent record naming `snapshot`, built from the format spec
-/// (`persisted_state_core::__fuzz::spec`): `!<seq> <len> <crc>` +
+/// A version 2 intent record naming `snapshot`, built from the format spec
+/// (`persisted_state_core::__fuzz::spec`): `!<seq> <len> <crc> <time> -` +
 /// `# compaction fingerprint=<hex>\n` for text, `0xC1 | seq | len | crc |
-/// fingerprint` for bincode.
+/// time | 1 | - | fingerprint` for bincode.
 pub fn intent_record(format: Format, seq: u64, snapshot: &[u8]) -> Vec<u8> {
     let payload = spec::intent_payload(format, spec::fingerprint(snapshot));
     let mut out = Vec::new();
-    spec::encode_record(format, b'!', seq, &payload, &mut out);
+    // Journals written now are version 2.
+    spec::encode_record_v2(
+        format,
+        b'!',
+        seq,
+        1_764_000_000_000,
+        b"-",
+        &payload,
+        &mut out,
+    );
     out
 }
 

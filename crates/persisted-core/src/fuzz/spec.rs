@@ -22,11 +22,17 @@ pub fn fingerprint(snapshot: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(snapshot)
 }
 
-/// A journal header tying it to the snapshot whose fingerprint is `base`.
+/// A version 1 journal header tying it to the snapshot whose fingerprint
+/// is `base`.
 pub fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
+    encode_header_version(format, 1, base, seq)
+}
+
+/// A journal header of `version` (1 or 2).
+pub fn encode_header_version(format: Format, version: u8, base: u64, seq: u64) -> Vec<u8> {
     if format == Format::Bincode {
         let mut out = b"PSTJ".to_vec();
-        out.extend_from_slice(&[1, 3]);
+        out.extend_from_slice(&[version, 3]);
         out.extend_from_slice(&base.to_le_bytes());
         out.extend_from_slice(&seq.to_le_bytes());
         let crc = checksum(&[&out]);
@@ -39,7 +45,7 @@ pub fn encode_header(format: Format, base: u64, seq: u64) -> Vec<u8> {
         Format::Json => "json",
         Format::Bincode => "bincode",
     };
-    let body = format!("# persisted-journal v1 {name} base={base:016x} seq={seq}");
+    let body = format!("# persisted-journal v{version} {name} base={base:016x} seq={seq}");
     let crc = checksum(&[body.as_bytes()]);
     format!("{body} crc={crc:08x}\n").into_bytes()
 }
@@ -57,6 +63,47 @@ pub fn encode_record(format: Format, tag: u8, seq: u64, payload: &[u8], out: &mu
     } else {
         let prefix = if format == Format::Yaml { "--- # " } else { "" };
         out.extend_from_slice(format!("{prefix}{}{seq} {len} {crc:08x}\n", tag as char).as_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// Appends a version 2 record: the frame also carries the commit time and
+/// the fields list (`=name`/`+name`, comma-separated; `-` none; `*`
+/// unknown), both covered by the checksum.
+pub fn encode_record_v2(
+    format: Format,
+    tag: u8,
+    seq: u64,
+    time_ms: u64,
+    fields: &[u8],
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let len = payload.len() as u32;
+    let crc = checksum(&[
+        &[tag],
+        &seq.to_le_bytes(),
+        &len.to_le_bytes(),
+        &time_ms.to_le_bytes(),
+        &(fields.len() as u32).to_le_bytes(),
+        fields,
+        payload,
+    ]);
+    if format == Format::Bincode {
+        out.push(if tag == b'!' { 0xC1 } else { 0xC0 });
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&time_ms.to_le_bytes());
+        out.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+        out.extend_from_slice(fields);
+    } else {
+        let prefix = if format == Format::Yaml { "--- # " } else { "" };
+        out.extend_from_slice(
+            format!("{prefix}{}{seq} {len} {crc:08x} {time_ms} ", tag as char).as_bytes(),
+        );
+        out.extend_from_slice(fields);
+        out.push(b'\n');
     }
     out.extend_from_slice(payload);
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::frame::{decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind};
-use super::recovery::{damage_error, scan_from};
+use super::recovery::{damage_error, scan_from, superseded};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
@@ -93,6 +93,8 @@ impl Journal {
                 header_len: 0,
                 seq: 0,
                 base: 0,
+                version: super::frame::VERSION,
+                fields: Vec::new(),
                 sealed: None,
                 snapshot_id: None,
                 payload: Vec::new(),
@@ -155,7 +157,7 @@ impl Journal {
             .read_from(self.len, &mut bytes)
             .context("read", &self.path)?;
         let format = self.codec.format();
-        let scan = scan_from(format, &bytes, 0, self.seq);
+        let scan = scan_from(self.layout(), &bytes, 0, self.seq);
         if locked && scan.continuing_later > 0 && !recover {
             // Nobody else is writing: valid records after invalid bytes are
             // acknowledged commits behind damage, not a record in progress.
@@ -252,6 +254,8 @@ impl Journal {
                 header_len: 0,
                 seq: 0,
                 base: 0,
+                version: super::frame::VERSION,
+                fields: Vec::new(),
                 sealed: None,
                 snapshot_id: None,
                 payload: Vec::new(),
@@ -312,10 +316,12 @@ impl Journal {
             ));
         };
         let format = self.codec.format();
+        self.version = header.version;
+        let layout = self.layout();
         let mut frames = Vec::new();
         let mut at = header_len;
         let mut seq = header.seq;
-        while let Some(frame) = decode_frame(format, &bytes, at) {
+        while let Some(frame) = decode_frame(layout, &bytes, at) {
             if seq.checked_add(1) != Some(frame.seq) {
                 break;
             }
@@ -340,8 +346,11 @@ impl Journal {
             .codec
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
         if replay {
-            for frame in frames.iter().filter(|f| f.kind == Kind::Commit) {
-                self.apply(&bytes, frame, &mut state)?;
+            let skip = superseded(&bytes, &frames);
+            for (frame, skip) in frames.iter().zip(skip) {
+                if frame.kind == Kind::Commit && !skip {
+                    self.apply(&bytes, frame, &mut state)?;
+                }
             }
         }
         self.len = at as u64;

@@ -46,10 +46,33 @@ impl Kind {
     }
 }
 
+/// The journal format version new journals are written in. Version 1
+/// journals are still read, and appended to in version 1.
+pub(crate) const VERSION: u8 = 2;
+
+/// How a journal's frames are laid out: its format and its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) format: Format,
+    pub(crate) version: u8,
+}
+
+/// What a version 2 frame says of its record besides the payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta<'a> {
+    /// The commit's wall-clock time, in milliseconds since the Unix epoch.
+    pub(crate) time_ms: u64,
+    /// The fields it touches: `=name` (replaced whole) or `+name` (an
+    /// operation), comma-separated; `-` for none, `*` when unknown.
+    pub(crate) fields: &'a [u8],
+}
+
 /// The journal's first line (or first 26 bytes for bincode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) format: Format,
+    /// 1 or 2.
+    pub(crate) version: u8,
     /// Fingerprint of the snapshot bytes the records apply to.
     pub(crate) base: u64,
     /// The sequence number the snapshot is at; the first record is `seq + 1`.
@@ -61,6 +84,13 @@ pub(crate) struct Header {
 pub(crate) struct Frame {
     pub(crate) kind: Kind,
     pub(crate) seq: u64,
+    /// Version 2: the commit time (ms since the Unix epoch). Written for
+    /// history and for people reading the journal; the library does not
+    /// read it back yet.
+    #[allow(dead_code)]
+    pub(crate) time_ms: Option<u64>,
+    /// Version 2: where the fields list is in the bytes (`start..end`).
+    pub(crate) fields: Option<(usize, usize)>,
     /// Offset of the first payload byte.
     pub(crate) payload_at: usize,
     /// Offset just past the record.
@@ -70,8 +100,14 @@ pub(crate) struct Frame {
 const BINARY_MAGIC: &[u8; 4] = b"PSTJ";
 const BINARY_HEADER: usize = 4 + 1 + 1 + 8 + 8 + 4;
 const BINARY_FRAME: usize = 1 + 8 + 4 + 4;
+/// A version 2 binary frame's extra: time u64, fields length u16.
+const BINARY_META: usize = 8 + 2;
 /// The longest frame line a text reader looks at before calling it garbage.
 const MAX_FRAME_LINE: usize = 80;
+/// The longest fields list written; a longer one is written as `*`.
+pub(crate) const MAX_FIELDS: usize = 4000;
+/// The same for version 2 lines, which carry the fields list.
+const MAX_FRAME_LINE_V2: usize = 128 + MAX_FIELDS;
 /// Records longer than this are refused when written and invalid when read.
 pub(crate) const MAX_RECORD: usize = u32::MAX as usize;
 
@@ -112,7 +148,7 @@ pub(crate) fn encode_header(header: Header) -> Vec<u8> {
     if header.format == Format::Bincode {
         let mut out = Vec::with_capacity(BINARY_HEADER);
         out.extend_from_slice(BINARY_MAGIC);
-        out.push(1);
+        out.push(header.version);
         out.push(BINCODE_FORMAT_BYTE);
         out.extend_from_slice(&header.base.to_le_bytes());
         out.extend_from_slice(&header.seq.to_le_bytes());
@@ -121,7 +157,8 @@ pub(crate) fn encode_header(header: Header) -> Vec<u8> {
         return out;
     }
     let body = format!(
-        "# persisted-journal v1 {} base={:016x} seq={}",
+        "# persisted-journal v{} {} base={:016x} seq={}",
+        header.version,
         format_name(header.format),
         header.base,
         header.seq
@@ -146,11 +183,15 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     if bytes.starts_with(BINARY_MAGIC) {
         let raw = bytes.get(..BINARY_HEADER)?;
         let (body, crc) = raw.split_at(BINARY_HEADER - 4);
-        if raw[4] != 1 || checksum(&[body]) != u32::from_le_bytes(crc.try_into().ok()?) {
+        let version = raw[4];
+        if !(1..=VERSION).contains(&version)
+            || checksum(&[body]) != u32::from_le_bytes(crc.try_into().ok()?)
+        {
             return None;
         }
         let header = Header {
             format: format_from_byte(raw[5])?,
+            version,
             base: u64::from_le_bytes(raw[6..14].try_into().ok()?),
             seq: u64::from_le_bytes(raw[14..22].try_into().ok()?),
         };
@@ -162,7 +203,12 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     if u64::from(checksum(&[body.as_bytes()])) != parse_hex(crc)? {
         return None;
     }
-    let mut words = body.strip_prefix("# persisted-journal v1 ")?.split(' ');
+    let mut words = body.strip_prefix("# persisted-journal v")?.split(' ');
+    let version = match words.next()? {
+        "1" => 1,
+        "2" => 2,
+        _ => return None,
+    };
     let format = match words.next()? {
         "json" => Format::Json,
         "yaml" => Format::Yaml,
@@ -174,90 +220,161 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
     if words.next().is_some() {
         return None;
     }
-    Some((Header { format, base, seq }, line_end + 1))
+    Some((
+        Header {
+            format,
+            version,
+            base,
+            seq,
+        },
+        line_end + 1,
+    ))
 }
 
-fn record_checksum(kind: Kind, seq: u64, payload: &[u8]) -> u32 {
-    checksum(&[
-        &[kind.tag()],
-        &seq.to_le_bytes(),
-        &(payload.len() as u32).to_le_bytes(),
-        payload,
-    ])
+fn record_checksum(kind: Kind, seq: u64, meta: Option<Meta<'_>>, payload: &[u8]) -> u32 {
+    let len = (payload.len() as u32).to_le_bytes();
+    match meta {
+        None => checksum(&[&[kind.tag()], &seq.to_le_bytes(), &len, payload]),
+        Some(meta) => checksum(&[
+            &[kind.tag()],
+            &seq.to_le_bytes(),
+            &len,
+            &meta.time_ms.to_le_bytes(),
+            &(meta.fields.len() as u32).to_le_bytes(),
+            meta.fields,
+            payload,
+        ]),
+    }
 }
 
-/// Appends one framed record to `out`.
+/// Appends one framed record to `out`; `meta` is written in version 2
+/// journals (and must be `Some` there) and ignored in version 1.
 pub(crate) fn encode_frame(
-    format: Format,
+    layout: Layout,
     kind: Kind,
     seq: u64,
+    meta: Meta<'_>,
     payload: &[u8],
     out: &mut Vec<u8>,
 ) {
-    let crc = record_checksum(kind, seq, payload);
-    if format == Format::Bincode {
+    let meta = (layout.version >= 2).then_some(meta);
+    let crc = record_checksum(kind, seq, meta, payload);
+    if layout.format == Format::Bincode {
         out.push(kind.binary_tag());
         out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         out.extend_from_slice(&crc.to_le_bytes());
+        if let Some(meta) = meta {
+            out.extend_from_slice(&meta.time_ms.to_le_bytes());
+            out.extend_from_slice(&(meta.fields.len() as u16).to_le_bytes());
+            out.extend_from_slice(meta.fields);
+        }
     } else {
         use std::io::Write;
-        out.extend_from_slice(text_prefix(format));
+        out.extend_from_slice(text_prefix(layout.format));
         // Writing into a Vec cannot fail.
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{}{seq} {} {crc:08x}",
             kind.tag() as char,
             payload.len()
         );
+        if let Some(meta) = meta {
+            let _ = write!(out, " {} ", meta.time_ms);
+            out.extend_from_slice(meta.fields);
+        }
+        out.push(b'\n');
     }
     out.extend_from_slice(payload);
 }
 
 /// Decodes and verifies the record starting at `at`; `None` when the bytes
 /// there are not a whole, valid record (torn, zeroed, garbage, corrupt).
-pub(crate) fn decode_frame(format: Format, bytes: &[u8], at: usize) -> Option<Frame> {
+pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Frame> {
+    let v2 = layout.version >= 2;
     let rest = bytes.get(at..)?;
-    let (kind, seq, len, crc, header_len) = if format == Format::Bincode {
+    let (kind, seq, len, crc, meta, header_len) = if layout.format == Format::Bincode {
         let raw = rest.get(..BINARY_FRAME)?;
-        (
+        let fixed = (
             Kind::from_binary_tag(raw[0])?,
             u64::from_le_bytes(raw[1..9].try_into().ok()?),
             u32::from_le_bytes(raw[9..13].try_into().ok()?) as usize,
             u32::from_le_bytes(raw[13..17].try_into().ok()?),
-            BINARY_FRAME,
-        )
+        );
+        let (meta, header_len) = if v2 {
+            let extra = rest.get(BINARY_FRAME..BINARY_FRAME + BINARY_META)?;
+            let time_ms = u64::from_le_bytes(extra[..8].try_into().ok()?);
+            let fields_len = u16::from_le_bytes(extra[8..10].try_into().ok()?) as usize;
+            let start = at + BINARY_FRAME + BINARY_META;
+            (
+                Some((time_ms, start, start + fields_len)),
+                BINARY_FRAME + BINARY_META + fields_len,
+            )
+        } else {
+            (None, BINARY_FRAME)
+        };
+        (fixed.0, fixed.1, fixed.2, fixed.3, meta, header_len)
     } else {
-        let rest = rest.strip_prefix(text_prefix(format))?;
-        let prefix_len = text_prefix(format).len();
-        let line_len = rest.iter().take(MAX_FRAME_LINE).position(|&b| b == b'\n')?;
+        let rest = rest.strip_prefix(text_prefix(layout.format))?;
+        let prefix_len = text_prefix(layout.format).len();
+        let max_line = if v2 {
+            MAX_FRAME_LINE_V2
+        } else {
+            MAX_FRAME_LINE
+        };
+        let line_len = rest.iter().take(max_line).position(|&b| b == b'\n')?;
         let line = std::str::from_utf8(&rest[..line_len]).ok()?;
         let kind = Kind::from_tag(*line.as_bytes().first()?)?;
-        let mut words = line[1..].split(' ');
+        let mut words = line[1..].splitn(if v2 { 5 } else { 4 }, ' ');
         let seq = parse_decimal(words.next()?)?;
         let len = usize::try_from(parse_decimal(words.next()?)?).ok()?;
         let crc_word = words.next()?;
-        if crc_word.len() != 8 || words.next().is_some() {
+        if crc_word.len() != 8 {
             return None;
         }
         let crc = u32::try_from(parse_hex(crc_word)?).ok()?;
-        (kind, seq, len, crc, prefix_len + line_len + 1)
+        let meta = if v2 {
+            let time_ms = parse_decimal(words.next()?)?;
+            let fields = words.next()?;
+            if fields.is_empty() || fields.contains(' ') {
+                return None;
+            }
+            let start = at + prefix_len + line_len - fields.len();
+            Some((time_ms, start, start + fields.len()))
+        } else {
+            None
+        };
+        if words.next().is_some() {
+            return None;
+        }
+        (kind, seq, len, crc, meta, prefix_len + line_len + 1)
     };
     if len > MAX_RECORD {
         return None;
     }
-    let payload_at = at + header_len;
+    let payload_at = at.checked_add(header_len)?;
     let end = payload_at.checked_add(len)?;
     let payload = bytes.get(payload_at..end)?;
-    if record_checksum(kind, seq, payload) != crc {
+    let written = match meta {
+        Some((time_ms, start, end)) => Some(Meta {
+            time_ms,
+            fields: bytes.get(start..end)?,
+        }),
+        None => None,
+    };
+    if record_checksum(kind, seq, written, payload) != crc {
         return None;
     }
-    if format != Format::Bincode && payload.last() != Some(&b'\n') {
+    if layout.format != Format::Bincode && payload.last() != Some(&b'\n') {
         return None;
     }
     Some(Frame {
         kind,
         seq,
+        time_ms: meta.map(|(time_ms, _, _)| time_ms),
+        fields: written
+            .filter(|meta| meta.fields != b"*")
+            .and(meta.map(|(_, start, end)| (start, end))),
         payload_at,
         end,
     })
@@ -306,26 +423,46 @@ mod tests {
 
     const FORMATS: [Format; 4] = [Format::Json, Format::Yaml, Format::Toml, Format::Bincode];
 
+    /// Every format in both versions.
+    fn layouts() -> impl Iterator<Item = Layout> {
+        FORMATS
+            .into_iter()
+            .flat_map(|format| [1, 2].map(|version| Layout { format, version }))
+    }
+
+    const META: Meta<'static> = Meta {
+        time_ms: 1_764_410_000_123,
+        fields: b"=last_id,+processed",
+    };
+
     #[test]
     fn a_text_frame_whose_payload_does_not_end_its_line_is_invalid() {
-        for format in [Format::Json, Format::Yaml, Format::Toml] {
+        for layout in layouts().filter(|l| l.format != Format::Bincode) {
             // A frame whose length and checksum match a payload without its
             // final newline: what a record cut just before `\n` would be if
             // its frame had been written for the cut payload.
             let mut out = Vec::new();
-            encode_frame(format, Kind::Commit, 1, b"{\"set a\":1}", &mut out);
-            assert!(decode_frame(format, &out, 0).is_none(), "{format:?}");
+            encode_frame(layout, Kind::Commit, 1, META, b"{\"set a\":1}", &mut out);
+            assert!(decode_frame(layout, &out, 0).is_none(), "{layout:?}");
             let mut whole = Vec::new();
-            encode_frame(format, Kind::Commit, 1, b"{\"set a\":1}\n", &mut whole);
-            assert!(decode_frame(format, &whole, 0).is_some(), "{format:?}");
+            encode_frame(
+                layout,
+                Kind::Commit,
+                1,
+                META,
+                b"{\"set a\":1}\n",
+                &mut whole,
+            );
+            assert!(decode_frame(layout, &whole, 0).is_some(), "{layout:?}");
         }
     }
 
     #[test]
     fn header_round_trips_and_rejects_any_change() {
-        for format in FORMATS {
+        for layout in layouts() {
             let header = Header {
-                format,
+                format: layout.format,
+                version: layout.version,
                 base: 0x0123_4567_89ab_cdef,
                 seq: 41,
             };
@@ -337,27 +474,44 @@ mod tests {
                 assert_ne!(
                     decode_header(&bad).map(|h| h.0),
                     Some(header),
-                    "{format:?} byte {i}"
+                    "{layout:?} byte {i}"
                 );
             }
         }
     }
 
     #[test]
-    fn frame_round_trips_and_every_cut_is_invalid() {
-        for format in FORMATS {
+    fn frame_round_trips_and_every_cut_or_flip_is_invalid() {
+        for layout in layouts() {
             let mut bytes = Vec::new();
-            encode_frame(format, Kind::Commit, 42, b"last_id: 12\n", &mut bytes);
-            let frame = decode_frame(format, &bytes, 0).unwrap();
+            encode_frame(layout, Kind::Commit, 42, META, b"last_id: 12\n", &mut bytes);
+            let frame = decode_frame(layout, &bytes, 0).unwrap();
             assert_eq!(
                 (frame.kind, frame.seq, frame.end),
                 (Kind::Commit, 42, bytes.len())
             );
             assert_eq!(&bytes[frame.payload_at..frame.end], b"last_id: 12\n");
+            if layout.version == 2 {
+                assert_eq!(frame.time_ms, Some(META.time_ms));
+                let (start, end) = frame.fields.unwrap();
+                assert_eq!(&bytes[start..end], META.fields);
+            } else {
+                assert_eq!((frame.time_ms, frame.fields), (None, None));
+            }
             for cut in 0..bytes.len() {
                 assert!(
-                    decode_frame(format, &bytes[..cut], 0).is_none(),
-                    "{format:?} cut {cut}"
+                    decode_frame(layout, &bytes[..cut], 0).is_none(),
+                    "{layout:?} cut {cut}"
+                );
+            }
+            // The time and the fields list are covered by the checksum.
+            for i in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x02;
+                assert!(
+                    decode_frame(layout, &bad, 0)
+                        .is_none_or(|f| f.seq != 42 || f.end != bytes.len()),
+                    "{layout:?} flip at {i}"
                 );
             }
         }
@@ -365,9 +519,9 @@ mod tests {
 
     #[test]
     fn zeros_are_never_a_frame() {
-        for format in FORMATS {
+        for layout in layouts() {
             for n in 0..64 {
-                assert!(decode_frame(format, &vec![0; n], 0).is_none());
+                assert!(decode_frame(layout, &vec![0; n], 0).is_none());
             }
         }
     }

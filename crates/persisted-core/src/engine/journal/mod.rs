@@ -11,7 +11,10 @@ use std::sync::Arc;
 pub(crate) use follow::View;
 pub(crate) use recovery::open;
 
-use self::frame::{encode_frame, encode_header, encode_intent, Header, Kind, MAX_RECORD};
+use self::frame::{
+    encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta, MAX_FIELDS, MAX_RECORD,
+    VERSION,
+};
 use super::Failure;
 use crate::change::{Changes, Payload};
 use crate::checksum::fingerprint;
@@ -42,6 +45,10 @@ pub(crate) struct Journal {
     seq: u64,
     /// The fingerprint of the snapshot the header names.
     base: u64,
+    /// The format version of this journal file (new ones: 2).
+    version: u8,
+    /// Reused buffer: the fields list of the record being written.
+    fields: Vec<u8>,
     /// The fingerprint an intent record names, while that intent is the
     /// last record read: a compaction may be replacing the files.
     sealed: Option<u64>,
@@ -67,6 +74,7 @@ impl Journal {
         let path = journal_path(snapshot_path);
         let header = encode_header(Header {
             format: codec.format(),
+            version: VERSION,
             base,
             seq,
         });
@@ -85,6 +93,8 @@ impl Journal {
             header_len: header.len() as u64,
             seq,
             base,
+            version: VERSION,
+            fields: Vec::new(),
             sealed: None,
             snapshot_id: None,
             payload: Vec::new(),
@@ -105,6 +115,7 @@ impl Journal {
         header_len: usize,
         seq: u64,
         base: u64,
+        version: u8,
     ) -> Journal {
         Journal {
             vfs: Arc::clone(vfs),
@@ -117,6 +128,8 @@ impl Journal {
             header_len: header_len as u64,
             seq,
             base,
+            version,
+            fields: Vec::new(),
             sealed: None,
             snapshot_id: None,
             payload: Vec::new(),
@@ -161,7 +174,16 @@ impl Journal {
         self.codec
             .encode_payload(&self.path, &Payload { fields, changes }, &mut self.payload)
             .map_err(Failure::clean)?;
+        fields_list(fields, changes, &mut self.fields);
         self.append(Kind::Commit, sync)
+    }
+
+    /// How this journal's frames are laid out.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            format: self.codec.format(),
+            version: self.version,
+        }
     }
 
     /// The durability the journal was opened with.
@@ -193,10 +215,19 @@ impl Journal {
             )));
         };
         self.record.clear();
+        if kind == Kind::Intent {
+            self.fields.clear();
+            self.fields.push(b'-');
+        }
+        let meta = Meta {
+            time_ms: now_ms(),
+            fields: &self.fields,
+        };
         encode_frame(
-            self.codec.format(),
+            self.layout(),
             kind,
             seq,
+            meta,
             &self.payload,
             &mut self.record,
         );
@@ -256,5 +287,47 @@ impl Journal {
             .map_err(Failure::poison)?;
         *self = fresh;
         Ok(bytes.len() as u64)
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 if the clock is
+/// before it).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes the fields list of a commit into `out`: `=name` for a field
+/// replaced whole, `+name` for an operation, comma-separated, each once;
+/// `*` when a name could not be read back from the list (a space, a comma,
+/// a control character) or the list would be too long.
+fn fields_list(fields: &[crate::schema::FieldSpec], changes: &dyn Changes, out: &mut Vec<u8>) {
+    out.clear();
+    let mut plain = true;
+    changes.each(&mut |op, index, _| {
+        let name = fields.get(index).map_or("", |f| f.name);
+        if name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b',' || b == 0x7f) {
+            plain = false;
+        }
+        let mark = if op == crate::collection::Op::Set {
+            b'='
+        } else {
+            b'+'
+        };
+        let already = out
+            .split(|&b| b == b',')
+            .any(|e| e.first() == Some(&mark) && &e[1..] == name.as_bytes());
+        if !already {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.push(mark);
+            out.extend_from_slice(name.as_bytes());
+        }
+    });
+    if !plain || out.is_empty() || out.len() > MAX_FIELDS {
+        out.clear();
+        out.push(b'*');
     }
 }

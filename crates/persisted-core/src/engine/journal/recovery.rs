@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{
-    decode_frame, decode_header, decode_intent, is_cut_header, Frame, Header, Kind,
+    decode_frame, decode_header, decode_intent, is_cut_header, Frame, Header, Kind, Layout,
 };
 use super::{journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
@@ -13,7 +13,6 @@ use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::options::Durability;
-use crate::options::Format;
 use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::Persisted;
 
@@ -31,9 +30,9 @@ pub(super) struct Scan {
 }
 
 /// Scans the records from `at` on, whose first must have seq `seq + 1`.
-pub(super) fn scan_from(format: Format, bytes: &[u8], mut at: usize, mut seq: u64) -> Scan {
+pub(super) fn scan_from(layout: Layout, bytes: &[u8], mut at: usize, mut seq: u64) -> Scan {
     let mut frames = Vec::new();
-    while let Some(frame) = decode_frame(format, bytes, at) {
+    while let Some(frame) = decode_frame(layout, bytes, at) {
         if seq.checked_add(1) != Some(frame.seq) {
             break;
         }
@@ -43,7 +42,7 @@ pub(super) fn scan_from(format: Format, bytes: &[u8], mut at: usize, mut seq: u6
     }
     let (mut continuing_later, mut stale_later) = (0, false);
     for start in at + 1..bytes.len() {
-        if let Some(frame) = decode_frame(format, bytes, start) {
+        if let Some(frame) = decode_frame(layout, bytes, start) {
             if frame.seq > seq {
                 continuing_later += 1;
             } else {
@@ -59,8 +58,37 @@ pub(super) fn scan_from(format: Format, bytes: &[u8], mut at: usize, mut seq: u6
     }
 }
 
-fn scan(codec: Codec, bytes: &[u8], header: Header, header_len: usize) -> Scan {
-    scan_from(codec.format(), bytes, header_len, header.seq)
+fn scan(bytes: &[u8], header: Header, header_len: usize) -> Scan {
+    let layout = Layout {
+        format: header.format,
+        version: header.version,
+    };
+    scan_from(layout, bytes, header_len, header.seq)
+}
+
+/// Which records later ones make irrelevant: every field they touch is
+/// replaced whole by a later record (version 2 frames list the fields a
+/// record touches, `=` whole, `+` by an operation). Open skips those
+/// without parsing their payload, so replaying a long journal of `set`s
+/// costs little more than verifying it.
+pub(super) fn superseded(bytes: &[u8], frames: &[Frame]) -> Vec<bool> {
+    let mut replaced_later: std::collections::HashSet<&[u8]> = Default::default();
+    let mut skip = vec![false; frames.len()];
+    for (i, frame) in frames.iter().enumerate().rev() {
+        let Some((start, end)) = frame.fields.filter(|_| frame.kind == Kind::Commit) else {
+            continue;
+        };
+        let entries = bytes[start..end].split(|&b| b == b',');
+        skip[i] = entries
+            .clone()
+            .all(|entry| entry.len() > 1 && replaced_later.contains(&entry[1..]));
+        for entry in entries {
+            if entry.first() == Some(&b'=') {
+                replaced_later.insert(&entry[1..]);
+            }
+        }
+    }
+    skip
 }
 
 /// The error for damage followed by valid records, unless recovery was
@@ -125,7 +153,7 @@ pub(crate) fn open<T: Persisted>(
             ),
         ));
     }
-    let scan = scan(codec, &bytes, header, header_len);
+    let scan = scan(&bytes, header, header_len);
     let last_seq = scan.frames.last().map_or(header.seq, |f| f.seq);
     let commits = scan
         .frames
@@ -134,9 +162,14 @@ pub(crate) fn open<T: Persisted>(
         .count();
 
     if header.base == snapshot_fp {
-        for frame in scan.frames.iter().filter(|f| f.kind == Kind::Commit) {
-            replay(codec, &path, &bytes, frame, state)?;
-            report.replayed += 1;
+        let skip = superseded(&bytes, &scan.frames);
+        for (frame, skip) in scan.frames.iter().zip(skip) {
+            if frame.kind == Kind::Commit {
+                if !skip {
+                    replay(codec, &path, &bytes, frame, state)?;
+                }
+                report.replayed += 1;
+            }
         }
         let mut file = vfs
             .open_append(&path)
@@ -162,6 +195,7 @@ pub(crate) fn open<T: Persisted>(
             header_len,
             last_seq,
             header.base,
+            header.version,
         );
         journal.make_entry_durable()?;
         return Ok(journal);
