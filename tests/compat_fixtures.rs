@@ -27,18 +27,24 @@ pub struct Job {
 }
 
 const V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1");
+const V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2");
 
-/// Writes the fixtures; run once, see `tests/fixtures/generate.rs` (needs
-/// every format: `--all-features`).
+/// Writes the fixtures of the current format version into the directory
+/// `PERSISTED_WRITE_FIXTURES` names (`v2`); run once per format version,
+/// see `tests/fixtures/generate.rs` (needs every format: `--all-features`).
 #[cfg(all(feature = "yaml", feature = "toml", feature = "bincode"))]
 #[test]
-#[ignore = "writes tests/fixtures/v1 when PERSISTED_WRITE_FIXTURES=1"]
+#[ignore = "writes tests/fixtures/<v> when PERSISTED_WRITE_FIXTURES=<v>"]
 fn write_fixtures() {
-    if std::env::var("PERSISTED_WRITE_FIXTURES").as_deref() != Ok("1") {
-        eprintln!("set PERSISTED_WRITE_FIXTURES=1 to (re)write {V1}");
+    let Ok(version) = std::env::var("PERSISTED_WRITE_FIXTURES") else {
+        eprintln!("set PERSISTED_WRITE_FIXTURES=v2 to write {V2}");
         return;
-    }
-    generate::write_all(Path::new(V1));
+    };
+    assert_ne!(version, "v1", "the v1 fixtures are never rewritten");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(version);
+    generate::write_all(&dir);
 }
 
 // --- the expected states, written out by hand -------------------------------
@@ -110,6 +116,8 @@ fn orphan_state() -> Job {
 
 /// One format's fixtures.
 struct Fixtures {
+    /// `V1` or `V2`.
+    root: &'static str,
     format: Format,
     dir: &'static str,
     file: &'static str,
@@ -129,7 +137,7 @@ struct Copy {
 
 impl Fixtures {
     fn copy(&self, case: &str) -> Copy {
-        let fixture = Path::new(V1).join(self.dir).join(case);
+        let fixture = Path::new(self.root).join(self.dir).join(case);
         let dir = tempfile::tempdir().unwrap();
         let mut copied = 0;
         for entry in fs::read_dir(&fixture).unwrap() {
@@ -147,7 +155,7 @@ impl Fixtures {
     }
 
     fn committed(&self, case: &str, name: &str) -> Vec<u8> {
-        fs::read(Path::new(V1).join(self.dir).join(case).join(name)).unwrap()
+        fs::read(Path::new(self.root).join(self.dir).join(case).join(name)).unwrap()
     }
 
     fn journal_name(&self) -> String {
@@ -319,6 +327,7 @@ impl Fixtures {
 #[test]
 fn v1_json_fixtures_open_to_their_exact_state() {
     Fixtures {
+        root: V1,
         format: Format::Json,
         dir: "json",
         file: "state.json",
@@ -331,6 +340,7 @@ fn v1_json_fixtures_open_to_their_exact_state() {
 #[test]
 fn v1_yaml_fixtures_open_to_their_exact_state() {
     Fixtures {
+        root: V1,
         format: Format::Yaml,
         dir: "yaml",
         file: "state.yaml",
@@ -343,6 +353,7 @@ fn v1_yaml_fixtures_open_to_their_exact_state() {
 #[test]
 fn v1_toml_fixtures_open_to_their_exact_state() {
     Fixtures {
+        root: V1,
         format: Format::Toml,
         dir: "toml",
         file: "state.toml",
@@ -355,6 +366,7 @@ fn v1_toml_fixtures_open_to_their_exact_state() {
 #[test]
 fn v1_bincode_fixtures_open_to_their_exact_state() {
     Fixtures {
+        root: V1,
         format: Format::Bincode,
         dir: "bincode",
         file: "state.bin",
@@ -372,26 +384,74 @@ const TORN_KEPT_YAML: usize = 596;
 const TORN_KEPT_TOML: usize = 583;
 #[cfg(feature = "bincode")]
 const TORN_KEPT_BINCODE: usize = 478;
+const V2_TORN_KEPT_JSON: usize = 834;
+#[cfg(feature = "yaml")]
+const V2_TORN_KEPT_YAML: usize = 847;
+#[cfg(feature = "toml")]
+const V2_TORN_KEPT_TOML: usize = 834;
+#[cfg(feature = "bincode")]
+const V2_TORN_KEPT_BINCODE: usize = 679;
+
+/// The version 2 fixtures, in every enabled format.
+#[test]
+fn v2_fixtures_open_to_their_exact_state() {
+    let mut fixtures = vec![Fixtures {
+        root: V2,
+        format: Format::Json,
+        dir: "json",
+        file: "state.json",
+        torn_kept: V2_TORN_KEPT_JSON,
+    }];
+    #[cfg(feature = "yaml")]
+    fixtures.push(Fixtures {
+        root: V2,
+        format: Format::Yaml,
+        dir: "yaml",
+        file: "state.yaml",
+        torn_kept: V2_TORN_KEPT_YAML,
+    });
+    #[cfg(feature = "toml")]
+    fixtures.push(Fixtures {
+        root: V2,
+        format: Format::Toml,
+        dir: "toml",
+        file: "state.toml",
+        torn_kept: V2_TORN_KEPT_TOML,
+    });
+    #[cfg(feature = "bincode")]
+    fixtures.push(Fixtures {
+        root: V2,
+        format: Format::Bincode,
+        dir: "bincode",
+        file: "state.bin",
+        torn_kept: V2_TORN_KEPT_BINCODE,
+    });
+    for fixture in fixtures {
+        fixture.check_all();
+    }
+}
 
 #[test]
 fn every_committed_fixture_is_checked() {
-    let mut cases = Vec::new();
-    for (_, dir, _) in generate::FORMATS {
-        for entry in fs::read_dir(Path::new(V1).join(dir)).unwrap() {
-            cases.push(format!(
-                "{dir}/{}",
-                entry.unwrap().file_name().to_string_lossy()
-            ));
+    for root in [V1, V2] {
+        let mut cases = Vec::new();
+        for (_, dir, _) in generate::FORMATS {
+            for entry in fs::read_dir(Path::new(root).join(dir)).unwrap() {
+                cases.push(format!(
+                    "{dir}/{}",
+                    entry.unwrap().file_name().to_string_lossy()
+                ));
+            }
         }
-    }
-    cases.sort();
-    let mut expected = Vec::new();
-    for dir in ["bincode", "json", "toml", "yaml"] {
-        for case in ["clean", "journal", "orphan", "stale_compaction", "torn"] {
-            expected.push(format!("{dir}/{case}"));
+        cases.sort();
+        let mut expected = Vec::new();
+        for dir in ["bincode", "json", "toml", "yaml"] {
+            for case in ["clean", "journal", "orphan", "stale_compaction", "torn"] {
+                expected.push(format!("{dir}/{case}"));
+            }
         }
+        assert_eq!(cases, expected, "{root}");
     }
-    assert_eq!(cases, expected);
 }
 
 // --- leftovers -----------------------------------------------------------------
