@@ -71,16 +71,23 @@ impl LockFile {
 /// `flock` is not fair: a process that commits in a tight loop takes the
 /// lock again before a waiter that sleeps between tries wakes up. So a
 /// participant that has waited [`FIRST_IN_LINE_AFTER`] takes the
-/// turnstile `<file>.wait.lock` exclusively, and every participant first
-/// checks that the turnstile is free (a shared try) before it takes the
-/// writer lock: the others stand back until the one that waited long has
-/// had its turn.
+/// turnstile `<file>.wait.lock` exclusively, and a participant checks that
+/// the turnstile is free (a shared try) before it takes the writer lock —
+/// on every try after a failed one, and on every [`CHECK_EVERY`]th first
+/// try (a check costs two system calls; a busy participant lets a waiter
+/// in within that many commits): the others stand back until the one that
+/// waited long has had its turn.
 pub(crate) struct WriterLock {
     file: Box<dyn VfsLock>,
     path: PathBuf,
     turnstile: Box<dyn VfsLock>,
     turnstile_path: PathBuf,
+    /// Locks taken, to check the turnstile on every `CHECK_EVERY`th.
+    taken: std::sync::atomic::AtomicU32,
 }
+
+/// How often an uncontended lock checks the turnstile.
+const CHECK_EVERY: u32 = 8;
 
 /// The longest pause between two tries of a held writer lock.
 const MAX_BACKOFF: Duration = Duration::from_millis(1);
@@ -99,6 +106,7 @@ impl WriterLock {
                 .context("open", &turnstile_path)?,
             path,
             turnstile_path,
+            taken: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -108,8 +116,13 @@ impl WriterLock {
         let start = Instant::now();
         let mut pause = Duration::from_micros(1);
         let mut first_in_line = false;
+        let taken = self.taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut check = taken.is_multiple_of(CHECK_EVERY);
         let result = loop {
-            match self.try_once(first_in_line) {
+            let tried = self.try_once(first_in_line || !check);
+            // After a failed try, always defer to a waiter first in line.
+            check = true;
+            match tried {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
                 Err(e) => break Err(e),
@@ -142,9 +155,10 @@ impl WriterLock {
         result
     }
 
-    /// One try: unless first in line, only when nobody holds the turnstile.
-    fn try_once(&self, first_in_line: bool) -> Result<bool> {
-        if !first_in_line {
+    /// One try: unless `skip_turnstile` (first in line, or an uncontended
+    /// try between checks), only when nobody holds the turnstile.
+    fn try_once(&self, skip_turnstile: bool) -> Result<bool> {
+        if !skip_turnstile {
             let ts = &self.turnstile_path;
             if !self.turnstile.try_lock_shared().context("lock", ts)? {
                 return Ok(false);
