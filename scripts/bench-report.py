@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turn the criterion results of `benches/` into benches/results.md and
-benches/commit.svg, and print the P1-P7 ratios of issue 5 and P15 of
-issue 9.
+benches/commit.svg, and print the P1-P7 ratios of issue 5, P15 of
+issue 9 and P9-P11 of issue 10 (shared mode).
 
     python3 scripts/bench-report.py [--criterion DIR] [--out DIR]
 
@@ -107,6 +107,13 @@ def find_prefix(benches, group, prefix):
     return None
 
 
+def find_prefix_param(benches, group, prefix, param):
+    for b in benches:
+        if b.group == group and b.function.startswith(prefix) and b.param == param:
+            return b
+    return None
+
+
 # ---------------------------------------------------------------- floors
 
 
@@ -140,7 +147,20 @@ def reference(benches, b, extras):
         return find(benches, g, f"ours/json {engine}"), "JSON, same engine"
     if g == "collection":
         return find_prefix(benches, g, "ours/set_counter"), "small-field commit on the same store"
+    if g == "shared":
+        return shared_reference(benches, b)
     return None, ""
+
+
+def shared_reference(benches, b):
+    """The baseline of a `shared` row: P9 the exclusive-mode set_counter,
+    P10 SQLite at the same number of processes, P11 the write(2) floor."""
+    g = "shared"
+    if b.label.startswith("set_counter"):
+        return find_prefix(benches, g, "ours/set_counter, exclusive"), "exclusive-mode set_counter"
+    if b.param.endswith("process") or b.param.endswith("processes"):
+        return find_prefix_param(benches, g, "peer/rusqlite", b.param), "SQLite, same processes"
+    return find_prefix(benches, g, "floor/write(2)"), "write(2) floor"
 
 
 # ---------------------------------------------------------------- goals
@@ -253,6 +273,43 @@ def goals(benches, extras):
     ub = extra("collection", "journal bytes per update(|s| {push; set}) (200k-element Vec)")
     add("P15", "for reference: journal bytes appended per update(|s| {push; set})", ub, "", None,
         value_text="n/a" if ub is None else f"{ub:,.0f} B")
+    # P9-P11 (issue 10): shared mode.
+    add("P9", "Flush set_counter, shared mode (1 process) vs exclusive mode (JSON journal)",
+        ratio(find_prefix(benches, "shared", "ours/set_counter, shared"),
+              find_prefix(benches, "shared", "ours/set_counter, exclusive")),
+        "<= 1.5x", le(1.5), extra("shared", "paired P9 shared set_counter / exclusive set_counter"))
+    for procs, goal, test in [("4 processes", ">= 2x", ge(2)), ("1 process", "", None)]:
+        ours = find_prefix_param(benches, "shared", "ours/update(counter += 1)", procs)
+        peer = find_prefix_param(benches, "shared", "peer/rusqlite", procs)
+        r = ratio(peer, ours)  # time per commit SQLite / ours = commits/s ours / SQLite
+        text = None
+        if ours and peer:
+            text = f"{r:.2f}x ({1e9 / ours.ns:,.0f} vs {1e9 / peer.ns:,.0f} commits/s)"
+        paired = extra("shared", f"paired P10 ours / SQLite commits/s, {procs}")
+        if paired is not None and text is not None:
+            po = extra("shared", f"paired P10 ours commits/s, {procs}")
+            ps = extra("shared", f"paired P10 SQLite commits/s, {procs}")
+            if po is not None and ps is not None:
+                text += f"; paired runs {po:,.0f} vs {ps:,.0f}"
+        prefix = "" if test else "for reference: "
+        add("P10", f"{prefix}{procs} x update(counter += 1) on one shared store vs SQLite WAL NORMAL, "
+            f"total commits/s",
+            r, goal, test, paired, text)
+    write = find_prefix(benches, "shared", "floor/write(2)")
+    wlabel = write.label if write else "write(2) 41 B"
+    for mode, prefix, key, goal, test in [
+        ("shared", "ours/read() of an unchanged store, shared", "paired P11 read() shared unchanged / write(2) 41 B",
+         "<= 1x", le(1)),
+        ("exclusive", "ours/read(), exclusive", "paired P11 read() exclusive / write(2) 41 B", "", None),
+    ]:
+        read = find_prefix(benches, "shared", prefix)
+        r = ratio(read, write)
+        text = None
+        if read and write:
+            text = f"{r:.2f}x ({read.ns:,.0f} vs {write.ns:,.0f} ns)"
+        what = "read() of an unchanged shared store" if mode == "shared" else \
+            "for reference: read(), exclusive mode,"
+        add("P11", f"{what} vs {wlabel}", r, goal, test, extra("shared", key), text)
     return out
 
 
@@ -286,8 +343,16 @@ GROUP_TITLES = {
     "open": "Open + recovery of a 10 MB snapshot with a 100k-record journal (P5)",
     "yaml": "YAML vs JSON commit of the same change (P6), Durability::Flush",
     "collection": "push_, and a transaction of push_ + set_, on a 200k-element Vec (P7, P15), Durability::Flush",
+    "shared": "Shared mode: commit, 4 processes vs SQLite, read of an unchanged store (P9, P10, P11), Durability::Flush",
 }
-GROUP_ORDER = ["commit", "state_size", "threads", "open", "yaml", "collection"]
+GROUP_ORDER = ["commit", "state_size", "threads", "open", "yaml", "collection", "shared"]
+
+# A group whose rows have different baselines: the note above its table.
+GROUP_REF_NOTES = {
+    "shared": "the row's baseline: set_counter rows (P9) the exclusive-mode set_counter; rows @ N processes"
+              " (P10, µs/op = wall time per commit = 1 / total commits/s, spawn to exit) SQLite at as many"
+              " processes; read() rows (P11) the write(2) floor",
+}
 
 
 def row_name(b):
@@ -309,7 +374,7 @@ def markdown(benches, extras, goal_rows, command):
         " from machine to machine and with load; the ratios, measured in the same"
         " run, are what to compare.",
         "",
-        "## Goals (issue 5; P15: issue 9)",
+        "## Goals (issue 5; P15: issue 9; P9-P11: issue 10, shared mode)",
         "",
         "| # | measure | criterion | paired | goal | met |",
         "|---|---|---:|---:|---|---|",
@@ -351,7 +416,7 @@ def markdown(benches, extras, goal_rows, command):
                     )
                 lines.append("")
             continue
-        ref_note = reference(benches, rows[0], extras)[1]
+        ref_note = GROUP_REF_NOTES.get(g) or reference(benches, rows[0], extras)[1]
         lines += [
             f"× = µs/op ÷ {ref_note}.",
             "",
@@ -529,7 +594,7 @@ def main():
         with open(os.path.join(args.out, "commit.svg"), "w") as f:
             f.write(svg)
 
-    print("Issue 5 goals and P15 (issue 9), from this run (criterion = ratio of medians; paired = alternated batches):")
+    print("Issue 5 goals, P15 (issue 9) and P9-P11 (issue 10), from this run (criterion = ratio of medians; paired = alternated batches):")
     for pid, measure, value, paired, goal, met in goal_rows:
         mark = "" if met is None else ("MET" if met else "NOT MET")
         paired = f"paired {paired}" if paired else ""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in benches/ (criterion: floors, ours, peers) and then
-# scripts/bench-report.py, which writes benches/results.md (tables, P1-P7
-# and P15 ratios) and benches/commit.svg (chart), and prints the ratios.
+# scripts/bench-report.py, which writes benches/results.md (tables, P1-P7,
+# P15 and P9-P11 ratios) and benches/commit.svg (chart), and prints the ratios.
 #
 #   scripts/bench.sh                          # everything (~6 min of benches on 2 cores, plus the first build ~5 min)
 #   scripts/bench.sh --bench commit           # one bench file; other results kept

@@ -174,6 +174,35 @@ impl Op {
     }
 }
 
+/// A `len`-byte journal-like record (`{"set counter":1099511627776}`,
+/// padded, newline-terminated), as `commit.rs`'s floors write it.
+pub fn floor_record(len: usize) -> Vec<u8> {
+    let mut record = format!("{{\"set counter\":{}}}", 1u64 << 40).into_bytes();
+    record.resize(len.saturating_sub(1), b' ');
+    record.push(b'\n');
+    record
+}
+
+/// The floor of a Flush commit, the same operation as `commit.rs`'s
+/// `flush/floor/write(2) <len> B`: one write(2) of a `len`-byte record to
+/// an open O_APPEND file.
+pub fn write_floor(name: impl Into<String>, len: usize) -> Op {
+    use std::io::Write;
+    let dir = tempdir();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("floor.log"))
+        .expect("open floor.log");
+    let record = floor_record(len);
+    Op::new(name, move || {
+        // `write` on `&File` is exactly one write(2).
+        let n = (&file).write(std::hint::black_box(&record)).unwrap();
+        assert_eq!(n, record.len());
+    })
+    .keep(dir)
+}
+
 /// A ratio robust to a shared machine's drifting load: alternates batches
 /// of `a` and `b` (`rounds` rounds of `batch` operations each) and returns
 /// (median µs/op of a, median µs/op of b, median over rounds of a/b).
