@@ -116,7 +116,9 @@ impl WriterLock {
         let start = Instant::now();
         let mut pause = Duration::from_micros(1);
         let mut first_in_line = false;
-        let taken = self.taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let taken = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut check = taken.is_multiple_of(CHECK_EVERY);
         let result = loop {
             let tried = self.try_once(first_in_line || !check);
