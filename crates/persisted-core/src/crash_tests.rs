@@ -797,11 +797,13 @@ fn a_shared_writer_killed_at_any_operation_costs_its_peer_nothing() {
                 assert_eq!(process, outcome.b_state, "{ctx}: the disk disagrees with B");
                 let power = recover(&outcome.power_image, &path, options);
                 let allowed = orders.iter().any(|order| {
-                    // With Sync every acknowledged commit survives.
+                    // With Sync every acknowledged commit survives (a step
+                    // that wrote nothing, such as a pop of an empty list,
+                    // committed nothing to keep).
                     let lowest = match durability {
                         Durability::Sync => order
                             .iter()
-                            .rposition(|i| outcome.landed.contains(i))
+                            .rposition(|i| outcome.wrote.contains(i))
                             .map_or(0, |p| p + 1),
                         Durability::Flush => 0,
                     };
@@ -825,6 +827,8 @@ struct PairOutcome {
     landed: Vec<usize>,
     /// A's step that failed when A was killed, if any.
     in_flight: Option<usize>,
+    /// The acknowledged steps that wrote a record.
+    wrote: Vec<usize>,
     b_state: Model,
     /// The disk as B left it, as a process crash and as a power cut would.
     process_image: BTreeMap<PathBuf, Vec<u8>>,
@@ -844,12 +848,24 @@ fn run_pair(
     let a = open(&sim.actor(1), path, options).ok();
     let b = open(&sim.actor(2), path, options).expect("B opens");
     let mut a = a;
-    let (mut landed, mut in_flight) = (Vec::new(), None);
+    let (mut landed, mut in_flight, mut wrote) = (Vec::new(), None, Vec::new());
+    let writes = || {
+        sim.trace()
+            .iter()
+            .filter(|t| t.kind == OpKind::Write)
+            .count()
+    };
     for (i, step) in steps.iter().enumerate() {
+        let before = writes();
         if i % 2 == 0 {
             let Some(store) = &a else { continue };
             match apply(store, step) {
-                Ok(()) => landed.push(i),
+                Ok(()) => {
+                    landed.push(i);
+                    if writes() > before {
+                        wrote.push(i);
+                    }
+                }
                 Err(_) => {
                     in_flight = Some(i);
                     // A dead process's descriptors and locks go with it.
@@ -859,6 +875,9 @@ fn run_pair(
         } else {
             apply(&b, step).unwrap_or_else(|e| panic!("B failed at step {i} ({step:?}): {e}"));
             landed.push(i);
+            if writes() > before {
+                wrote.push(i);
+            }
         }
     }
     let b_state = b.get();
@@ -867,6 +886,7 @@ fn run_pair(
     PairOutcome {
         landed,
         in_flight,
+        wrote,
         b_state,
         process_image,
         power_image,
