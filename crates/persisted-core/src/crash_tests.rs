@@ -15,7 +15,7 @@ use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::{Fault, OpKind, SimFs};
-use crate::{Durability, Error, Format, OpenOptions, Result, Store};
+use crate::{Durability, Engine, Error, Format, OpenOptions, Result, Store};
 
 /// One write the workload makes.
 #[derive(Debug, Clone)]
@@ -189,7 +189,7 @@ fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_comm
                         let formats = formats();
                         let format = formats[(seed % formats.len() as u64) as usize];
                         for durability in [Durability::Sync, Durability::Flush] {
-                            crash_everywhere(format, durability, seed, &mut tally);
+                            crash_everywhere(format, durability, Engine::Journal, seed, &mut tally);
                         }
                     }
                 })
@@ -206,6 +206,33 @@ fn a_crash_at_every_operation_recovers_a_prefix_without_losing_acknowledged_comm
     assert!(tally.images > 0);
     eprintln!(
         "T5: seeds {start}..{end}: {} crash images checked, {} distinct images recovered",
+        tally.images, tally.recovered
+    );
+}
+
+/// T5 over the snapshot engine: every commit rewrites the file (temp,
+/// fsync with Sync, rename, directory fsync with Sync); a crash at any
+/// operation recovers a prefix, and with Sync every acknowledged commit.
+#[test]
+fn the_snapshot_engine_recovers_a_prefix_after_a_crash_at_every_operation() {
+    let seeds: u64 = crate::testing::soak_size("PERSISTED_SOAK_SNAPSHOT_SEEDS", 4);
+    let mut tally = Tally::default();
+    for seed in 0..seeds {
+        let formats = formats();
+        let format = formats[(seed % formats.len() as u64) as usize];
+        for durability in [Durability::Sync, Durability::Flush] {
+            crash_everywhere(
+                format,
+                durability,
+                Engine::Snapshot,
+                1000 + seed,
+                &mut tally,
+            );
+        }
+    }
+    assert!(tally.images > 0);
+    eprintln!(
+        "T5 (snapshot engine): {seeds} seeds, {} crash images, {} distinct recovered",
         tally.images, tally.recovered
     );
 }
@@ -231,10 +258,16 @@ struct Tally {
 }
 
 /// T5 for one seed: crash at each operation of the seed's workload.
-fn crash_everywhere(format: Format, durability: Durability, seed: u64, tally: &mut Tally) {
+fn crash_everywhere(
+    format: Format,
+    durability: Durability,
+    engine: Engine,
+    seed: u64,
+    tally: &mut Tally,
+) {
     let steps = workload(seed, 24);
     let states = prefix_states(&steps);
-    let options = options(durability, 400);
+    let options = options(durability, 400).engine(engine);
     let path = path(format);
     let clean = SimFs::new();
     assert_eq!(run(&clean, &path, options, &steps), steps.len());
@@ -262,6 +295,13 @@ fn crash_everywhere(format: Format, durability: Durability, seed: u64, tally: &m
             "{format:?} seed {seed} crash at op {crash_at}/{total} ({durability:?}): \
              process crash lost or mixed commits: acked {acked}, got {process:?}"
         );
+        if engine == Engine::Snapshot && durability == Durability::Flush {
+            // Flush promises survival of a process crash only; the snapshot
+            // engine renames an unsynced temp file, which a power cut may
+            // leave empty or garbled (the journal engine's compaction is
+            // always synced).
+            continue;
+        }
         let power = recover_once(sim.power_loss_image(seed * 7919 + crash_at), tally);
         let lowest = if durability == Durability::Sync {
             acked
