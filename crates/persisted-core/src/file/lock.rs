@@ -71,19 +71,19 @@ impl LockFile {
 /// `flock` is not fair: a process that commits in a tight loop takes the
 /// lock again before a waiter that sleeps between tries wakes up. So a
 /// participant that has waited [`FIRST_IN_LINE_AFTER`] takes the
-/// turnstile `<file>.wait.lock` exclusively, and a participant checks that
-/// the turnstile is free (a shared try) before it takes the writer lock —
-/// on every try after a failed one, and on every [`CHECK_EVERY`]th first
-/// try (a check costs two system calls; a busy participant lets a waiter
-/// in within that many commits): the others stand back until the one that
-/// waited long has had its turn.
+/// turnstile `<file>.wait.lock` exclusively. A participant checks that the
+/// turnstile is free (a shared try, two system calls) before the first try
+/// of every [`CHECK_EVERY`]th lock and every `CHECK_EVERY`th try of a wait,
+/// and once it finds it held, before every try until it gets the lock: a
+/// busy participant lets the one that waited long in within that many
+/// commits.
 pub(crate) struct WriterLock {
     file: Box<dyn VfsLock>,
     path: PathBuf,
     turnstile: Box<dyn VfsLock>,
     turnstile_path: PathBuf,
-    /// Locks taken, to check the turnstile on every `CHECK_EVERY`th.
-    taken: std::sync::atomic::AtomicU32,
+    /// Calls to `lock`, to check the turnstile on every `CHECK_EVERY`th.
+    tries: std::sync::atomic::AtomicU32,
 }
 
 /// How often an uncontended lock checks the turnstile.
@@ -91,8 +91,12 @@ const CHECK_EVERY: u32 = 8;
 
 /// The longest pause between two tries of a held writer lock.
 const MAX_BACKOFF: Duration = Duration::from_millis(1);
-/// How long a participant waits before it claims the turnstile.
-const FIRST_IN_LINE_AFTER: Duration = Duration::from_millis(2);
+/// How long a participant waits before it claims the turnstile: well past
+/// the waits of ordinary contention, so that only starvation uses it.
+const FIRST_IN_LINE_AFTER: Duration = Duration::from_millis(20);
+/// The longest pause between tries of the participant first in line: the
+/// others stand back, so the lock must not sit idle while it sleeps.
+const FIRST_IN_LINE_BACKOFF: Duration = Duration::from_micros(20);
 
 impl WriterLock {
     /// Opens the writer lock and the turnstile of the store at `store`.
@@ -106,7 +110,7 @@ impl WriterLock {
                 .context("open", &turnstile_path)?,
             path,
             turnstile_path,
-            taken: std::sync::atomic::AtomicU32::new(0),
+            tries: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -116,15 +120,29 @@ impl WriterLock {
         let start = Instant::now();
         let mut pause = Duration::from_micros(1);
         let mut first_in_line = false;
-        let taken = self
-            .taken
+        let call = self
+            .tries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut check = taken.is_multiple_of(CHECK_EVERY);
+        // Once the turnstile was found held, stand back on every try.
+        let mut deferring = false;
+        let mut tried = 0u32;
         let result = loop {
-            let tried = self.try_once(first_in_line || !check);
-            // After a failed try, always defer to a waiter first in line.
-            check = true;
-            match tried {
+            let check = deferring
+                || (tried == 0 && call.is_multiple_of(CHECK_EVERY))
+                || (tried > 0 && tried.is_multiple_of(CHECK_EVERY));
+            tried += 1;
+            let attempt = match !first_in_line && check {
+                true => self.turnstile_free().map(|free| {
+                    deferring = !free;
+                    free
+                }),
+                false => Ok(true),
+            };
+            let attempt = attempt.and_then(|free| match free {
+                true => self.file.try_lock().context("lock", &self.path),
+                false => Ok(false),
+            });
+            match attempt {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
                 Err(e) => break Err(e),
@@ -147,7 +165,11 @@ impl WriterLock {
                 }
             }
             thread::sleep(pause.min(timeout - waited));
-            pause = (pause * 2).min(MAX_BACKOFF);
+            let cap = match first_in_line {
+                true => FIRST_IN_LINE_BACKOFF,
+                false => MAX_BACKOFF,
+            };
+            pause = (pause * 2).min(cap);
         };
         if first_in_line {
             // Closing the descriptor would release it too; a failure here
@@ -157,17 +179,14 @@ impl WriterLock {
         result
     }
 
-    /// One try: unless `skip_turnstile` (first in line, or an uncontended
-    /// try between checks), only when nobody holds the turnstile.
-    fn try_once(&self, skip_turnstile: bool) -> Result<bool> {
-        if !skip_turnstile {
-            let ts = &self.turnstile_path;
-            if !self.turnstile.try_lock_shared().context("lock", ts)? {
-                return Ok(false);
-            }
-            self.turnstile.unlock().context("unlock", ts)?;
+    /// True when no participant holds the turnstile (it is first in line).
+    fn turnstile_free(&self) -> Result<bool> {
+        let ts = &self.turnstile_path;
+        if !self.turnstile.try_lock_shared().context("lock", ts)? {
+            return Ok(false);
         }
-        self.file.try_lock().context("lock", &self.path)
+        self.turnstile.unlock().context("unlock", ts)?;
+        Ok(true)
     }
 
     pub(crate) fn unlock(&self) -> Result<()> {
