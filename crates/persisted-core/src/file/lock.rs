@@ -131,14 +131,14 @@ impl WriterLock {
                 || (tried == 0 && call.is_multiple_of(CHECK_EVERY))
                 || (tried > 0 && tried.is_multiple_of(CHECK_EVERY));
             tried += 1;
-            let attempt = match !first_in_line && check {
-                true => self.turnstile_free().map(|free| {
-                    deferring = !free;
-                    free
-                }),
+            let free = match !first_in_line && check {
+                true => self.turnstile_free(),
                 false => Ok(true),
             };
-            let attempt = attempt.and_then(|free| match free {
+            if let Ok(free) = free {
+                deferring = !free;
+            }
+            let attempt = free.and_then(|free| match free {
                 true => self.file.try_lock().context("lock", &self.path),
                 false => Ok(false),
             });
