@@ -323,20 +323,21 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
             MAX_FRAME_LINE
         };
         let line_len = rest.iter().take(max_line).position(|&b| b == b'\n')?;
-        let line = std::str::from_utf8(&rest[..line_len]).ok()?;
-        let kind = Kind::from_tag(*line.as_bytes().first()?)?;
-        let mut words = line[1..].splitn(if v2 { 5 } else { 4 }, ' ');
-        let seq = parse_decimal(words.next()?)?;
-        let len = usize::try_from(parse_decimal(words.next()?)?).ok()?;
+        // Parsed as bytes: open reads one frame line per record.
+        let line = &rest[..line_len];
+        let kind = Kind::from_tag(*line.first()?)?;
+        let mut words = line[1..].split(|&b| b == b' ');
+        let seq = decimal(words.next()?)?;
+        let len = usize::try_from(decimal(words.next()?)?).ok()?;
         let crc_word = words.next()?;
         if crc_word.len() != 8 {
             return None;
         }
-        let crc = u32::try_from(parse_hex(crc_word)?).ok()?;
+        let crc = u32::try_from(hex(crc_word)?).ok()?;
         let meta = if v2 {
-            let time_ms = parse_decimal(words.next()?)?;
+            let time_ms = decimal(words.next()?)?;
             let fields = words.next()?;
-            if fields.is_empty() || fields.contains(' ') {
+            if fields.is_empty() {
                 return None;
             }
             let start = at + prefix_len + line_len - fields.len();
@@ -380,6 +381,32 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
     })
 }
 
+/// Strict decimal, as bytes: digits only, no sign, no overflow.
+fn decimal(word: &[u8]) -> Option<u64> {
+    if word.is_empty() {
+        return None;
+    }
+    word.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// Strict lowercase hex, as bytes (see [`parse_hex`]).
+fn hex(word: &[u8]) -> Option<u64> {
+    if word.is_empty() || word.len() > 16 {
+        return None;
+    }
+    word.iter().try_fold(0u64, |n, &b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u64::from(digit))
+    })
+}
+
 /// Strict lowercase hex, as written: any other spelling of the same number
 /// is a changed byte and must not verify.
 fn parse_hex(word: &str) -> Option<u64> {
@@ -387,14 +414,6 @@ fn parse_hex(word: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(word, 16).ok()
-}
-
-/// Strict decimal: digits only, no sign, no leading `+`.
-fn parse_decimal(word: &str) -> Option<u64> {
-    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    word.parse().ok()
 }
 
 /// The payload of an intent record, naming the new snapshot's fingerprint.
