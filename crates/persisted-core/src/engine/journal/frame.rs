@@ -232,18 +232,19 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
 }
 
 fn record_checksum(kind: Kind, seq: u64, meta: Option<Meta<'_>>, payload: &[u8]) -> u32 {
-    let len = (payload.len() as u32).to_le_bytes();
+    // The fixed-size parts in one buffer: fewer CRC calls per record (open
+    // verifies every record), the same value as over the parts one by one.
+    let mut fixed = [0u8; 1 + 8 + 4 + 8 + 4];
+    fixed[0] = kind.tag();
+    fixed[1..9].copy_from_slice(&seq.to_le_bytes());
+    fixed[9..13].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     match meta {
-        None => checksum(&[&[kind.tag()], &seq.to_le_bytes(), &len, payload]),
-        Some(meta) => checksum(&[
-            &[kind.tag()],
-            &seq.to_le_bytes(),
-            &len,
-            &meta.time_ms.to_le_bytes(),
-            &(meta.fields.len() as u32).to_le_bytes(),
-            meta.fields,
-            payload,
-        ]),
+        None => checksum(&[&fixed[..13], payload]),
+        Some(meta) => {
+            fixed[13..21].copy_from_slice(&meta.time_ms.to_le_bytes());
+            fixed[21..25].copy_from_slice(&(meta.fields.len() as u32).to_le_bytes());
+            checksum(&[&fixed, meta.fields, payload])
+        }
     }
 }
 
@@ -322,7 +323,9 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
         } else {
             MAX_FRAME_LINE
         };
-        let line_len = rest.iter().take(max_line).position(|&b| b == b'\n')?;
+        let line_len = rest[..rest.len().min(max_line)]
+            .iter()
+            .position(|&b| b == b'\n')?;
         // Parsed as bytes: open reads one frame line per record.
         let line = &rest[..line_len];
         let kind = Kind::from_tag(*line.first()?)?;

@@ -72,7 +72,8 @@ fn scan(bytes: &[u8], header: Header, header_len: usize) -> Scan {
 /// without parsing their payload, so replaying a long journal of `set`s
 /// costs little more than verifying it.
 pub(super) fn superseded(bytes: &[u8], frames: &[Frame]) -> Vec<bool> {
-    let mut replaced_later: std::collections::HashSet<&[u8]> = Default::default();
+    // A handful of fields: a list searched in order beats hashing.
+    let mut replaced_later: Vec<&[u8]> = Vec::new();
     let mut skip = vec![false; frames.len()];
     for (i, frame) in frames.iter().enumerate().rev() {
         let Some((start, end)) = frame.fields.filter(|_| frame.kind == Kind::Commit) else {
@@ -81,10 +82,10 @@ pub(super) fn superseded(bytes: &[u8], frames: &[Frame]) -> Vec<bool> {
         let entries = bytes[start..end].split(|&b| b == b',');
         skip[i] = entries
             .clone()
-            .all(|entry| entry.len() > 1 && replaced_later.contains(&entry[1..]));
+            .all(|entry| entry.len() > 1 && replaced_later.contains(&&entry[1..]));
         for entry in entries {
-            if entry.first() == Some(&b'=') {
-                replaced_later.insert(&entry[1..]);
+            if entry.first() == Some(&b'=') && !replaced_later.contains(&&entry[1..]) {
+                replaced_later.push(&entry[1..]);
             }
         }
     }
