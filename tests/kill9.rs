@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use common::{formats, state_path, State, StateStoreExt};
 use persisted_state::{Format, Store};
 
@@ -104,46 +101,17 @@ fn check_invariants(state: &State, acked: u64, format: Format) {
 #[test]
 fn kill9_of_a_writer_loses_no_acknowledged_commit() {
     let rounds: u64 = common::soak_size("PERSISTED_KILL9_ROUNDS", 17);
-    let exe = std::env::current_exe().unwrap();
     for format in formats() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path(), format);
         let mut acked = 0;
         for round in 0..rounds {
-            let mut child = Command::new(&exe)
-                .args([
-                    "kill9_child_writer",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD, &path)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let stdout = child.stdout.take().unwrap();
-            let mut lines = BufReader::new(stdout).lines();
             let kill_after = 1 + (round * 37) % 120;
-            let mut seen = 0;
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                if let Some(n) = line.strip_prefix("ACK ") {
-                    acked = n.parse().unwrap();
-                    seen += 1;
-                    if seen == kill_after {
-                        break;
-                    }
-                }
+            if let Some(n) =
+                common::kill9_after_acks("kill9_child_writer", CHILD, &path, kill_after)
+            {
+                acked = n;
             }
-            child.kill().unwrap(); // SIGKILL
-                                   // Acks printed before the kill are still in the pipe.
-            for line in lines {
-                if let Some(n) = line.unwrap().strip_prefix("ACK ") {
-                    acked = n.parse().unwrap();
-                }
-            }
-            child.wait().unwrap();
             let store = Store::<State>::open(&path).unwrap();
             check_invariants(&store.get(), acked, format);
         }

@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 
 use common::{formats, state_path, State, StateStoreExt, StateTransactionExt};
 use persisted_state::{Format, Persisted, Store};
@@ -80,43 +79,17 @@ fn check(state: &State, acked: u64, format: Format) {
 #[test]
 fn kill9_of_the_resumable_job_pattern_never_splits_push_and_set() {
     let rounds: u64 = common::soak_size("PERSISTED_RESUME_ROUNDS", 6);
-    let exe = std::env::current_exe().unwrap();
     for format in formats() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path(), format);
         let mut acked = 0;
         for round in 0..rounds {
-            let mut child = Command::new(&exe)
-                .args([
-                    "resumable_child_job",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD, &path)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let kill_after = 1 + (round * 389) % 1500;
-            let mut seen = 0;
-            for line in lines.by_ref() {
-                if let Some(n) = line.unwrap().strip_prefix("ACK ") {
-                    acked = n.parse().unwrap();
-                    seen += 1;
-                    if seen == kill_after {
-                        break;
-                    }
-                }
+            if let Some(n) =
+                common::kill9_after_acks("resumable_child_job", CHILD, &path, kill_after)
+            {
+                acked = n;
             }
-            child.kill().unwrap(); // SIGKILL
-            for line in lines {
-                if let Some(n) = line.unwrap().strip_prefix("ACK ") {
-                    acked = n.parse().unwrap();
-                }
-            }
-            child.wait().unwrap();
             let store = State::open(&path).unwrap();
             check(&store.get(), acked, format);
         }

@@ -107,3 +107,45 @@ pub fn soak_size<T: std::str::FromStr>(var: &str, smoke: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(smoke)
 }
+
+/// Runs the test `child_test` of this test binary as a child process with
+/// `var` set to `path`, reads the `ACK <n>` lines it prints after each
+/// acknowledged commit, kills it with SIGKILL after `kill_after` of them,
+/// and returns the last acknowledged number (acks already in the pipe
+/// count), or `None` if it acknowledged nothing.
+pub fn kill9_after_acks(child_test: &str, var: &str, path: &Path, kill_after: u64) -> Option<u64> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ack = |line: std::io::Result<String>| -> Option<u64> {
+        line.unwrap()
+            .strip_prefix("ACK ")
+            .map(|n| n.parse().unwrap())
+    };
+    let (mut acked, mut seen) = (None, 0);
+    for line in lines.by_ref() {
+        if let Some(n) = ack(line) {
+            acked = Some(n);
+            seen += 1;
+            if seen == kill_after {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+                           // Acks printed before the kill are still in the pipe.
+    for line in lines {
+        if let Some(n) = ack(line) {
+            acked = Some(n);
+        }
+    }
+    child.wait().unwrap();
+    acked
+}

@@ -113,6 +113,29 @@ pub(crate) enum Backend {
 }
 
 impl<T> Writer<T> {
+    fn new<S>(
+        backend: Backend,
+        codec: Codec,
+        extras: Extras,
+        snapshot_len: u64,
+        options: &OpenOptions<S>,
+        sharing: Sharing,
+    ) -> Writer<T> {
+        Writer {
+            backend,
+            codec,
+            extras,
+            batch: ChangeSet::default(),
+            poisoned: false,
+            catch_up_failed: false,
+            snapshot_len,
+            journal_limit: options.journal_limit,
+            pending: VecDeque::new(),
+            sharing,
+            recover: options.recover,
+        }
+    }
+
     pub(crate) fn codec(&self) -> Codec {
         self.codec
     }
@@ -337,19 +360,14 @@ impl<T: Persisted> Store<T> {
             path,
             options,
             state,
-            Writer {
+            Writer::new(
                 backend,
                 codec,
                 extras,
-                batch: ChangeSet::default(),
-                poisoned: false,
-                catch_up_failed: false,
-                snapshot_len: snapshot_len as u64,
-                journal_limit: options.journal_limit,
-                pending: VecDeque::new(),
+                snapshot_len as u64,
+                &options,
                 sharing,
-                recover: options.recover,
-            },
+            ),
             recovery,
         );
         {
@@ -393,19 +411,14 @@ impl<T: Persisted> Store<T> {
             path,
             options,
             state,
-            Writer {
+            Writer::new(
                 backend,
                 codec,
                 extras,
-                batch: ChangeSet::default(),
-                poisoned: false,
-                catch_up_failed: false,
                 snapshot_len,
-                journal_limit: options.journal_limit,
-                pending: VecDeque::new(),
-                sharing: Sharing::ReadOnly,
-                recover: options.recover,
-            },
+                &options,
+                Sharing::ReadOnly,
+            ),
             Recovery::default(),
         ))
     }

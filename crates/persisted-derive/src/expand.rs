@@ -23,7 +23,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident};
 
-use crate::ast::{FieldAst, Input, Kind};
+use crate::ast::{FieldAst, Input, Kind, Target};
 use crate::{fallback, valid};
 
 /// parse -> validate -> expand; on a rejected input, the errors and a stub.
@@ -490,10 +490,10 @@ impl Generated {
             }
         }
         for op in &ops {
-            let (decl, body) = op.store(&docs, &marker_ty);
+            let (decl, body) = op.emit(Target::Store, &docs, &marker_ty);
             store_decls.extend(decl);
             store_impls.extend(body);
-            let (decl, body) = op.transaction(&docs, &marker_ty);
+            let (decl, body) = op.emit(Target::Transaction, &docs, &marker_ty);
             tx_decl.extend(decl);
             tx_impl.extend(body);
         }
@@ -566,8 +566,12 @@ impl Operation {
         (decl, params, call)
     }
 
-    fn store(
+    /// The declaration (with docs) and the impl of this operation, for
+    /// `Store` (`&self`, returns `Result<ret>`, one commit) or for a
+    /// `Transaction` (`&mut self`, returns `ret`, written at `commit`).
+    fn emit(
         &self,
+        target: Target,
         docs: &dyn Fn(String) -> TokenStream,
         marker: &Ident,
     ) -> (TokenStream, TokenStream) {
@@ -579,47 +583,26 @@ impl Operation {
             bounds,
             ..
         } = self;
-        let doc = docs(format!(
-            "{} and commits the operation (in `Mode::Batch`: at the next `commit`){}.",
-            self.doc, self.doc_tail
-        ));
+        let (receiver, ret, what) = match target {
+            Target::Store => (
+                quote!(&self),
+                quote!(::persisted_state::Result<#ret>),
+                "and commits the operation (in `Mode::Batch`: at the next `commit`)",
+            ),
+            Target::Transaction => (
+                quote!(&mut self),
+                quote!(#ret),
+                "in this transaction, written as this operation at `commit`",
+            ),
+        };
+        let doc = docs(format!("{} {what}{}.", self.doc, self.doc_tail));
         (
             quote! {
                 #doc
-                fn #method #generics(&self, #(#decl),*) -> ::persisted_state::Result<#ret> #bounds;
+                fn #method #generics(#receiver, #(#decl),*) -> #ret #bounds;
             },
             quote! {
-                fn #method #generics(&self, #(#params),*) -> ::persisted_state::Result<#ret> #bounds {
-                    #call
-                }
-            },
-        )
-    }
-
-    fn transaction(
-        &self,
-        docs: &dyn Fn(String) -> TokenStream,
-        marker: &Ident,
-    ) -> (TokenStream, TokenStream) {
-        let (decl, params, call) = self.parts(marker);
-        let Operation {
-            method,
-            generics,
-            ret,
-            bounds,
-            ..
-        } = self;
-        let doc = docs(format!(
-            "{} in this transaction, written as this operation at `commit`{}.",
-            self.doc, self.doc_tail
-        ));
-        (
-            quote! {
-                #doc
-                fn #method #generics(&mut self, #(#decl),*) -> #ret #bounds;
-            },
-            quote! {
-                fn #method #generics(&mut self, #(#params),*) -> #ret #bounds {
+                fn #method #generics(#receiver, #(#params),*) -> #ret #bounds {
                     #call
                 }
             },

@@ -60,6 +60,34 @@ fn read_snapshot(vfs: &dyn Vfs, path: &Path) -> Result<Option<SnapshotRead>> {
 }
 
 impl Journal {
+    /// A handle on the journal `file`, not read yet (see [`Journal::pair`]).
+    fn unread(
+        vfs: &Arc<dyn Vfs>,
+        snapshot_path: &Path,
+        file: Box<dyn VfsFile>,
+        codec: Codec,
+        durability: Durability,
+    ) -> Journal {
+        Journal {
+            vfs: Arc::clone(vfs),
+            path: journal_path(snapshot_path),
+            snapshot_path: snapshot_path.to_path_buf(),
+            file,
+            codec,
+            durability,
+            len: 0,
+            header_len: 0,
+            seq: 0,
+            base: 0,
+            version: super::frame::VERSION,
+            fields: Vec::new(),
+            sealed: None,
+            snapshot_id: None,
+            payload: Vec::new(),
+            record: Vec::new(),
+        }
+    }
+
     /// Opens the journal beside `snapshot_path` to follow it without ever
     /// writing (`.read_only(true)`): the state is the snapshot with the
     /// journal's valid records applied, under the same pairing rules as a
@@ -82,25 +110,8 @@ impl Journal {
             let Some(file) = vfs.open_read(&path).context("open", &path)? else {
                 return Ok(None);
             };
-            let empty = Journal {
-                vfs: Arc::clone(vfs),
-                path,
-                snapshot_path: snapshot_path.to_path_buf(),
-                file,
-                codec,
-                durability: Durability::Flush,
-                len: 0,
-                header_len: 0,
-                seq: 0,
-                base: 0,
-                version: super::frame::VERSION,
-                fields: Vec::new(),
-                sealed: None,
-                snapshot_id: None,
-                payload: Vec::new(),
-                record: Vec::new(),
-            };
-            if let Some(opened) = empty.pair(snapshot)? {
+            let unread = Journal::unread(vfs, snapshot_path, file, codec, Durability::Flush);
+            if let Some(opened) = unread.pair(snapshot)? {
                 return Ok(Some(opened));
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -243,24 +254,13 @@ impl Journal {
                     continue;
                 }
             };
-            let next = Journal {
-                vfs: Arc::clone(&self.vfs),
-                path: self.path.clone(),
-                snapshot_path: self.snapshot_path.clone(),
+            let next = Journal::unread(
+                &self.vfs,
+                &self.snapshot_path,
                 file,
-                codec: self.codec,
-                durability: self.durability,
-                len: 0,
-                header_len: 0,
-                seq: 0,
-                base: 0,
-                version: super::frame::VERSION,
-                fields: Vec::new(),
-                sealed: None,
-                snapshot_id: None,
-                payload: Vec::new(),
-                record: Vec::new(),
-            };
+                self.codec,
+                self.durability,
+            );
             match next.pair::<T>(snapshot)? {
                 Some((journal, state, extras, len)) => {
                     journal.make_entry_durable()?;
