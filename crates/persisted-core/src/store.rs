@@ -309,18 +309,15 @@ impl<T: Persisted> Store<T> {
         };
 
         let durability = options.durability;
+        let open_journal = |state: &mut T, recovery: &mut Recovery| {
+            let recover = options.recover;
+            journal::open(
+                &vfs, path, codec, durability, state, base, recover, recovery,
+            )
+        };
         let backend = match options.engine {
             Engine::Journal => {
-                let mut journal = journal::open(
-                    &vfs,
-                    path,
-                    codec,
-                    durability,
-                    &mut state,
-                    base,
-                    options.recover,
-                    &mut recovery,
-                )?;
+                let mut journal = open_journal(&mut state, &mut recovery)?;
                 journal.note_snapshot()?;
                 Backend::Journal(journal)
             }
@@ -331,16 +328,7 @@ impl<T: Persisted> Store<T> {
                     .is_some()
                 {
                     // Left by the journal engine: fold it in, then remove it.
-                    let journal = journal::open(
-                        &vfs,
-                        path,
-                        codec,
-                        durability,
-                        &mut state,
-                        base,
-                        options.recover,
-                        &mut recovery,
-                    )?;
+                    let journal = open_journal(&mut state, &mut recovery)?;
                     if journal.has_records() {
                         let mut bytes = Vec::new();
                         codec.encode_snapshot(path, &state, &extras, &mut bytes)?;

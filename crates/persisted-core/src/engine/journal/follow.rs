@@ -386,16 +386,7 @@ impl Journal {
                 "`{}`: finishing a compaction another process left half done",
                 self.path.display()
             );
-            let mut fresh = Journal::create(
-                &self.vfs,
-                &self.snapshot_path,
-                self.codec,
-                self.durability,
-                fp,
-                self.seq,
-            )?;
-            fresh.snapshot_id = Some(snapshot.id);
-            *self = fresh;
+            self.restart(fp, snapshot.id)?;
             // The state already is the snapshot's: every record before the
             // intent was applied.
             *view.snapshot_len = snapshot.bytes.len() as u64;
@@ -448,16 +439,7 @@ impl Journal {
             .rename(&self.path, &kept)
             .context("set aside the journal of", &self.path)?;
         sync_dir(&*self.vfs, &parent_dir(&self.path))?;
-        let mut fresh = Journal::create(
-            &self.vfs,
-            &self.snapshot_path,
-            self.codec,
-            self.durability,
-            fp,
-            self.seq,
-        )?;
-        fresh.snapshot_id = Some(snapshot.id);
-        *self = fresh;
+        self.restart(fp, snapshot.id)?;
         log::warn!(
             "`{}` was edited while the store was open: the edit wins; the journal it replaces \
              is kept as `{}`",
@@ -468,6 +450,22 @@ impl Journal {
         *view.extras = extras;
         *view.snapshot_len = snapshot.bytes.len() as u64;
         Ok(true)
+    }
+
+    /// Continues in a new journal (a new file, renamed into place) based on
+    /// the snapshot whose fingerprint is `base`, read as file `snapshot`.
+    fn restart(&mut self, base: u64, snapshot: FileId) -> Result<()> {
+        let mut fresh = Journal::create(
+            &self.vfs,
+            &self.snapshot_path,
+            self.codec,
+            self.durability,
+            base,
+            self.seq,
+        )?;
+        fresh.snapshot_id = Some(snapshot);
+        *self = fresh;
+        Ok(())
     }
 
     /// Records the snapshot file as this handle last saw it.
