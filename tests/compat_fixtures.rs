@@ -385,49 +385,31 @@ const TORN_KEPT_TOML: usize = 583;
 #[cfg(feature = "bincode")]
 const TORN_KEPT_BINCODE: usize = 478;
 const V2_TORN_KEPT_JSON: usize = 834;
-#[cfg(feature = "yaml")]
 const V2_TORN_KEPT_YAML: usize = 847;
-#[cfg(feature = "toml")]
 const V2_TORN_KEPT_TOML: usize = 834;
-#[cfg(feature = "bincode")]
 const V2_TORN_KEPT_BINCODE: usize = 679;
 
 /// The version 2 fixtures, in every enabled format.
 #[test]
 fn v2_fixtures_open_to_their_exact_state() {
-    let mut fixtures = vec![Fixtures {
-        root: V2,
-        format: Format::Json,
-        dir: "json",
-        file: "state.json",
-        torn_kept: V2_TORN_KEPT_JSON,
-    }];
-    #[cfg(feature = "yaml")]
-    fixtures.push(Fixtures {
-        root: V2,
-        format: Format::Yaml,
-        dir: "yaml",
-        file: "state.yaml",
-        torn_kept: V2_TORN_KEPT_YAML,
-    });
-    #[cfg(feature = "toml")]
-    fixtures.push(Fixtures {
-        root: V2,
-        format: Format::Toml,
-        dir: "toml",
-        file: "state.toml",
-        torn_kept: V2_TORN_KEPT_TOML,
-    });
-    #[cfg(feature = "bincode")]
-    fixtures.push(Fixtures {
-        root: V2,
-        format: Format::Bincode,
-        dir: "bincode",
-        file: "state.bin",
-        torn_kept: V2_TORN_KEPT_BINCODE,
-    });
-    for fixture in fixtures {
-        fixture.check_all();
+    let all = [
+        (Format::Json, "json", "state.json", V2_TORN_KEPT_JSON),
+        (Format::Yaml, "yaml", "state.yaml", V2_TORN_KEPT_YAML),
+        (Format::Toml, "toml", "state.toml", V2_TORN_KEPT_TOML),
+        (Format::Bincode, "bincode", "state.bin", V2_TORN_KEPT_BINCODE),
+    ];
+    let enabled = common::formats();
+    for (format, dir, file, torn_kept) in all {
+        if enabled.contains(&format) {
+            Fixtures {
+                root: V2,
+                format,
+                dir,
+                file,
+                torn_kept,
+            }
+            .check_all();
+        }
     }
 }
 
