@@ -396,7 +396,12 @@ fn v2_fixtures_open_to_their_exact_state() {
         (Format::Json, "json", "state.json", V2_TORN_KEPT_JSON),
         (Format::Yaml, "yaml", "state.yaml", V2_TORN_KEPT_YAML),
         (Format::Toml, "toml", "state.toml", V2_TORN_KEPT_TOML),
-        (Format::Bincode, "bincode", "state.bin", V2_TORN_KEPT_BINCODE),
+        (
+            Format::Bincode,
+            "bincode",
+            "state.bin",
+            V2_TORN_KEPT_BINCODE,
+        ),
     ];
     let enabled = common::formats();
     for (format, dir, file, torn_kept) in all {
