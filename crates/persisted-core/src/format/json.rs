@@ -37,16 +37,9 @@ fn position(line: usize, column: usize, bytes: &[u8]) -> (usize, usize) {
 }
 
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
-    let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let state: T = serde_ignored::deserialize(&mut de, |ignored| {
-        if let serde_ignored::Path::Map { parent, key } = ignored {
-            if matches!(parent, serde_ignored::Path::Root) {
-                unknown.push(key);
-            }
-        }
-    })
-    .map_err(|e| parse_error(path, e, bytes))?;
+    let (state, unknown): (T, _) =
+        super::deserialize_noting_unknown(&mut de).map_err(|e| parse_error(path, e, bytes))?;
     de.end().map_err(|e| parse_error(path, e, bytes))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));

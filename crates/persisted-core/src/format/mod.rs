@@ -46,6 +46,25 @@ pub(crate) struct PayloadError {
     pub(crate) message: String,
 }
 
+/// Reads a `T` through `de`, with the top-level keys the struct does not
+/// know (kept as [`Extras`] by the text codecs).
+#[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
+fn deserialize_noting_unknown<'de, T, D>(de: D) -> std::result::Result<(T, Vec<String>), D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    let mut unknown = Vec::new();
+    let state = serde_ignored::deserialize(de, |ignored| {
+        if let serde_ignored::Path::Map { parent, key } = ignored {
+            if matches!(parent, serde_ignored::Path::Root) {
+                unknown.push(key);
+            }
+        }
+    })?;
+    Ok((state, unknown))
+}
+
 /// A format whose feature is enabled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Codec {

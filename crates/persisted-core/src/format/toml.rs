@@ -54,15 +54,8 @@ fn utf8_error(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Error {
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
     let text = std::str::from_utf8(bytes).map_err(|e| utf8_error(path, bytes, e))?;
     let de = toml::de::Deserializer::parse(text).map_err(|e| parse_error(path, text, &e))?;
-    let mut unknown = Vec::new();
-    let state: T = serde_ignored::deserialize(de, |ignored| {
-        if let serde_ignored::Path::Map { parent, key } = ignored {
-            if matches!(parent, serde_ignored::Path::Root) {
-                unknown.push(key);
-            }
-        }
-    })
-    .map_err(|e| parse_error(path, text, &e))?;
+    let (state, unknown): (T, _) =
+        super::deserialize_noting_unknown(de).map_err(|e| parse_error(path, text, &e))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));
     }

@@ -27,16 +27,9 @@ fn parse_error(path: &Path, e: serde_yaml::Error) -> Error {
 }
 
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
-    let mut unknown = Vec::new();
     let de = serde_yaml::Deserializer::from_slice(bytes);
-    let state: T = serde_ignored::deserialize(de, |ignored| {
-        if let serde_ignored::Path::Map { parent, key } = ignored {
-            if matches!(parent, serde_ignored::Path::Root) {
-                unknown.push(key);
-            }
-        }
-    })
-    .map_err(|e| parse_error(path, e))?;
+    let (state, unknown): (T, _) =
+        super::deserialize_noting_unknown(de).map_err(|e| parse_error(path, e))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));
     }
