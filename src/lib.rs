@@ -8,8 +8,8 @@
 #![warn(missing_docs)]
 
 pub use persisted_state_core::{
-    file_format, Durability, Engine, Error, Format, Mode, OpenOptions, Persisted, ReadGuard,
-    Recovery, RecoveryEvent, Result, Store, Transaction,
+    file_format, Commit, Durability, Engine, Error, Format, KeepHistory, Mode, OpenOptions,
+    Persisted, ReadGuard, Recovery, RecoveryEvent, Result, Store, Transaction,
 };
 
 /// Derives [`Persisted`](trait@Persisted) for a struct with named fields, and

@@ -15,7 +15,7 @@ use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::{Fault, OpKind, SimFs};
-use crate::{Durability, Engine, Error, Format, OpenOptions, Result, Store};
+use crate::{Durability, Engine, Error, Format, KeepHistory, OpenOptions, Result, Store};
 
 /// One write the workload makes.
 #[derive(Debug, Clone)]
@@ -132,12 +132,70 @@ fn run(sim: &SimFs, path: &Path, options: OpenOptions<Model>, steps: &[Step]) ->
     acked
 }
 
+/// The model after each commit of `steps`: `states[j]` is after `j`
+/// commits (a compaction is not one, nor a `pop_` of an empty list).
+fn commit_states(steps: &[Step]) -> Vec<Model> {
+    let mut model = Model::default();
+    let mut states = vec![model.clone()];
+    for step in steps {
+        let commits = match step {
+            Step::Compact => false,
+            Step::Pop => !model.items.is_empty(),
+            _ => true,
+        };
+        apply_model(&mut model, step);
+        if commits {
+            states.push(model.clone());
+        }
+    }
+    states
+}
+
+/// With history kept (`Forever`): the history is every commit that
+/// survived, once each, in order, and `state_at` of each is the state after
+/// it; the last is the current state.
+fn check_history(store: &Store<Model>, commit_states: &[Model]) {
+    let commits = store.history().unwrap_or_else(|e| panic!("history: {e}"));
+    let state = store.get();
+    assert!(
+        commits.len() < commit_states.len(),
+        "more commits in the history than were made: {commits:?}"
+    );
+    for (j, commit) in commits.iter().enumerate() {
+        let then = store
+            .state_at(commit.seq)
+            .unwrap_or_else(|e| panic!("state_at({}): {e}", commit.seq));
+        assert_eq!(
+            then,
+            commit_states[j + 1],
+            "history commit {j} (seq {}) is not the state after commit {}: {commits:?}",
+            commit.seq,
+            j + 1
+        );
+    }
+    assert_eq!(
+        state,
+        commit_states[commits.len()],
+        "the history ({} commits) does not end at the current state",
+        commits.len()
+    );
+}
+
 /// Opens a crash image; it must open, twice, to the same state, and a
-/// commit made after recovery must survive the next crash.
-fn recover(image: &BTreeMap<PathBuf, Vec<u8>>, path: &Path, options: OpenOptions<Model>) -> Model {
+/// commit made after recovery must survive the next crash. With history
+/// kept, `commit_states` checks it (see [`check_history`]).
+fn recover(
+    image: &BTreeMap<PathBuf, Vec<u8>>,
+    path: &Path,
+    options: OpenOptions<Model>,
+    commit_states: &[Model],
+) -> Model {
     let sim = SimFs::from_image(image);
     let store = open(&sim, path, options).unwrap_or_else(|e| panic!("failed open: {e}"));
     let state = store.get();
+    if options.keep_history != KeepHistory::None {
+        check_history(&store, commit_states);
+    }
     store.__set::<Counter>(state.counter + 1).unwrap();
     let after = SimFs::from_image(&sim.process_crash_image());
     drop(store);
@@ -267,7 +325,13 @@ fn crash_everywhere(
 ) {
     let steps = workload(seed, 24);
     let states = prefix_states(&steps);
-    let options = options(durability, 400).engine(engine);
+    let commit_states = commit_states(&steps);
+    let mut options = options(durability, 400).engine(engine);
+    // Every other round of formats keeps history: compaction then also
+    // appends to the history files, and every recovery checks them.
+    if engine == Engine::Journal && (seed / 3) % 2 == 1 {
+        options = options.keep_history(KeepHistory::Forever);
+    }
     let path = path(format);
     let clean = SimFs::new();
     assert_eq!(run(&clean, &path, options, &steps), steps.len());
@@ -280,7 +344,7 @@ fn crash_everywhere(
             return state.clone();
         }
         tally.recovered += 1;
-        let state = recover(&image, &path, options);
+        let state = recover(&image, &path, options, &commit_states);
         seen.insert(image, state.clone());
         state
     };
@@ -358,12 +422,12 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
                 }
                 assert!(store.compact().is_err());
                 drop(store);
-                let process = recover(&sim.process_crash_image(), &path, options);
+                let process = recover(&sim.process_crash_image(), &path, options, &[]);
                 assert_eq!(
                     process, expected,
                     "{format:?} process crash at op {crash_at}"
                 );
-                let power = recover(&sim.power_loss_image(seed), &path, options);
+                let power = recover(&sim.power_loss_image(seed), &path, options, &[]);
                 assert_eq!(
                     power, expected,
                     "{format:?} power loss at op {crash_at} seed {seed}"
@@ -691,7 +755,7 @@ fn fault_run(path: &Path, options: OpenOptions<Model>, steps: &[Step], fault: Fa
     }
     // Everything written survives a process exit; reopen on a healthy disk.
     let image = sim.process_crash_image();
-    let state = recover(&image, path, options);
+    let state = recover(&image, path, options, &[]);
     assert!(
         state == model || Some(&state) == indeterminate.as_ref(),
         "{context}: reopened {state:?}, acknowledged {model:?}"
@@ -765,7 +829,7 @@ fn concurrent_sync_commits_share_fsyncs_and_a_failed_fsync_fails_every_undurable
         }
         let image = sim.process_crash_image();
         drop(store);
-        let reopened = recover(&image, &path, options).items;
+        let reopened = recover(&image, &path, options, &[]).items;
         for item in &acked {
             assert!(reopened.contains(item), "acknowledged {item} lost");
         }
@@ -833,9 +897,9 @@ fn a_shared_writer_killed_at_any_operation_costs_its_peer_nothing() {
                     .filter(|(_, k)| candidates[*k] == outcome.b_state)
                     .map(|(order, _)| order)
                     .collect();
-                let process = recover(&outcome.process_image, &path, options);
+                let process = recover(&outcome.process_image, &path, options, &[]);
                 assert_eq!(process, outcome.b_state, "{ctx}: the disk disagrees with B");
-                let power = recover(&outcome.power_image, &path, options);
+                let power = recover(&outcome.power_image, &path, options, &[]);
                 let allowed = orders.iter().any(|order| {
                     // With Sync every acknowledged commit survives (a step
                     // that wrote nothing, such as a pop of an empty list,

@@ -41,6 +41,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A commit asked of [`Store::state_at`](crate::Store::state_at) or
+    /// [`Store::state_as_of`](crate::Store::state_as_of) is not in the
+    /// history: older than what
+    /// [`OpenOptions::keep_history`](crate::OpenOptions::keep_history)
+    /// keeps, or never made. Nothing is guessed.
+    #[error("not in the history of `{}`: {reason}", path.display())]
+    NotInHistory {
+        /// The store's snapshot file.
+        path: PathBuf,
+        /// What was asked and what the history holds.
+        reason: String,
+    },
+
     /// A file is damaged in a way no parser error describes (a bincode
     /// snapshot cut short, a journal header that does not verify).
     /// The file is left untouched.

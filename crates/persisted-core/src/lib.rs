@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod file;
 mod format;
+mod history;
 mod mutation;
 mod options;
 mod reentry;
@@ -57,6 +58,7 @@ pub mod file_format {
 }
 
 pub use crate::error::{Error, Result};
+pub use crate::history::{Commit, KeepHistory};
 pub use crate::options::{Durability, Engine, Format, Mode, OpenOptions};
 pub use crate::report::{Recovery, RecoveryEvent};
 pub use crate::schema::Persisted;

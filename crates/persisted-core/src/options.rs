@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::history::KeepHistory;
 use crate::schema::Persisted;
 use crate::store::Store;
 
@@ -144,6 +145,7 @@ pub struct OpenOptions<T> {
     pub(crate) lock_timeout: Duration,
     pub(crate) read_only: bool,
     pub(crate) recover: bool,
+    pub(crate) keep_history: KeepHistory,
     _state: PhantomData<fn() -> T>,
 }
 
@@ -168,6 +170,7 @@ impl<T> std::fmt::Debug for OpenOptions<T> {
             .field("lock_timeout", &self.lock_timeout)
             .field("read_only", &self.read_only)
             .field("recover", &self.recover)
+            .field("keep_history", &self.keep_history)
             .finish()
     }
 }
@@ -184,6 +187,7 @@ impl<T> Default for OpenOptions<T> {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             read_only: false,
             recover: false,
+            keep_history: KeepHistory::None,
             _state: PhantomData,
         }
     }
@@ -291,6 +295,20 @@ impl<T: Persisted> OpenOptions<T> {
     /// needs this: it is cut with a warning.
     pub fn recover(mut self, recover: bool) -> Self {
         self.recover = recover;
+        self
+    }
+
+    /// Keeps the commits compaction folds, for
+    /// [`Store::history`](crate::Store::history),
+    /// [`Store::state_at`](crate::Store::state_at) and
+    /// [`Store::state_as_of`](crate::Store::state_as_of): see
+    /// [`KeepHistory`]. Default [`KeepHistory::None`]. Journal engine only
+    /// ([`Engine::Snapshot`] keeps no records: an error at open).
+    ///
+    /// Every process sharing a store should keep the same history: a
+    /// compaction by one that keeps none leaves a gap in it.
+    pub fn keep_history(mut self, policy: KeepHistory) -> Self {
+        self.keep_history = policy;
         self
     }
 

@@ -15,15 +15,20 @@ use crate::changeset::ChangeSet;
 use crate::checksum::fingerprint;
 use crate::collection::{DequeField, MapField, MapLookup, SeqField, SetField, SetLookup};
 use crate::engine::journal::group::GroupSync;
-use crate::engine::journal::View;
 use crate::engine::journal::{self, journal_path, Journal};
+use crate::engine::journal::{History, View};
 use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
+
+/// How often a read-only store reads its history again when a compaction
+/// replaced the files while it read them.
+const RELOAD_TRIES: u32 = 50;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, remove_leftovers, sibling, sync_dir, write_atomic};
 use crate::file::lock::{LockFile, WriterLock};
 use crate::file::vfs::{RealFs, Vfs};
 use crate::format::{Codec, Extras};
+use crate::history::{Commit, KeepHistory};
 use crate::mutation::{self, Mutation, Replace, SetValue, Undo};
 use crate::options::{Durability, Engine, Mode, OpenOptions};
 use crate::reentry::{self, Held, Hold};
@@ -105,6 +110,8 @@ pub(crate) struct Writer<T> {
     pub(crate) sharing: Sharing,
     /// `.recover(true)`: damage found while catching up is set aside.
     pub(crate) recover: bool,
+    /// Which folded commits are kept (`OpenOptions::keep_history`).
+    keep_history: KeepHistory,
 }
 
 pub(crate) enum Backend {
@@ -133,6 +140,7 @@ impl<T> Writer<T> {
             pending: VecDeque::new(),
             sharing,
             recover: options.recover,
+            keep_history: options.keep_history,
         }
     }
 
@@ -319,7 +327,16 @@ impl<T: Persisted> Store<T> {
             Engine::Journal => {
                 let mut journal = open_journal(&mut state, &mut recovery)?;
                 journal.note_snapshot()?;
+                journal.keep_history(options.keep_history);
                 Backend::Journal(journal)
+            }
+            Engine::Snapshot if options.keep_history != KeepHistory::None => {
+                return Err(Error::Unsupported {
+                    path: path.to_path_buf(),
+                    reason: "`keep_history` needs the journal engine: `Engine::Snapshot` keeps \
+                             no records"
+                        .into(),
+                })
             }
             Engine::Snapshot => {
                 if vfs
@@ -673,6 +690,103 @@ impl<T: Persisted> Store<T> {
         writer.batch.clear();
         self.maybe_compact(writer);
         Ok(())
+    }
+
+    /// The commits kept in this store's history, oldest first: those
+    /// [`OpenOptions::keep_history`] keeps, and every commit made since the
+    /// last compaction (all there is with the default, `KeepHistory::None`).
+    ///
+    /// ```
+    /// use persisted_state::{KeepHistory, Persisted, Store};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Job {
+    ///     done: Vec<String>,
+    ///     last: u64,
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::<Job>::options()
+    ///     .keep_history(KeepHistory::Last(10_000))
+    ///     .open(dir.path().join("job.json"))?;
+    /// store.push_done("a".into())?;
+    /// store.set_last(1)?;
+    /// store.compact()?;
+    /// for c in store.history()? {
+    ///     println!("{} {:?} {:?}", c.seq, c.time, c.fields);
+    /// }
+    /// assert_eq!(store.history()?[1].fields, ["last"]);
+    /// # Ok::<(), persisted_state::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`]; [`Error::Corrupt`] naming a history file and offset
+    /// when one is damaged; [`Error::Reentrant`]; [`Error::LockTimeout`]
+    /// (shared mode takes the writer lock while it reads).
+    ///
+    /// [`OpenOptions::keep_history`]: crate::OpenOptions::keep_history
+    pub fn history(&self) -> Result<Vec<Commit>> {
+        self.with_history(|history, _, _| Ok(history.commits()))
+    }
+
+    /// The state right after commit `seq` (a [`Commit::seq`] from
+    /// [`history`](Store::history)), rebuilt from the kept records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInHistory`] when `seq` is not a kept commit (older than
+    /// the policy keeps, a compaction's number, or never made): never a
+    /// guess. Otherwise as [`history`](Store::history), and
+    /// [`Error::Parse`] for a kept record the type cannot read.
+    pub fn state_at(&self, seq: u64) -> Result<T> {
+        self.with_history(|history, vfs, codec| history.state_at(vfs, codec, seq))
+    }
+
+    /// The state as of `time`: right after the last kept commit made at or
+    /// before it (commit times are the committing process's wall clock).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInHistory`] when no kept commit is that old. Otherwise
+    /// as [`state_at`](Store::state_at).
+    pub fn state_as_of(&self, time: std::time::SystemTime) -> Result<T> {
+        let ms = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.with_history(|history, vfs, codec| {
+            history.state_at(vfs, codec, history.seq_as_of(ms)?)
+        })
+    }
+
+    /// Runs `f` on the history files as they are now: with the writer
+    /// mutex held (no compaction of this process runs meanwhile) and, in
+    /// shared mode, the writer lock (nor of another). A read-only store
+    /// holds no lock: it reads again when a compaction got in between.
+    fn with_history<R>(&self, f: impl Fn(&History, &dyn Vfs, Codec) -> Result<R>) -> Result<R> {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Err(self.reentrant(hold));
+        }
+        let mut writer = WriterGuard::new(self.inner.writer.lock());
+        writer.lock_file(&self.inner.path)?;
+        let (codec, policy) = (writer.codec, writer.keep_history);
+        let tries = if matches!(writer.sharing, Sharing::ReadOnly) {
+            RELOAD_TRIES
+        } else {
+            1
+        };
+        let mut attempt = 1;
+        loop {
+            let result = History::read(&*self.inner.vfs, &self.inner.path, codec, policy)
+                .and_then(|history| f(&history, &*self.inner.vfs, codec));
+            match result {
+                Err(Error::Corrupt { .. } | Error::Parse { .. }) if attempt < tries => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Folds the journal into the snapshot now (fully synced). Nothing to do

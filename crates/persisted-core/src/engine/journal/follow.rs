@@ -30,6 +30,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
+use crate::history::KeepHistory;
 use crate::options::Durability;
 use crate::schema::Persisted;
 
@@ -85,6 +86,7 @@ impl Journal {
             snapshot_id: None,
             payload: Vec::new(),
             record: Vec::new(),
+            history: KeepHistory::None,
         }
     }
 
@@ -264,6 +266,8 @@ impl Journal {
             match next.pair::<T>(snapshot)? {
                 Some((journal, state, extras, len)) => {
                     journal.make_entry_durable()?;
+                    let mut journal = journal;
+                    journal.history = self.history;
                     *self = journal;
                     *view.state.write() = state;
                     *view.extras = extras;
@@ -464,6 +468,7 @@ impl Journal {
             self.seq,
         )?;
         fresh.snapshot_id = Some(snapshot);
+        fresh.history = self.history;
         *self = fresh;
         Ok(())
     }

@@ -3,12 +3,14 @@
 mod follow;
 mod frame;
 pub(crate) mod group;
+mod history;
 mod recovery;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(crate) use follow::View;
+pub(crate) use history::History;
 pub(crate) use recovery::open;
 
 use self::frame::{
@@ -22,6 +24,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{sibling, write_atomic, TempFile};
 use crate::file::vfs::{FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
+use crate::history::KeepHistory;
 use crate::options::Durability;
 use crate::schema::Persisted;
 
@@ -58,6 +61,8 @@ pub(crate) struct Journal {
     /// Reused buffers: the payload, then the whole record.
     payload: Vec<u8>,
     record: Vec<u8>,
+    /// Which folded records compaction keeps in the history files.
+    history: KeepHistory,
 }
 
 impl Journal {
@@ -99,6 +104,7 @@ impl Journal {
             snapshot_id: None,
             payload: Vec::new(),
             record: Vec::new(),
+            history: KeepHistory::None,
         })
     }
 
@@ -134,6 +140,7 @@ impl Journal {
             snapshot_id: None,
             payload: Vec::new(),
             record: Vec::new(),
+            history: KeepHistory::None,
         }
     }
 
@@ -150,6 +157,11 @@ impl Journal {
             )?;
         }
         Ok(())
+    }
+
+    /// Makes compaction keep the records it folds as `policy` says.
+    pub(crate) fn keep_history(&mut self, policy: KeepHistory) {
+        self.history = policy;
     }
 
     /// Bytes in the journal file.
@@ -266,6 +278,21 @@ impl Journal {
             .map_err(Failure::classify)?;
         self.payload = encode_intent(self.codec.format(), new_base);
         self.append(Kind::Intent, true)?;
+        if self.history != KeepHistory::None {
+            // Before the rename: a failure here leaves the old snapshot and
+            // this journal in place, the intent void (commits go on after
+            // it), and the new snapshot's temp file removed.
+            history::keep(&history::Folding {
+                vfs: &self.vfs,
+                snapshot_path: &self.snapshot_path,
+                codec: self.codec,
+                policy: self.history,
+                base: self.base,
+                new_snapshot: &bytes,
+                new_seq: self.seq,
+            })
+            .map_err(Failure::clean)?;
+        }
         // Until the journal is reset, a stale journal beside the new snapshot
         // is recognised by the intent; any failure from here on poisons, as
         // commits appended after the intent would be dropped as stale.
@@ -285,6 +312,7 @@ impl Journal {
             .stat(&self.snapshot_path)
             .context("stat", &self.snapshot_path)
             .map_err(Failure::poison)?;
+        fresh.history = self.history;
         *self = fresh;
         Ok(bytes.len() as u64)
     }
@@ -292,7 +320,7 @@ impl Journal {
 
 /// The wall clock in milliseconds since the Unix epoch (0 if the clock is
 /// before it).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

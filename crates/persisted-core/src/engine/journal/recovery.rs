@@ -230,7 +230,7 @@ pub(crate) fn open<T: Persisted>(
     Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, last_seq)
 }
 
-fn replay<T: Persisted>(
+pub(super) fn replay<T: Persisted>(
     codec: Codec,
     path: &Path,
     bytes: &[u8],
