@@ -53,6 +53,13 @@ pub mod __fuzz;
 /// The on-disk format of a store's files: snapshot, journal, locks.
 ///
 /// This module has no items; its documentation is the specification.
+#[doc(hidden)]
+/// Not public API: what the `persisted` command-line tool reads and writes
+/// without the Rust type.
+pub mod __tool {
+    pub use crate::engine::journal::tool::*;
+}
+
 pub mod file_format {
     #![doc = include_str!("engine/journal/FORMAT.md")]
 }

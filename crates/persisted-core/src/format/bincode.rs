@@ -43,7 +43,8 @@ macro_rules! with_decode_limit {
     }};
 }
 
-pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<T> {
+/// Checks the header, length and checksum; returns the payload.
+pub(super) fn check_snapshot<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
     if bytes.len() < HEADER || &bytes[..4] != MAGIC {
         return Err(Error::corrupt(
             path,
@@ -71,6 +72,11 @@ pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result
     if checksum(&[payload]) != u32::from_le_bytes(crc) {
         return Err(Error::corrupt(path, "checksum mismatch"));
     }
+    Ok(payload)
+}
+
+pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<T> {
+    let payload = check_snapshot(path, bytes)?;
     let (state, used) = with_decode_limit!(payload.len(), |config| {
         bincode::serde::decode_from_slice(payload, config)
     })

@@ -277,6 +277,20 @@ fn hint(message: &str) -> Option<&'static str> {
     None
 }
 
+/// Checks a bincode snapshot's header, length and checksum (its payload
+/// needs the type to decode).
+pub(crate) fn check_bincode_snapshot(path: &Path, bytes: &[u8]) -> Result<()> {
+    #[cfg(feature = "bincode")]
+    {
+        bincode::check_snapshot(path, bytes).map(drop)
+    }
+    #[cfg(not(feature = "bincode"))]
+    {
+        let _ = bytes;
+        Codec::new(Format::Bincode, path).map(drop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

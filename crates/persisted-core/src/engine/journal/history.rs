@@ -63,6 +63,21 @@ fn segments(vfs: &dyn Vfs, snapshot: &Path) -> Result<Vec<u64>> {
     Ok(seqs)
 }
 
+/// The segments beside `snapshot`, oldest first: sequence number, records
+/// file, checkpoint file.
+pub(crate) fn files(vfs: &dyn Vfs, snapshot: &Path) -> Result<Vec<(u64, PathBuf, PathBuf)>> {
+    Ok(segments(vfs, snapshot)?
+        .into_iter()
+        .map(|seq| {
+            (
+                seq,
+                records_path(snapshot, seq),
+                checkpoint_path(snapshot, seq),
+            )
+        })
+        .collect())
+}
+
 /// One journal-framed file of records and where the state they apply to
 /// is: a segment, or the store's own journal and snapshot.
 struct Run {

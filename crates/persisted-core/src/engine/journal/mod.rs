@@ -5,6 +5,7 @@ mod frame;
 pub(crate) mod group;
 mod history;
 mod recovery;
+pub(crate) mod tool;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -273,8 +274,14 @@ impl Journal {
         self.codec
             .encode_snapshot(&self.snapshot_path, state, extras, &mut bytes)
             .map_err(Failure::clean)?;
-        let new_base = fingerprint(&bytes);
-        let temp = TempFile::write(&self.vfs, &self.snapshot_path, &bytes, true)
+        self.compact_to(&bytes)
+    }
+
+    /// Folds the journal into the snapshot `bytes` (the state after its
+    /// last record); returns their length. Always fully synced.
+    fn compact_to(&mut self, bytes: &[u8]) -> Result<u64, Failure> {
+        let new_base = fingerprint(bytes);
+        let temp = TempFile::write(&self.vfs, &self.snapshot_path, bytes, true)
             .map_err(Failure::classify)?;
         self.payload = encode_intent(self.codec.format(), new_base);
         self.append(Kind::Intent, true)?;
@@ -288,7 +295,7 @@ impl Journal {
                 codec: self.codec,
                 policy: self.history,
                 base: self.base,
-                new_snapshot: &bytes,
+                new_snapshot: bytes,
                 new_seq: self.seq,
             })
             .map_err(Failure::clean)?;

@@ -1,0 +1,454 @@
+//! The `persisted` tool against stores written by the library (this test
+//! process, and a child killed with `kill -9`): what it shows equals what
+//! the library opens; it refuses to write while a program holds the store.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use assert_cmd::Command;
+use persisted_state::{Error, KeepHistory, Persisted, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+struct State {
+    last_id: u64,
+    processed: Vec<String>,
+    settings: BTreeMap<String, u64>,
+    tags: BTreeSet<String>,
+    queue: VecDeque<u64>,
+}
+
+const TEXT: [&str; 3] = ["state.json", "state.yaml", "state.toml"];
+
+fn persisted() -> Command {
+    Command::cargo_bin("persisted").unwrap()
+}
+
+/// Runs the tool; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = persisted().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Commits of every kind, `n` of each round.
+fn work(store: &Store<State>, from: u64, n: u64) {
+    for i in from..from + n {
+        match i % 6 {
+            0 => store.set_last_id(i).unwrap(),
+            1 => store.push_processed(format!("item-{i}")).unwrap(),
+            2 => drop(store.insert_settings(format!("k{}", i % 4), i).unwrap()),
+            3 => drop(store.insert_tags(format!("t{}", i % 5)).unwrap()),
+            4 => {
+                store.push_front_queue(i).unwrap();
+                store.push_queue(i + 1).unwrap();
+                store.pop_front_queue().unwrap();
+            }
+            _ => store
+                .transaction(|tx| {
+                    tx.set_last_id(i);
+                    tx.push_processed(format!("tx-{i}"));
+                    tx.remove_settings("k1");
+                    tx.remove_tags("t2");
+                    Ok::<_, Error>(())
+                })
+                .unwrap(),
+        }
+    }
+}
+
+fn shown(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["show", s(path), "--json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// What a crash of the process holding `path` open leaves: its files
+/// (not the lock, which the kernel releases) copied to a fresh directory.
+fn crash_copy(path: &Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if !name.to_string_lossy().ends_with(".lock") {
+            std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
+        }
+    }
+    let copy = dir.path().join(path.file_name().unwrap());
+    (dir, copy)
+}
+
+fn json(state: &State) -> serde_json::Value {
+    serde_json::to_value(state).unwrap()
+}
+
+#[test]
+fn show_is_what_the_library_opens_in_every_text_format_while_it_is_open() {
+    for name in TEXT {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        let store = State::open(&path).unwrap();
+        work(&store, 0, 40);
+        // The program still holds the store: show takes no lock.
+        assert_eq!(shown(&path, &[]), json(&store.get()), "{name}");
+        let (code, native, _) = run(&["show", s(&path)]);
+        assert_eq!(code, 0);
+        assert!(!native.is_empty());
+        store.compact().unwrap();
+        work(&store, 40, 13);
+        assert_eq!(shown(&path, &[]), json(&store.get()), "{name}");
+    }
+}
+
+#[test]
+fn show_at_and_as_of_are_state_at_and_log_lists_commits_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.yaml");
+    let store = Store::<State>::options()
+        .keep_history(KeepHistory::Forever)
+        .open(&path)
+        .unwrap();
+    work(&store, 0, 20);
+    store.compact().unwrap();
+    work(&store, 20, 10);
+    let history = store.history().unwrap();
+    for commit in &history {
+        let at = shown(&path, &["--at", &commit.seq.to_string()]);
+        assert_eq!(at, json(&store.state_at(commit.seq).unwrap()), "{commit:?}");
+    }
+    let last = history.last().unwrap();
+    let time = humantime::format_rfc3339_millis(last.time).to_string();
+    assert_eq!(shown(&path, &["--as-of", &time]), json(&store.get()));
+    let (code, _, err) = run(&["show", s(&path), "--at", "999999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not kept"), "{err}");
+
+    let (code, out, _) = run(&["log", s(&path), "-n", "3"]);
+    assert_eq!(code, 0);
+    let seqs: Vec<u64> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let newest: Vec<u64> = history.iter().rev().take(3).map(|c| c.seq).collect();
+    assert_eq!(seqs, newest, "{out}");
+    let (_, out, _) = run(&["log", s(&path), "--fields", "tags"]);
+    assert!(!out.is_empty());
+    assert!(
+        out.lines().all(|l| l.contains("tags")),
+        "--fields shows only commits touching them:\n{out}"
+    );
+    assert!(out.contains("insert tags"), "{out}");
+}
+
+/// Flips a byte inside the payload of the journal's record `n` (0-based).
+fn damage_record(journal: &Path, n: usize) {
+    let mut bytes = std::fs::read(journal).unwrap();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    // JSON: header, then frame line + payload line per record.
+    let payload = line_starts[2 + 2 * n];
+    bytes[payload + 3] ^= 0x01;
+    std::fs::write(journal, bytes).unwrap();
+}
+
+fn journal(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        "{}.journal",
+        path.file_name().unwrap().to_str().unwrap()
+    ))
+}
+
+#[test]
+fn verify_reports_damage_with_its_position_and_repair_makes_the_store_open() {
+    let live = tempfile::tempdir().unwrap();
+    let store = State::open(live.path().join("state.json")).unwrap();
+    work(&store, 0, 3);
+    let expected_prefix = store.get();
+    work(&store, 3, 5);
+    let (_dir, path) = crash_copy(Store::file_path(&store));
+    let (code, out, _) = run(&["verify", s(&path)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": ok"), "{out}");
+
+    damage_record(&journal(&path), 3);
+    let (code, out, _) = run(&["verify", s(&path)]);
+    assert_eq!(code, 1, "{out}");
+    let journal_name = format!("{}:", journal(&path).display());
+    assert!(
+        out.contains(&journal_name) && out.contains("damaged record"),
+        "{out}"
+    );
+    // The library refuses it too, until repaired.
+    assert!(matches!(State::open(&path), Err(Error::Corrupt { .. })));
+    let (code, out, err) = run(&["repair", s(&path)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("set aside") && out.contains(".dropped-"),
+        "{out}"
+    );
+    let store = State::open(&path).unwrap();
+    let prefix = store.get();
+    assert!(
+        prefix.last_id >= expected_prefix.last_id,
+        "{prefix:?} vs {expected_prefix:?}"
+    );
+    drop(store);
+    let (code, out, _) = run(&["verify", s(&path)]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn verify_calls_a_torn_tail_a_note_not_a_problem() {
+    let live = tempfile::tempdir().unwrap();
+    let store = State::open(live.path().join("state.json")).unwrap();
+    work(&store, 0, 4);
+    let (_dir, path) = crash_copy(Store::file_path(&store));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(journal(&path))
+        .unwrap();
+    file.write_all(b"@99 12 0000").unwrap();
+    let (code, out, _) = run(&["verify", s(&path)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("torn tail"), "{out}");
+}
+
+#[test]
+fn compact_edit_convert_repair_refuse_while_a_program_holds_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let out = dir.path().join("state.yaml");
+    for shared in [false, true] {
+        let store = Store::<State>::options()
+            .shared(shared)
+            .open(&path)
+            .unwrap();
+        work(&store, 0, 5);
+        for args in [
+            vec!["compact", s(&path)],
+            vec!["edit", s(&path)],
+            vec!["convert", s(&path), s(&out)],
+            vec!["repair", s(&path)],
+        ] {
+            let (code, _, err) = run(&args);
+            assert_eq!(code, 1, "{args:?}");
+            let mode = if shared {
+                "shared mode"
+            } else {
+                "exclusive mode"
+            };
+            assert!(err.contains("refused") && err.contains(mode), "{err}");
+        }
+        assert!(!out.exists());
+        drop(store);
+    }
+}
+
+#[test]
+fn compact_folds_the_journal_and_keeps_the_history_going() {
+    let live = tempfile::tempdir().unwrap();
+    let opts = Store::<State>::options().keep_history(KeepHistory::Forever);
+    let store = opts.open(live.path().join("state.toml")).unwrap();
+    work(&store, 0, 12);
+    store.compact().unwrap();
+    work(&store, 12, 12);
+    let expected = store.get();
+    let (_dir, path) = crash_copy(Store::file_path(&store));
+    let (code, out, err) = run(&["compact", s(&path)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("folded 1"), "{out}");
+    let journal_text = std::fs::read_to_string(journal(&path)).unwrap();
+    assert_eq!(journal_text.lines().count(), 1, "{journal_text}");
+    let store = opts.open(&path).unwrap();
+    assert_eq!(store.get(), expected);
+    // Every commit is still in the history, the folded ones included.
+    let history = store.history().unwrap();
+    assert_eq!(
+        store.state_at(history.last().unwrap().seq).unwrap(),
+        expected
+    );
+    drop(store);
+    let (code, out, _) = run(&["compact", s(&path)]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to compact"), "{out}");
+}
+
+fn with_editor(script: &str, path: &Path) -> (i32, String, String) {
+    let out = persisted()
+        .args(["edit", s(path)])
+        .env_remove("VISUAL")
+        .env("EDITOR", script)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn edit_applies_an_edit_that_parses_and_keeps_one_that_does_not() {
+    let live = tempfile::tempdir().unwrap();
+    let store = State::open(live.path().join("state.json")).unwrap();
+    store.set_last_id(42).unwrap();
+    store.push_processed("a".into()).unwrap();
+    let (dir, path) = crash_copy(Store::file_path(&store));
+    let snapshot = std::fs::read(&path).unwrap();
+    let journal_before = std::fs::read(journal(&path)).unwrap();
+    let bad = dir.path().join("bad-editor.sh");
+    std::fs::write(&bad, "#!/bin/sh\nprintf '{\"last_id\": ' > \"$1\"\n").unwrap();
+    let (code, _, err) = with_editor(&format!("sh {}", s(&bad)), &path);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("does not parse") && err.contains("kept at"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), snapshot, "nothing changed");
+    assert_eq!(std::fs::read(journal(&path)).unwrap(), journal_before);
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".edit-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the edit is kept for the person");
+
+    let (code, out, err) = with_editor("sed -i s/42/43/", &path);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replaced"), "{out}");
+    let store = State::open(&path).unwrap();
+    assert_eq!(store.last_id(), 43);
+    assert_eq!(store.processed(), ["a"]);
+}
+
+#[test]
+fn convert_writes_a_store_the_library_opens_in_the_other_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let expected = {
+        let store = State::open(&path).unwrap();
+        work(&store, 0, 30);
+        store.get()
+    };
+    for name in ["copy.yaml", "copy.toml"] {
+        let out = dir.path().join(name);
+        let (code, _, err) = run(&["convert", s(&path), s(&out)]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(State::open(&out).unwrap().get(), expected, "{name}");
+        let (code, _, err) = run(&["convert", s(&path), s(&out)]);
+        assert_eq!(code, 1);
+        assert!(err.contains("exists"), "{err}");
+    }
+}
+
+#[test]
+fn bincode_stores_verify_and_log_but_show_needs_the_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.bin");
+    let store = State::open(&path).unwrap();
+    work(&store, 0, 6);
+    let (code, out, _) = run(&["verify", s(&path)]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["log", s(&path)]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), store.history().unwrap().len(), "{out}");
+    assert!(out.contains("set last_id"), "{out}");
+    let (code, _, err) = run(&["show", s(&path)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Rust type"), "{err}");
+}
+
+#[test]
+fn usage_help_unknown_files_and_formats() {
+    for command in [
+        "show", "log", "verify", "compact", "edit", "convert", "repair",
+    ] {
+        persisted().args([command, "--help"]).assert().success();
+    }
+    persisted().arg("--help").assert().success();
+    persisted().arg("frobnicate").assert().code(2);
+    persisted().args(["show"]).assert().code(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&["show", s(&dir.path().join("missing.json"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    let (code, _, err) = run(&["verify", s(&dir.path().join("notes.txt"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot tell the format"), "{err}");
+}
+
+const CHILD: &str = "PERSISTED_CLI_CHILD";
+
+/// Runs only as the child: commits until killed, acking each.
+#[test]
+fn cli_child_writer() {
+    let Ok(path) = std::env::var(CHILD) else {
+        return;
+    };
+    let store = Store::<State>::options()
+        .journal_limit(4096)
+        .open(&path)
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    writeln!(out).unwrap();
+    for i in store.last_id() + 1.. {
+        store
+            .transaction(|tx| {
+                tx.set_last_id(i);
+                tx.push_processed(format!("item-{i}"));
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        writeln!(out, "ACK {i}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn show_after_kill9_is_what_the_library_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    for round in 0..3 {
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args(["cli_child_writer", "--exact", "--nocapture"])
+            .env(CHILD, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let acks = lines
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("ACK "))
+            .take(200 + round * 50)
+            .count();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(acks > 0);
+        // Read before any open cuts the tail: the tool's view of the
+        // files the kill left.
+        let seen = shown(&path, &[]);
+        let (code, out, _) = run(&["verify", s(&path)]);
+        assert_eq!(code, 0, "{out}");
+        let state = State::open(&path).unwrap().get();
+        assert_eq!(seen, json(&state), "round {round}");
+    }
+}
