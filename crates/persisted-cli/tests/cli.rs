@@ -452,3 +452,54 @@ fn show_after_kill9_is_what_the_library_recovers() {
         assert_eq!(seen, json(&state), "round {round}");
     }
 }
+
+/// The committed compatibility fixtures (`tests/fixtures/v2`): what crashes
+/// and hand edits leave, as the library's own open resolves them.
+fn fixture(format: &str, case: &str) -> PathBuf {
+    let name = match format {
+        "json" => "state.json",
+        "yaml" => "state.yaml",
+        _ => "state.toml",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/v2")
+        .join(format)
+        .join(case)
+        .join(name)
+}
+
+/// `show` of the store at `path` is its snapshot alone (the snapshot copied
+/// where no journal is beside it): the journal is not applied.
+fn snapshot_alone(path: &Path) -> serde_json::Value {
+    let with_journal = shown(path, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join(path.file_name().unwrap());
+    std::fs::copy(path, &alone).unwrap();
+    assert_eq!(with_journal, shown(&alone, &[]), "{}", path.display());
+    with_journal
+}
+
+#[test]
+fn stale_orphaned_and_torn_journals_show_as_the_library_opens_them() {
+    for format in ["json", "yaml", "toml"] {
+        // A compaction cut before the journal was reset: the snapshot holds
+        // everything, and the old journal is not applied twice.
+        let stale = snapshot_alone(&fixture(format, "stale_compaction"));
+        let (code, out, _) = run(&["verify", s(&fixture(format, "stale_compaction"))]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("already folded"), "{out}");
+        // The same commits replayed from the journal give the same state.
+        assert_eq!(shown(&fixture(format, "journal"), &[]), stale, "{format}");
+        // A snapshot edited after a crash: the edit wins.
+        snapshot_alone(&fixture(format, "orphan"));
+        let (code, out, _) = run(&["verify", s(&fixture(format, "orphan"))]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("earlier snapshot"), "{out}");
+        // A torn tail: every whole record, and verify calls it a note.
+        let torn = shown(&fixture(format, "torn"), &[]);
+        assert_ne!(torn, stale, "{format}: the cut record is not applied");
+        let (code, out, _) = run(&["verify", s(&fixture(format, "torn"))]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("torn tail"), "{out}");
+    }
+}

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// let commits = store.history()?;
 /// assert_eq!(commits.len(), 2);
 /// assert_eq!(store.state_at(commits[0].seq)?.n, 1);
-/// # Ok::<(), persisted_state::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

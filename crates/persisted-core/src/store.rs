@@ -716,7 +716,7 @@ impl<T: Persisted> Store<T> {
     ///     println!("{} {:?} {:?}", c.seq, c.time, c.fields);
     /// }
     /// assert_eq!(store.history()?[1].fields, ["last"]);
-    /// # Ok::<(), persisted_state::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
