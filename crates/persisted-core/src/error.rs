@@ -115,6 +115,31 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// Redis backend: the server could not be reached or answered with an
+    /// error, within the timeout (`OpenOptions::timeout`). Nothing of the
+    /// call is kept in memory; the next call reconnects by itself.
+    #[error("{op} `{}` failed: {message}", path.display())]
+    Remote {
+        /// The store: the server's URL (without its password) and key.
+        path: PathBuf,
+        /// What was being done, e.g. `"commit to"`.
+        op: &'static str,
+        /// The server's or the connection's error.
+        message: String,
+    },
+
+    /// Redis backend: a commit could not be made atomic (another process
+    /// committed between this one's read and write, and the change cannot
+    /// be recomputed: a `Mode::Batch` commit, or a closure whose lease
+    /// expired). Nothing was applied, on the server or in memory.
+    #[error("commit to `{}` conflicted: {reason}", path.display())]
+    Conflict {
+        /// The store: the server's URL (without its password) and key.
+        path: PathBuf,
+        /// What happened and what to do.
+        reason: String,
+    },
+
     /// A write to a store opened with `.read_only(true)`.
     #[error("`{}` was opened read-only; open it without `.read_only(true)` to write", path.display())]
     ReadOnly {

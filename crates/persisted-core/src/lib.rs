@@ -29,6 +29,8 @@ mod history;
 mod mutation;
 mod options;
 mod reentry;
+#[cfg(feature = "redis")]
+mod remote;
 mod report;
 mod schema;
 mod sharing;

@@ -146,6 +146,7 @@ pub struct OpenOptions<T> {
     pub(crate) read_only: bool,
     pub(crate) recover: bool,
     pub(crate) keep_history: KeepHistory,
+    pub(crate) timeout: Duration,
     _state: PhantomData<fn() -> T>,
 }
 
@@ -171,6 +172,7 @@ impl<T> std::fmt::Debug for OpenOptions<T> {
             .field("read_only", &self.read_only)
             .field("recover", &self.recover)
             .field("keep_history", &self.keep_history)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -188,6 +190,7 @@ impl<T> Default for OpenOptions<T> {
             read_only: false,
             recover: false,
             keep_history: KeepHistory::None,
+            timeout: DEFAULT_LOCK_TIMEOUT,
             _state: PhantomData,
         }
     }
@@ -310,6 +313,50 @@ impl<T: Persisted> OpenOptions<T> {
     pub fn keep_history(mut self, policy: KeepHistory) -> Self {
         self.keep_history = policy;
         self
+    }
+
+    /// Redis backend: how long one call may take to reach the server —
+    /// connecting, each request and reply, and reconnecting after a lost
+    /// connection — before it returns
+    /// [`Error::Remote`](crate::Error::Remote) (never a hang). Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Opens the store kept under `key` on the Redis server at `url`
+    /// (`redis://[:password@]host:port/db`; feature `redis`): every process
+    /// on every host that opens the same URL and key shares it, with the
+    /// guarantees of [`shared`](OpenOptions::shared) mode. A missing store
+    /// starts from `T::default()`. See the README's "Beyond one machine:
+    /// Redis" for the layout, durability and failures.
+    ///
+    /// ```no_run
+    /// use persisted_state::{Durability, Persisted, Store};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Jobs {
+    ///     queue: std::collections::VecDeque<String>,
+    /// }
+    ///
+    /// let store = Store::<Jobs>::options()
+    ///     .durability(Durability::Sync) // the server must fsync its AOF
+    ///     .open_redis("redis://127.0.0.1:6379/0", "jobs:state")?;
+    /// store.push_queue("job-1".into())?;
+    /// # Ok::<(), persisted_state::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`](crate::Error::Remote) when the server cannot be
+    /// reached within the timeout; [`Error::Unsupported`](crate::Error::Unsupported)
+    /// for `Durability::Sync` on a server that does not fsync every write,
+    /// or options without a Redis meaning (`read_only`, a format other than
+    /// JSON, `Engine::Snapshot`); [`Error::Parse`](crate::Error::Parse)
+    /// naming the key and field of a value that does not parse.
+    #[cfg(feature = "redis")]
+    pub fn open_redis(self, url: &str, key: &str) -> Result<Store<T>> {
+        Store::open_remote(self, url, key, None)
     }
 
     /// Opens the store at `path`; a missing file starts from `T::default()`.

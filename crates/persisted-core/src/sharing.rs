@@ -38,6 +38,10 @@ pub(crate) enum Sharing {
         held: bool,
     },
     ReadOnly,
+    /// The Redis backend: the server orders commits (a version check, and a
+    /// lease for closures); no file lock.
+    #[cfg(feature = "redis")]
+    Remote,
 }
 
 impl Sharing {
@@ -92,6 +96,10 @@ impl<T> DerefMut for WriterGuard<'_, T> {
 
 impl<T> Drop for WriterGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(feature = "redis")]
+        if let Backend::Redis(remote) = &mut self.guard.backend {
+            remote.release();
+        }
         release(&mut self.guard.sharing);
     }
 }
@@ -154,6 +162,8 @@ pub(crate) fn catch_up<T: Persisted>(
     let result = match backend {
         Backend::Journal(journal) => journal.catch_up(&mut view, locked),
         Backend::Snapshot(engine) => engine.catch_up(&mut view),
+        #[cfg(feature = "redis")]
+        Backend::Redis(remote) => remote.catch_up(&mut view),
     };
     if let Err(Error::Parse { path: failed, .. }) = &result {
         if *failed == journal_path(path) && !writer.poisoned {

@@ -117,6 +117,9 @@ pub(crate) struct Writer<T> {
 pub(crate) enum Backend {
     Journal(Journal),
     Snapshot(SnapshotEngine),
+    /// The Redis backend (feature `redis`).
+    #[cfg(feature = "redis")]
+    Redis(Box<crate::remote::RedisBackend>),
 }
 
 impl<T> Writer<T> {
@@ -228,6 +231,18 @@ impl<T: Persisted> Store<T> {
     /// See [`open`](Store::open).
     pub fn open_or(path: impl AsRef<Path>, initial: T) -> Result<Store<T>> {
         Store::open_with(path.as_ref(), OpenOptions::default(), Some(initial))
+    }
+
+    /// Opens the store kept under `key` on the Redis server at `url` with
+    /// the default options (feature `redis`); see
+    /// [`OpenOptions::open_redis`].
+    ///
+    /// # Errors
+    ///
+    /// See [`OpenOptions::open_redis`].
+    #[cfg(feature = "redis")]
+    pub fn open_redis(url: &str, key: &str) -> Result<Store<T>> {
+        Store::open_remote(OpenOptions::default(), url, key, None)
     }
 
     /// A builder to choose the format, durability, mode and engine.
@@ -428,6 +443,78 @@ impl<T: Persisted> Store<T> {
         ))
     }
 
+    /// Opens the store kept under `key` on the Redis server at `url`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn open_remote(
+        options: OpenOptions<T>,
+        url: &str,
+        key: &str,
+        initial: Option<T>,
+    ) -> Result<Store<T>> {
+        use crate::remote::{Connect, RedisBackend};
+        let target = RedisBackend::target_of(url, key);
+        let refuse = |what: &str| Error::Unsupported {
+            path: target.clone(),
+            reason: format!("{what} has no meaning for a Redis store"),
+        };
+        if options
+            .format
+            .is_some_and(|f| f != crate::options::Format::Json)
+        {
+            return Err(refuse("a format other than JSON (values are JSON)"));
+        }
+        if options.engine != Engine::Journal {
+            return Err(refuse("`Engine::Snapshot`"));
+        }
+        if options.read_only {
+            return Err(refuse("`read_only`"));
+        }
+        let (backend, state) = RedisBackend::open(
+            Connect {
+                url,
+                key,
+                timeout: options.timeout,
+                lock_timeout: options.lock_timeout,
+                durability: options.durability,
+                keep: options.keep_history,
+            },
+            initial.unwrap_or_default(),
+        )?;
+        let codec = Codec::new(crate::options::Format::Json, &target)?;
+        let writer = Writer::new(
+            Backend::Redis(Box::new(backend)),
+            codec,
+            Extras::None,
+            0,
+            &options,
+            Sharing::Remote,
+        );
+        Ok(Store::assemble(
+            RealFs::shared(),
+            &target,
+            options,
+            state,
+            writer,
+            Recovery::default(),
+        ))
+    }
+
+    /// The Redis backend, under the writer mutex; `None` for a file store.
+    #[cfg(feature = "redis")]
+    fn with_remote<R>(
+        &self,
+        f: impl FnOnce(&mut crate::remote::RedisBackend) -> Result<R>,
+    ) -> Option<Result<R>> {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Some(Err(self.reentrant(hold)));
+        }
+        let mut writer = self.inner.writer.lock();
+        match &mut writer.backend {
+            Backend::Redis(remote) => Some(f(remote)),
+            _ => None,
+        }
+    }
+
     fn assemble(
         vfs: Arc<dyn Vfs>,
         path: &Path,
@@ -582,7 +669,7 @@ impl<T: Persisted> Store<T> {
     /// [`Error::Encode`], [`Error::Reentrant`] (called from inside a
     /// closure or while this thread holds a guard on the store).
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let writer = self.writer()?;
+        let writer = self.closure_writer()?;
         let mut next = self.inner.state.read().clone();
         let out = {
             let _held = Held::new(self.key(), Hold::Update);
@@ -619,7 +706,7 @@ impl<T: Persisted> Store<T> {
         if let Some(hold) = reentry::held(self.key()) {
             panic!("{}", self.reentrant(hold));
         }
-        let (writer, failed) = match self.lock_writer() {
+        let (writer, failed) = match self.lock_closure_writer() {
             Ok(writer) => (writer, None),
             Err(e) => (WriterGuard::new(self.inner.writer.lock()), Some(e)),
         };
@@ -682,6 +769,23 @@ impl<T: Persisted> Store<T> {
                 journal.append_commit(T::__FIELDS, &changes, sync).map(drop)
             }
             Backend::Snapshot(engine) => engine.write(&*state, &writer.extras),
+            #[cfg(feature = "redis")]
+            Backend::Redis(remote) => {
+                let changes = writer.batch.changes(&*state);
+                let outcome = remote.commit(T::__FIELDS, &changes, &*state, true, false)?;
+                match outcome {
+                    crate::remote::Outcome::Committed => Ok(()),
+                    _ => {
+                        return Err(Error::Conflict {
+                            path: self.inner.path.clone(),
+                            reason: "another process committed since this batch began; the \
+                                     batch stays pending (`refresh()` does not drop it: reopen \
+                                     to discard it)"
+                                .into(),
+                        })
+                    }
+                }
+            }
         };
         drop(state);
         if let Err(failure) = result {
@@ -727,6 +831,10 @@ impl<T: Persisted> Store<T> {
     ///
     /// [`OpenOptions::keep_history`]: crate::OpenOptions::keep_history
     pub fn history(&self) -> Result<Vec<Commit>> {
+        #[cfg(feature = "redis")]
+        if let Some(result) = self.with_remote(|remote| remote.history()) {
+            return result.map(|log| log.into_iter().map(|(commit, _)| commit).collect());
+        }
         self.with_history(|history, _, _| Ok(history.commits()))
     }
 
@@ -740,6 +848,10 @@ impl<T: Persisted> Store<T> {
     /// guess. Otherwise as [`history`](Store::history), and
     /// [`Error::Parse`] for a kept record the type cannot read.
     pub fn state_at(&self, seq: u64) -> Result<T> {
+        #[cfg(feature = "redis")]
+        if let Some(result) = self.with_remote(|remote| remote.state_at::<T>(seq)) {
+            return result;
+        }
         self.with_history(|history, vfs, codec| history.state_at(vfs, codec, seq))
     }
 
@@ -754,6 +866,24 @@ impl<T: Persisted> Store<T> {
         let ms = time
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        #[cfg(feature = "redis")]
+        if let Some(result) = self.with_remote(|remote| {
+            let log = remote.history()?;
+            let seq = log
+                .iter()
+                .take_while(|(c, _)| c.time <= time)
+                .last()
+                .map(|(c, _)| c.seq)
+                .ok_or_else(|| Error::NotInHistory {
+                    path: remote.target().to_path_buf(),
+                    reason: format!(
+                        "no kept commit was made at or before {ms} ms after the Unix epoch"
+                    ),
+                })?;
+            remote.state_at::<T>(seq)
+        }) {
+            return result;
+        }
         self.with_history(|history, vfs, codec| {
             history.state_at(vfs, codec, history.seq_as_of(ms)?)
         })
@@ -929,6 +1059,40 @@ impl<T: Persisted> Store<T> {
         self.lock_writer()
     }
 
+    /// The writer for a closure (`update`, `transaction`, `begin`): as
+    /// [`writer`](Store::writer), and on Redis also the lease and a
+    /// catch-up, so the closure runs once on the current state.
+    fn closure_writer(&self) -> Result<WriterGuard<'_, T>> {
+        if let Some(hold) = reentry::held(self.key()) {
+            return Err(self.reentrant(hold));
+        }
+        self.lock_closure_writer()
+    }
+
+    fn lock_closure_writer(&self) -> Result<WriterGuard<'_, T>> {
+        #[allow(unused_mut)]
+        let mut writer = self.lock_writer()?;
+        #[cfg(feature = "redis")]
+        {
+            let Writer {
+                backend,
+                extras,
+                snapshot_len,
+                ..
+            } = &mut *writer;
+            if let Backend::Redis(remote) = backend {
+                let mut view = View {
+                    state: &self.inner.state,
+                    extras,
+                    snapshot_len,
+                    recover: false,
+                };
+                remote.lock(&mut view)?;
+            }
+        }
+        Ok(writer)
+    }
+
     /// The writer mutex; in shared mode also the writer lock and a catch-up
     /// with every commit made before (the snapshot engine checks for an
     /// edit by hand in every mode, so that no commit overwrites one).
@@ -946,6 +1110,9 @@ impl<T: Persisted> Store<T> {
                 true
             }
             Sharing::Exclusive { .. } => matches!(writer.backend, Backend::Snapshot(_)),
+            // Commits are optimistic: the server checks the version.
+            #[cfg(feature = "redis")]
+            Sharing::Remote => false,
         };
         if catch {
             catch_up(
@@ -974,6 +1141,10 @@ impl<T: Persisted> Store<T> {
             let mut state = self.inner.state.write();
             return Ok(m.apply(&mut state, Some(&mut writer.batch)).0);
         }
+        #[cfg(feature = "redis")]
+        if matches!(writer.backend, Backend::Redis(_)) {
+            return self.persist_remote(guard, m);
+        }
         // Shared mode syncs before it releases the writer lock: no group
         // commit across processes.
         let shared = writer.sharing.is_shared();
@@ -998,6 +1169,8 @@ impl<T: Persisted> Store<T> {
                 self.maybe_compact(writer);
                 (out, pos)
             }
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => unreachable!("handled above"),
             Backend::Snapshot(engine) => {
                 let mut next = self.inner.state.read().clone();
                 let (out, _) = m.apply(&mut next, None);
@@ -1012,6 +1185,71 @@ impl<T: Persisted> Store<T> {
         drop(guard);
         self.wait_durable(pos)?;
         Ok(out)
+    }
+
+    /// A write-through commit to Redis: optimistic at the version this
+    /// handle knows; when another commit came first, catch up and make the
+    /// change again on the new state (a generated operation is data, not a
+    /// closure). A closure's change holds the lease: if it was lost, the
+    /// commit is refused whole ([`Error::Conflict`]).
+    #[cfg(feature = "redis")]
+    fn persist_remote<M: Mutation<T>>(
+        &self,
+        mut guard: WriterGuard<'_, T>,
+        m: M,
+    ) -> Result<M::Output> {
+        use crate::remote::Outcome;
+        let writer = &mut *guard;
+        let Writer {
+            backend: Backend::Redis(remote),
+            extras,
+            snapshot_len,
+            ..
+        } = writer
+        else {
+            unreachable!("persist_remote is called for the Redis backend");
+        };
+        loop {
+            let leased = remote.leased;
+            let outcome = {
+                let state = self.inner.state.read();
+                remote.commit(T::__FIELDS, &m, &*state, false, leased)?
+            };
+            match outcome {
+                Outcome::Committed => {
+                    let (out, _) = m.apply(&mut self.inner.state.write(), None);
+                    return Ok(out);
+                }
+                Outcome::Behind | Outcome::Leased if leased => {
+                    remote.release();
+                    return Err(Error::Conflict {
+                        path: self.inner.path.clone(),
+                        reason: "the lease ran out before the change was committed and another \
+                                 process committed meanwhile; nothing was applied (a longer \
+                                 `lock_timeout` gives closures more time)"
+                            .into(),
+                    });
+                }
+                Outcome::Behind => {
+                    let mut view = View {
+                        state: &self.inner.state,
+                        extras,
+                        snapshot_len,
+                        recover: false,
+                    };
+                    remote.catch_up(&mut view)?;
+                }
+                Outcome::Leased => {
+                    let mut view = View {
+                        state: &self.inner.state,
+                        extras,
+                        snapshot_len,
+                        recover: false,
+                    };
+                    remote.lock(&mut view)?;
+                }
+            }
+        }
     }
 
     /// Waits until the record ending at `pos` is durable (group commit).
@@ -1085,7 +1323,7 @@ impl<T: Persisted> Store<T> {
     }
 
     pub fn __update<F: Field<T>, R>(&self, f: impl FnOnce(&mut F::Value) -> R) -> Result<R> {
-        let writer = self.writer()?;
+        let writer = self.closure_writer()?;
         let mut value = F::get(&self.inner.state.read()).clone();
         let out = {
             let _held = Held::new(self.key(), Hold::Update);
@@ -1221,6 +1459,8 @@ impl<T: Persisted> Drop for Inner<T> {
         }
         let _alone = match &mut writer.sharing {
             Sharing::ReadOnly | Sharing::Shared { lifetime: None, .. } => return,
+            #[cfg(feature = "redis")]
+            Sharing::Remote => return,
             Sharing::Exclusive { .. } => None,
             Sharing::Shared {
                 writer_lock,

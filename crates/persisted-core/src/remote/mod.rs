@@ -1,0 +1,1047 @@
+//! The Redis backend (feature `redis`): the store lives on a Redis server
+//! and every process on every host that opens the same URL and key shares
+//! it, with the guarantees of shared mode.
+//!
+//! * **Layout** (readable with `redis-cli`; see `scripts.rs` for the keys):
+//!   plain fields as JSON in one hash `{P}:state`; a field whose value is a
+//!   list or a map is kept as a native Redis list or hash `{P}:c:<field>`
+//!   (elements and values as JSON, map keys as their text), so collection
+//!   operations cost O(the change) on the server. Fields the struct does
+//!   not know are never touched.
+//! * **Commits** are one Lua script each: compare-and-set on the version in
+//!   `{P}:meta`, the operations, the version bump and a log entry
+//!   (`{P}:log`, a stream: version, commit id, time, the journal record), in
+//!   one round trip. Generated operations are optimistic: they commit at
+//!   the version this handle knows and, when another commit came first,
+//!   catch up and recompute. Closures (`update`, `transaction`, `begin`)
+//!   take the lease `{P}:lease` first, so they run once on the current
+//!   state; the commit is still fenced by the version.
+//! * **Lost replies**: a commit whose reply is lost is sent again with the
+//!   same commit id and expected version; when the version moved, the log
+//!   says whether the commit id is in it. Never a blind retry.
+
+mod scripts;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::{Client, Connection, RedisError, Script, Value};
+use serde_json::Value as Json;
+
+use crate::change::{Changes, FieldOf, Payload};
+use crate::collection::Op;
+use crate::engine::journal::View;
+use crate::error::{Error, Result};
+use crate::format::Codec;
+use crate::history::{Commit, KeepHistory};
+use crate::options::{Durability, Format};
+use crate::schema::{FieldSpec, Persisted};
+
+/// How a field is kept on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A native list of JSON elements.
+    List,
+    /// A native hash: key text -> JSON value.
+    Hash,
+}
+
+/// What a commit attempt came to.
+pub(crate) enum Outcome {
+    /// Applied on the server (memory may now apply it too).
+    Committed,
+    /// Another commit came first: nothing applied.
+    Behind,
+    /// Another handle holds the lease: nothing applied.
+    Leased,
+}
+
+/// The log is trimmed to about this many entries unless history asks for
+/// more (lost-reply resolution and catching up read it).
+const DEFAULT_LOG: u64 = 10_000;
+
+/// A connection to one store on one server.
+pub(crate) struct RedisBackend {
+    client: Client,
+    conn: Option<Connection>,
+    /// `redis://host:port/db` without the password, and the key: names the
+    /// store in errors and logs.
+    target: PathBuf,
+    /// `{key}`: the hash tag every key of the store starts with.
+    prefix: String,
+    timeout: Duration,
+    lease_ttl: Duration,
+    lock_timeout: Duration,
+    /// The version this handle's memory is at, and the log entry of it.
+    version: u64,
+    last_id: String,
+    kinds: HashMap<String, Kind>,
+    /// This handle's lease token, and whether it holds the lease now.
+    token: String,
+    pub(crate) leased: bool,
+    keep: KeepHistory,
+    codec: Codec,
+}
+
+/// The scripts, hashed once per process (`EVALSHA`, loaded again after a
+/// server restart flushed them).
+fn scripts() -> &'static [Script; 4] {
+    static SCRIPTS: std::sync::LazyLock<[Script; 4]> = std::sync::LazyLock::new(|| {
+        [
+            Script::new(scripts::LOAD),
+            Script::new(scripts::COMMIT),
+            Script::new(scripts::LOCK),
+            Script::new(scripts::RELEASE),
+        ]
+    });
+    &SCRIPTS
+}
+
+/// A process-wide unique id: time, process and a counter, hashed.
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!(
+        "{nanos}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let hash = xxhash_rust::xxh3::xxh3_128(seed.as_bytes());
+    format!("{hash:032x}")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `url` with its password (if any) replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or("", |(name, _)| name);
+            format!("{scheme}://{name}:***@{host}")
+        }
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Everything [`RedisBackend::open`] needs.
+pub(crate) struct Connect<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) timeout: Duration,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) durability: Durability,
+    pub(crate) keep: KeepHistory,
+}
+
+impl RedisBackend {
+    /// The name errors give the store: the URL without its password, and
+    /// the key.
+    pub(crate) fn target_of(url: &str, key: &str) -> PathBuf {
+        PathBuf::from(format!("{} key {key}", redact(url)))
+    }
+
+    /// Connects, checks the server can give `durability`, and loads the
+    /// store into `T` (creating it from `initial` when it does not exist).
+    pub(crate) fn open<T: Persisted>(connect: Connect<'_>, initial: T) -> Result<(Self, T)> {
+        let target = Self::target_of(connect.url, connect.key);
+        if connect.key.is_empty() || connect.key.contains(['{', '}']) {
+            return Err(Error::Unsupported {
+                path: target,
+                reason: "the key must be non-empty and hold no `{` or `}` (it becomes the \
+                         hash tag of every key of the store)"
+                    .into(),
+            });
+        }
+        let client = Client::open(connect.url).map_err(|e| Error::Remote {
+            path: target.clone(),
+            op: "open",
+            message: redact_error(&e, connect.url),
+        })?;
+        let mut backend = RedisBackend {
+            client,
+            conn: None,
+            target,
+            prefix: format!("{{{}}}", connect.key),
+            timeout: connect.timeout,
+            lease_ttl: connect.lock_timeout.max(Duration::from_secs(1)),
+            lock_timeout: connect.lock_timeout,
+            version: 0,
+            last_id: "0-0".into(),
+            kinds: HashMap::new(),
+            token: unique_id(),
+            leased: false,
+            keep: connect.keep,
+            codec: Codec::new(Format::Json, Path::new(connect.key))?,
+        };
+        if connect.durability == Durability::Sync {
+            backend.check_sync()?;
+        }
+        if let Some(state) = backend.load::<T>()? {
+            return Ok((backend, state));
+        }
+        // A new store: its first commit sets every field.
+        let all = AllFields(&initial, T::__FIELDS.len());
+        match backend.commit(T::__FIELDS, &all, &initial, false, false)? {
+            Outcome::Committed => Ok((backend, initial)),
+            // Another process created it first: load theirs.
+            Outcome::Behind | Outcome::Leased => match backend.load::<T>()? {
+                Some(state) => Ok((backend, state)),
+                None => Err(backend.error("open", "the store vanished while it was created")),
+            },
+        }
+    }
+
+    pub(crate) fn target(&self) -> &Path {
+        &self.target
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    fn error(&self, op: &'static str, message: impl ToString) -> Error {
+        Error::Remote {
+            path: self.target.clone(),
+            op,
+            message: message.to_string(),
+        }
+    }
+
+    /// A connection with every timeout set, made when there is none.
+    fn connection(&mut self) -> std::result::Result<&mut Connection, RedisError> {
+        if self.conn.is_none() {
+            let conn = self.client.get_connection_with_timeout(self.timeout)?;
+            conn.set_read_timeout(Some(self.timeout))?;
+            conn.set_write_timeout(Some(self.timeout))?;
+            self.conn = Some(conn);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => unreachable!("a connection was just made"),
+        }
+    }
+
+    /// Runs `f` on the connection; a connection failure drops it and tries
+    /// again with a new one until the timeout has passed. `f` must be safe
+    /// to repeat (reads; a commit repeats with the same id and version).
+    fn with_retry<R>(
+        &mut self,
+        op: &'static str,
+        mut f: impl FnMut(&mut Connection, &[Script; 4]) -> redis::RedisResult<R>,
+    ) -> Result<R> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let result = self.connection().and_then(|conn| f(conn, scripts()));
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if is_connection_error(&e) => {
+                    self.conn = None;
+                    if start.elapsed() + pause >= self.timeout {
+                        return Err(self.error(op, redact_error(&e, "")));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(self.error(op, redact_error(&e, ""))),
+            }
+        }
+    }
+
+    /// `Durability::Sync` needs a server that fsyncs its append-only file
+    /// before it replies.
+    fn check_sync(&mut self) -> Result<()> {
+        let config: Vec<String> = self.with_retry("check the durability of", |conn, _| {
+            redis::cmd("CONFIG").arg("GET").arg("append*").query(conn)
+        })?;
+        let setting = |name: &str| {
+            config
+                .chunks(2)
+                .find(|pair| pair[0] == name)
+                .and_then(|pair| pair.get(1).cloned())
+                .unwrap_or_default()
+        };
+        let (only, fsync) = (setting("appendonly"), setting("appendfsync"));
+        if only != "yes" || fsync != "always" {
+            return Err(Error::Unsupported {
+                path: self.target.clone(),
+                reason: format!(
+                    "`Durability::Sync` needs the server to fsync every write before it \
+                     replies: configure `appendonly yes` and `appendfsync always` (it has \
+                     appendonly {only}, appendfsync {fsync}), or open with \
+                     `Durability::Flush` (acknowledged by the server)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the whole store atomically; `None` when it does not exist.
+    fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
+        let keys = [self.key("meta"), self.key("state"), self.key("log")];
+        let prefix = self.prefix.clone();
+        let reply: Value = self.with_retry("load", |conn, scripts| {
+            scripts[0]
+                .key(&keys[0])
+                .key(&keys[1])
+                .key(&keys[2])
+                .arg(&prefix)
+                .invoke(conn)
+        })?;
+        let Value::Array(parts) = reply else {
+            return Err(self.error("load", "unexpected reply"));
+        };
+        if parts.first().and_then(as_u64) != Some(1) {
+            return Ok(None);
+        }
+        let [_, meta, state, natives, last] = &parts[..] else {
+            return Err(self.error("load", "unexpected reply"));
+        };
+        let meta = pairs(meta);
+        self.version = meta
+            .iter()
+            .find(|(k, _)| k == "v")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if let Some((_, layout)) = meta.iter().find(|(k, _)| k == "layout") {
+            if layout != "1" {
+                return Err(self.error(
+                    "load",
+                    format!("layout {layout} was written by a newer release"),
+                ));
+            }
+        }
+        self.last_id = as_string(last).unwrap_or_else(|| "0-0".into());
+        self.kinds.clear();
+        let mut object = serde_json::Map::new();
+        let state_key = self.key("state");
+        for (field, text) in pairs(state) {
+            let value = self.parse(&state_key, &field, &text)?;
+            object.insert(field, value);
+        }
+        if let Value::Array(natives) = natives {
+            for native in natives {
+                let Value::Array(parts) = native else {
+                    continue;
+                };
+                let [field, kind, contents] = &parts[..] else {
+                    continue;
+                };
+                let field = as_string(field).unwrap_or_default();
+                let key = self.key(&format!("c:{field}"));
+                let value = match as_string(kind).as_deref() {
+                    Some("list") => {
+                        self.kinds.insert(field.clone(), Kind::List);
+                        let mut items = Vec::new();
+                        if let Value::Array(elements) = contents {
+                            for (i, element) in elements.iter().enumerate() {
+                                let text = as_string(element).unwrap_or_default();
+                                items.push(self.parse(&key, &format!("[{i}]"), &text)?);
+                            }
+                        }
+                        Json::Array(items)
+                    }
+                    _ => {
+                        self.kinds.insert(field.clone(), Kind::Hash);
+                        let mut map = serde_json::Map::new();
+                        for (k, text) in pairs(contents) {
+                            let value = self.parse(&key, &k, &text)?;
+                            map.insert(k, value);
+                        }
+                        Json::Object(map)
+                    }
+                };
+                object.insert(field, value);
+            }
+        }
+        let state = self.decode::<T>(object)?;
+        Ok(Some(state))
+    }
+
+    fn parse(&self, key: &str, field: &str, text: &str) -> Result<Json> {
+        serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: self.target.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: format!("key `{key}` field `{field}`: {e}"),
+        })
+    }
+
+    /// The struct from the fields read; an error names the field that does
+    /// not fit.
+    fn decode<T: Persisted>(&self, object: serde_json::Map<String, Json>) -> Result<T> {
+        let state_key = self.key("state");
+        match serde_json::from_value::<T>(Json::Object(object.clone())) {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                let mut probe = T::default();
+                for (index, spec) in T::__FIELDS.iter().enumerate() {
+                    if let Some(value) = object.get(spec.name) {
+                        if let Err(e) = probe.__deserialize_field(index, value.clone()) {
+                            return Err(Error::Parse {
+                                path: self.target.clone(),
+                                line: 0,
+                                column: 0,
+                                message: format!("key `{state_key}` field `{}`: {e}", spec.name),
+                            });
+                        }
+                    }
+                }
+                Err(Error::Parse {
+                    path: self.target.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("key `{state_key}`: {e}"),
+                })
+            }
+        }
+    }
+
+    /// The log trimming each commit asks for.
+    fn trim(&self) -> (&'static str, String) {
+        match self.keep {
+            KeepHistory::Forever => ("", String::new()),
+            KeepHistory::Last(n) => ("MAXLEN", n.max(DEFAULT_LOG).to_string()),
+            KeepHistory::For(age) => {
+                let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
+                ("MINID", cutoff.to_string())
+            }
+            KeepHistory::None => ("MAXLEN", DEFAULT_LOG.to_string()),
+        }
+    }
+
+    /// Tries to commit `changes` (made on `state`, at this handle's
+    /// version). On [`Outcome::Committed`] the caller applies them to
+    /// memory; the version moves on.
+    /// `applied`: `state` already holds the changes (a batch); otherwise
+    /// it is the state they apply to. `release`: give the lease up with
+    /// the commit.
+    pub(crate) fn commit<T: Persisted>(
+        &mut self,
+        fields: &'static [FieldSpec],
+        changes: &dyn Changes,
+        state: &T,
+        applied: bool,
+        release: bool,
+    ) -> Result<Outcome> {
+        let mut record = Vec::new();
+        self.codec
+            .encode_payload(&self.target, &Payload { fields, changes }, &mut record)?;
+        while record.last() == Some(&b'\n') {
+            record.pop();
+        }
+        let (ops, kinds) = self.encode_ops(fields, changes, state, applied)?;
+        let keys = [
+            self.key("meta"),
+            self.key("state"),
+            self.key("log"),
+            self.key("lease"),
+        ];
+        let cid = unique_id();
+        let expected = self.version;
+        let (trim, trim_arg) = self.trim();
+        let token = if self.leased {
+            self.token.clone()
+        } else {
+            String::new()
+        };
+        let prefix = self.prefix.clone();
+        let ts = now_ms();
+        let mut attempt = 0;
+        let reply: Value = self.with_retry("commit to", |conn, scripts| {
+            attempt += 1;
+            let mut call = scripts[1].prepare_invoke();
+            for key in &keys {
+                call.key(key);
+            }
+            call.arg(&prefix)
+                .arg(expected)
+                .arg(&cid)
+                .arg(&record[..])
+                .arg(ts)
+                .arg(&token)
+                .arg(if release { "1" } else { "0" })
+                .arg(trim)
+                .arg(&trim_arg)
+                .arg(ops.len());
+            for op in &ops {
+                call.arg(op.code).arg(&op.field).arg(op.args.len());
+                for arg in &op.args {
+                    call.arg(&arg[..]);
+                }
+            }
+            call.invoke(conn)
+        })?;
+        let Value::Array(parts) = reply else {
+            return Err(self.error("commit to", "unexpected reply"));
+        };
+        match parts.first().and_then(as_u64) {
+            Some(1) => {
+                self.version = parts.get(1).and_then(as_u64).unwrap_or(expected + 1);
+                self.last_id = parts.get(2).and_then(as_string).unwrap_or_default();
+                self.kinds = kinds;
+                if release {
+                    self.leased = false;
+                }
+                Ok(Outcome::Committed)
+            }
+            Some(0) if attempt > 1 => {
+                // Sent more than once: the first may have been applied
+                // before its reply was lost. The log says.
+                if let Some((v, id)) = self.find_commit(&cid)? {
+                    self.version = v;
+                    self.last_id = id;
+                    self.kinds = kinds;
+                    if release {
+                        self.release();
+                    }
+                    return Ok(Outcome::Committed);
+                }
+                Ok(Outcome::Behind)
+            }
+            Some(0) => Ok(Outcome::Behind),
+            _ => Ok(Outcome::Leased),
+        }
+    }
+
+    /// The log entry of commit `cid` after this handle's version, if any.
+    fn find_commit(&mut self, cid: &str) -> Result<Option<(u64, String)>> {
+        let log = self.key("log");
+        let from = format!("({}", self.last_id);
+        let entries: Value = self.with_retry("resolve a commit with", |conn, _| {
+            redis::cmd("XRANGE")
+                .arg(&log)
+                .arg(&from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(1000)
+                .query(conn)
+        })?;
+        for entry in log_entries(&entries) {
+            if entry.cid == cid {
+                // Only the entries before ours are missing from memory,
+                // and the caller applies ours: the ones before it mean
+                // another commit came first, which a CAS would have
+                // refused; so ours is the next one.
+                if entry.v == self.version + 1 {
+                    return Ok(Some((entry.v, entry.id)));
+                }
+                return Err(self.error(
+                    "resolve a commit with",
+                    format!(
+                        "commit {cid} was applied at an unexpected version {}",
+                        entry.v
+                    ),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The operations for the server: each change as a native command on
+    /// the field's key, converting a field to a native collection the
+    /// first time a collection operation meets it. Returns the kinds the
+    /// fields will have once the commit is applied.
+    fn encode_ops<T: Persisted>(
+        &self,
+        fields: &'static [FieldSpec],
+        changes: &dyn Changes,
+        state: &T,
+        applied: bool,
+    ) -> Result<(Vec<ServerOp>, HashMap<String, Kind>)> {
+        let mut kinds = self.kinds.clone();
+        let mut ops = Vec::new();
+        let mut failed = None;
+        changes.each(&mut |op, index, value| {
+            if failed.is_some() {
+                return;
+            }
+            let name = fields.get(index).map_or("", |f| f.name).to_string();
+            let arg = match serde_json::to_value(value) {
+                Ok(arg) => arg,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    return;
+                }
+            };
+            if op == Op::Set {
+                ops.push(whole(&name, arg, &mut kinds));
+                return;
+            }
+            if !kinds.contains_key(&name) {
+                // First collection operation on a field kept as JSON: it
+                // becomes native, from its value before the operation (or,
+                // when `state` holds the change already, the value after
+                // it, which then stands for the operation).
+                match serde_json::to_value(FieldOf(state, index)) {
+                    Ok(current) => ops.push(whole(&name, current, &mut kinds)),
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        return;
+                    }
+                }
+                if applied {
+                    return;
+                }
+            }
+            let kind = kinds.get(&name).copied();
+            let text = |v: &Json| v.to_string();
+            let server = match (op, kind) {
+                (Op::Push, _) => ServerOp::new("push", &name, vec![text(&arg)]),
+                (Op::Extend, _) => {
+                    let items = match &arg {
+                        Json::Array(items) => items.iter().map(text).collect(),
+                        other => vec![text(other)],
+                    };
+                    ServerOp::new("push", &name, items)
+                }
+                (Op::PushFront, _) => ServerOp::new("push_front", &name, vec![text(&arg)]),
+                (Op::Pop, _) => ServerOp::new("pop", &name, vec![]),
+                (Op::PopFront, _) => ServerOp::new("pop_front", &name, vec![]),
+                (Op::Clear, _) => ServerOp::new("clear", &name, vec![]),
+                (Op::Insert, Some(Kind::Hash)) => {
+                    let (k, v) = match &arg {
+                        Json::Array(pair) if pair.len() == 2 => (map_key(&pair[0]), text(&pair[1])),
+                        other => (map_key(other), "null".into()),
+                    };
+                    ServerOp::new("minsert", &name, vec![k, v])
+                }
+                (Op::Remove, Some(Kind::Hash)) => {
+                    ServerOp::new("mremove", &name, vec![map_key(&arg)])
+                }
+                (Op::Insert, _) => ServerOp::new("sinsert", &name, vec![text(&arg)]),
+                (Op::Remove, _) => ServerOp::new("sremove", &name, vec![text(&arg)]),
+                (Op::Set, _) => unreachable!("handled above"),
+            };
+            ops.push(server);
+        });
+        match failed {
+            Some(e) => Err(Error::encode(&self.target, e)),
+            None => Ok((ops, kinds)),
+        }
+    }
+
+    /// Catches up with commits other handles made: one round trip when
+    /// there are none. Applies the log's records, or reloads everything
+    /// when the log no longer reaches back to this handle's version.
+    pub(crate) fn catch_up<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
+        let meta = self.key("meta");
+        let v: Option<u64> = self.with_retry("read", |conn, _| {
+            redis::cmd("HGET").arg(&meta).arg("v").query(conn)
+        })?;
+        let v = v.unwrap_or(0);
+        if v == self.version {
+            return Ok(false);
+        }
+        self.follow(view, v)
+    }
+
+    /// Applies the log entries after this handle's version up to `v`.
+    fn follow<T: Persisted>(&mut self, view: &mut View<'_, T>, v: u64) -> Result<bool> {
+        let log = self.key("log");
+        while self.version < v {
+            let from = format!("({}", self.last_id);
+            let entries: Value = self.with_retry("read the log of", |conn, _| {
+                redis::cmd("XRANGE")
+                    .arg(&log)
+                    .arg(&from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(conn)
+            })?;
+            let entries = log_entries(&entries);
+            if !self.apply_entries(view, &entries)? {
+                return self.reload(view);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Applies `entries` in order; `false` when they do not continue this
+    /// handle's version (trimmed away): the caller reloads.
+    fn apply_entries<T: Persisted>(
+        &mut self,
+        view: &mut View<'_, T>,
+        entries: &[LogEntry],
+    ) -> Result<bool> {
+        if entries.is_empty() || entries[0].v != self.version + 1 {
+            return Ok(false);
+        }
+        let mut state = view.state.write();
+        for entry in entries {
+            if entry.v != self.version + 1 {
+                return Ok(false);
+            }
+            self.codec
+                .replay_payload(entry.rec.as_bytes(), &mut *state)
+                .map_err(|e| Error::Parse {
+                    path: self.target.clone(),
+                    line: 0,
+                    column: e.column,
+                    message: format!(
+                        "log entry {} (version {}): {}",
+                        entry.id, entry.v, e.message
+                    ),
+                })?;
+            self.note_kinds(&entry.rec);
+            self.version = entry.v;
+            self.last_id = entry.id.clone();
+        }
+        Ok(true)
+    }
+
+    /// Tracks which fields a replayed record made native collections.
+    fn note_kinds(&mut self, record: &str) {
+        let Ok(Json::Object(map)) = serde_json::from_str::<Json>(record) else {
+            return;
+        };
+        for (key, value) in map {
+            let Some((op, field)) = key.split_once(' ') else {
+                continue;
+            };
+            match (op, &value) {
+                ("set", Json::Array(_)) => drop(self.kinds.insert(field.into(), Kind::List)),
+                ("set", Json::Object(_)) => drop(self.kinds.insert(field.into(), Kind::Hash)),
+                ("set", _) => drop(self.kinds.remove(field)),
+                ("insert" | "remove", _) if !self.kinds.contains_key(field) => {
+                    // Converted by that commit from the field's JSON shape:
+                    // a reload tells exactly; rare (a field new to the store).
+                    self.kinds.insert(field.into(), Kind::List);
+                }
+                (_, _) if !self.kinds.contains_key(field) => {
+                    self.kinds.insert(field.into(), Kind::List);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reload<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
+        match self.load::<T>()? {
+            Some(state) => {
+                *view.state.write() = state;
+                Ok(true)
+            }
+            None => Err(self.error("read", "the store was deleted from the server")),
+        }
+    }
+
+    /// Takes the lease (waiting at most the lock timeout) and catches up:
+    /// what `update`, `transaction` and `begin` run on.
+    pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
+        let keys = [self.key("meta"), self.key("log"), self.key("lease")];
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let (token, ttl, last) = (
+                self.token.clone(),
+                self.lease_ttl.as_millis() as u64,
+                self.last_id.clone(),
+            );
+            let reply: Value = self.with_retry("take the lease of", |conn, scripts| {
+                scripts[2]
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .key(&keys[2])
+                    .arg(&token)
+                    .arg(ttl)
+                    .arg(&last)
+                    .invoke(conn)
+            })?;
+            let Value::Array(parts) = reply else {
+                return Err(self.error("take the lease of", "unexpected reply"));
+            };
+            if parts.first().and_then(as_u64) == Some(1) {
+                self.leased = true;
+                let v = parts.get(1).and_then(as_u64).unwrap_or(0);
+                if v != self.version {
+                    let entries = parts.get(2).map(log_entries).unwrap_or_default();
+                    let applied = self.apply_entries(view, &entries)?;
+                    if !applied || self.version != v {
+                        self.follow(view, v)?;
+                    }
+                }
+                return Ok(());
+            }
+            if start.elapsed() >= self.lock_timeout {
+                return Err(Error::LockTimeout {
+                    path: self.target.clone(),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Gives the lease up (a failure is left to its TTL).
+    pub(crate) fn release(&mut self) {
+        if !std::mem::take(&mut self.leased) {
+            return;
+        }
+        let lease = self.key("lease");
+        let token = self.token.clone();
+        let released: Result<Value> = self.with_retry("release the lease of", |conn, scripts| {
+            scripts[3].key(&lease).arg(&token).invoke(conn)
+        });
+        if let Err(e) = released {
+            log::warn!("{e} (the lease expires by itself)");
+        }
+    }
+
+    /// The log as history: every entry kept, oldest first.
+    pub(crate) fn history(&mut self) -> Result<Vec<(Commit, String)>> {
+        let log = self.key("log");
+        let mut out = Vec::new();
+        let mut from = "-".to_string();
+        loop {
+            let entries: Value = self.with_retry("read the log of", |conn, _| {
+                redis::cmd("XRANGE")
+                    .arg(&log)
+                    .arg(&from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(conn)
+            })?;
+            let entries = log_entries(&entries);
+            let Some(last) = entries.last() else {
+                break;
+            };
+            from = format!("({}", last.id);
+            for entry in entries {
+                let fields = record_fields(&entry.rec);
+                out.push((Commit::new(entry.v, entry.ts, fields), entry.rec));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The state right after commit (version) `seq`, replayed from the
+    /// store's first commit, which sets every field.
+    pub(crate) fn state_at<T: Persisted>(&mut self, seq: u64) -> Result<T> {
+        let history = self.history()?;
+        let first = history.first().map(|(c, _)| c.seq);
+        if first != Some(1) || !history.iter().any(|(c, _)| c.seq == seq) {
+            let holds = match (history.first(), history.last()) {
+                (Some((a, _)), Some((b, _))) => format!("commits {} to {}", a.seq, b.seq),
+                _ => "no commit".into(),
+            };
+            let why = if first.is_some_and(|f| f != 1) {
+                "the log no longer reaches back to the store's creation (keep more with \
+                 `keep_history`)"
+            } else {
+                "it is not a kept commit"
+            };
+            return Err(Error::NotInHistory {
+                path: self.target.clone(),
+                reason: format!("commit {seq}: {why}; the log holds {holds}"),
+            });
+        }
+        let mut state = T::default();
+        for (commit, rec) in history.iter().take_while(|(c, _)| c.seq <= seq) {
+            self.codec
+                .replay_payload(rec.as_bytes(), &mut state)
+                .map_err(|e| Error::Parse {
+                    path: self.target.clone(),
+                    line: 0,
+                    column: e.column,
+                    message: format!("log entry of version {}: {}", commit.seq, e.message),
+                })?;
+        }
+        Ok(state)
+    }
+}
+
+/// A field replaced whole: JSON in the state hash, or a native list or
+/// hash for a list or map value.
+fn whole(name: &str, value: Json, kinds: &mut HashMap<String, Kind>) -> ServerOp {
+    match value {
+        Json::Array(items) => {
+            kinds.insert(name.to_string(), Kind::List);
+            ServerOp::new("L", name, items.iter().map(Json::to_string).collect())
+        }
+        Json::Object(map) => {
+            kinds.insert(name.to_string(), Kind::Hash);
+            let mut args = Vec::with_capacity(map.len() * 2);
+            for (k, v) in &map {
+                args.push(k.clone());
+                args.push(v.to_string());
+            }
+            ServerOp::new("H", name, args)
+        }
+        other => {
+            kinds.remove(name);
+            ServerOp::new("J", name, vec![other.to_string()])
+        }
+    }
+}
+
+/// A map key as JSON objects hold it: strings as they are, others as their
+/// JSON text.
+fn map_key(key: &Json) -> String {
+    match key {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One operation of a commit script.
+struct ServerOp {
+    code: &'static str,
+    field: String,
+    args: Vec<String>,
+}
+
+impl ServerOp {
+    fn new(code: &'static str, field: &str, args: Vec<String>) -> ServerOp {
+        ServerOp {
+            code,
+            field: field.to_string(),
+            args,
+        }
+    }
+}
+
+/// Every field of a state, set whole: a new store's first commit.
+struct AllFields<'a, T>(&'a T, usize);
+
+impl<T: Persisted> Changes for AllFields<'_, T> {
+    fn len(&self) -> usize {
+        self.1
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        for index in 0..self.1 {
+            emit(Op::Set, index, &FieldOf(self.0, index));
+        }
+    }
+}
+
+/// One entry of the log stream.
+struct LogEntry {
+    id: String,
+    v: u64,
+    cid: String,
+    ts: u64,
+    rec: String,
+}
+
+fn log_entries(value: &Value) -> Vec<LogEntry> {
+    let Value::Array(entries) = value else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let Value::Array(parts) = entry else {
+                return None;
+            };
+            let id = as_string(parts.first()?)?;
+            let fields = pairs(parts.get(1)?);
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            Some(LogEntry {
+                id,
+                v: get("v")?.parse().ok()?,
+                cid: get("cid").unwrap_or_default(),
+                ts: get("ts").and_then(|t| t.parse().ok()).unwrap_or(0),
+                rec: get("rec")?,
+            })
+        })
+        .collect()
+}
+
+/// The fields a record's keys name, each once.
+fn record_fields(record: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Json::Object(map)) = serde_json::from_str::<Json>(record) {
+        for key in map.keys() {
+            if let Some((_, field)) = key.split_once(' ') {
+                if !names.iter().any(|n| n == field) {
+                    names.push(field.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+fn as_string(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => as_string(other)?.parse().ok(),
+    }
+}
+
+/// A flat `[k1, v1, k2, v2, ...]` reply as pairs.
+fn pairs(value: &Value) -> Vec<(String, String)> {
+    let items: &[Value] = match value {
+        Value::Array(items) => items,
+        _ => return Vec::new(),
+    };
+    items
+        .chunks(2)
+        .filter_map(|pair| Some((as_string(pair.first()?)?, as_string(pair.get(1)?)?)))
+        .collect()
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+/// A redis-rs error as text, with `url`'s password (if any) never in it.
+fn redact_error(e: &RedisError, url: &str) -> String {
+    let text = e.to_string();
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(password) => text.replace(password, "***"),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("redis://user:s3cret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://:s3cret@host/0"), "redis://:***@host/0");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("redis://token@host"), "redis://***@host");
+    }
+}

@@ -1,0 +1,540 @@
+//! The Redis backend against a real `redis-server` that each test starts on
+//! a free loopback port and stops by pid (`tests/redis_server`): every kind
+//! of commit, several handles and processes, failures of the server and of
+//! the connection, durability, the layout `redis-cli` sees, history.
+#![cfg(feature = "redis")]
+
+mod redis_server;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use persisted_state::{Durability, Error, KeepHistory, Mode, Persisted, Store};
+use redis_server::{Aof, RedisServer};
+use serde::{Deserialize, Serialize};
+
+#[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+struct Board {
+    counter: u64,
+    a: i64,
+    b: i64,
+    items: Vec<String>,
+    queue: VecDeque<u64>,
+    tags: BTreeSet<String>,
+    scores: BTreeMap<String, u64>,
+    note: Option<String>,
+}
+
+fn open(server: &RedisServer, key: &str) -> Store<Board> {
+    Store::<Board>::open_redis(&server.url(), key).unwrap()
+}
+
+/// Every kind of commit, applied to the store and to a model.
+fn every_kind(store: &Store<Board>, model: &mut Board, n: u64) {
+    store.set_counter(n).unwrap();
+    model.counter = n;
+    store.push_items(format!("i{n}")).unwrap();
+    model.items.push(format!("i{n}"));
+    store.extend_items(vec!["x".into(), "y".into()]).unwrap();
+    model.items.extend(["x".to_string(), "y".to_string()]);
+    assert_eq!(store.pop_items().unwrap(), model.items.pop());
+    store.push_queue(n).unwrap();
+    store.push_front_queue(n + 100).unwrap();
+    model.queue.push_back(n);
+    model.queue.push_front(n + 100);
+    assert_eq!(store.pop_front_queue().unwrap(), model.queue.pop_front());
+    assert_eq!(
+        store.insert_tags(format!("t{}", n % 3)).unwrap(),
+        model.tags.insert(format!("t{}", n % 3))
+    );
+    assert_eq!(
+        store.insert_scores(format!("s{}", n % 4), n).unwrap(),
+        model.scores.insert(format!("s{}", n % 4), n)
+    );
+    if n % 5 == 4 {
+        assert_eq!(
+            store.remove_scores("s0").unwrap(),
+            model.scores.remove("s0")
+        );
+        assert_eq!(store.remove_tags("t1").unwrap(), model.tags.remove("t1"));
+    }
+    store.set_note(Some(format!("note {n}"))).unwrap();
+    model.note = Some(format!("note {n}"));
+    store
+        .update(|s| {
+            s.a -= 1;
+            s.b += 1;
+        })
+        .unwrap();
+    model.a -= 1;
+    model.b += 1;
+    store
+        .transaction(|tx| {
+            tx.counter += 1;
+            tx.push_items("tx".into());
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    model.counter += 1;
+    model.items.push("tx".into());
+    let mut tx = store.begin();
+    tx.a += 10;
+    tx.commit().unwrap();
+    model.a += 10;
+    if n % 4 == 3 {
+        store.clear_items().unwrap();
+        model.items.clear();
+    }
+}
+
+#[test]
+fn every_kind_of_commit_round_trips_and_redis_cli_reads_the_fields() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = open(&server, "board");
+    let mut model = Board::default();
+    for n in 0..12 {
+        every_kind(&store, &mut model, n);
+        assert_eq!(store.get(), model, "round {n}");
+    }
+    // A second handle (a fresh load) sees the same state.
+    assert_eq!(open(&server, "board").get(), model);
+    // What a person sees with redis-cli.
+    assert_eq!(
+        server.cli(&["HGET", "{board}:state", "counter"]),
+        model.counter.to_string()
+    );
+    assert_eq!(
+        server.cli(&["HGET", "{board}:state", "note"]),
+        "\"note 11\""
+    );
+    let queue = server.cli(&["LRANGE", "{board}:c:queue", "0", "-1"]);
+    let expected: Vec<String> = model.queue.iter().map(u64::to_string).collect();
+    assert_eq!(queue.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        server.cli(&["HGET", "{board}:c:scores", "s1"]),
+        model.scores["s1"].to_string()
+    );
+}
+
+#[test]
+fn batch_mode_commits_at_commit_and_a_conflicting_batch_applies_nothing() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let options = Store::<Board>::options().mode(Mode::Batch);
+    let a = options.open_redis(&server.url(), "batch").unwrap();
+    a.set_counter(5).unwrap();
+    a.push_items("one".into()).unwrap();
+    assert_eq!(open(&server, "batch").get(), Board::default(), "not yet");
+    a.commit().unwrap();
+    let seen = open(&server, "batch").get();
+    assert_eq!((seen.counter, seen.items), (5, vec!["one".to_string()]));
+    // Another process commits meanwhile: this batch cannot be rebased.
+    let other = open(&server, "batch");
+    a.set_counter(6).unwrap();
+    other.set_counter(100).unwrap();
+    assert!(matches!(a.commit(), Err(Error::Conflict { .. })));
+    assert_eq!(open(&server, "batch").counter(), 100);
+}
+
+#[test]
+fn two_handles_and_threads_lose_no_update() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let handles = [open(&server, "count"), open(&server, "count")];
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let store = &handles[t % 2];
+            scope.spawn(move || {
+                for i in 0..100 {
+                    store.update(|s| s.counter += 1).unwrap();
+                    store.push_items(format!("{t}-{i}")).unwrap();
+                }
+            });
+        }
+    });
+    let end = open(&server, "count").get();
+    assert_eq!(end.counter, 400);
+    assert_eq!(end.items.len(), 400);
+    let unique: BTreeSet<&String> = end.items.iter().collect();
+    assert_eq!(unique.len(), 400);
+}
+
+const CHILD: &str = "PERSISTED_REDIS_CHILD";
+
+/// Runs only as a child process: `update(+1)` and a push, N times.
+#[test]
+fn redis_child_worker() {
+    let Ok(spec) = std::env::var(CHILD) else {
+        return;
+    };
+    let mut parts = spec.split('|');
+    let (url, key, n) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<u64>().unwrap(),
+    );
+    let store = Store::<Board>::options()
+        .lock_timeout(Duration::from_secs(20))
+        .open_redis(url, key)
+        .unwrap();
+    for i in 0..n {
+        store.update(|s| s.counter += 1).unwrap();
+        store
+            .push_items(format!("{}-{i}", std::process::id()))
+            .unwrap();
+    }
+}
+
+#[test]
+fn several_processes_commit_exactly_once_each() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let (processes, each) = (3, 150);
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["redis_child_worker", "--exact", "--test-threads=1"])
+                .env(CHILD, format!("{}|procs|{each}", server.url()))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let end = open(&server, "procs").get();
+    assert_eq!(end.counter, processes * each);
+    assert_eq!(end.items.len() as u64, processes * each);
+}
+
+#[test]
+fn a_failed_or_panicking_transaction_leaves_nothing_and_frees_the_lease() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = open(&server, "tx");
+    store.set_counter(1).unwrap();
+    let failed: Result<(), Error> = store.transaction(|tx| {
+        tx.set_counter(99);
+        tx.push_items("never".into());
+        Err(Error::ReadOnly {
+            path: "the closure refused".into(),
+        })
+    });
+    assert!(failed.is_err());
+    let store2 = store.clone();
+    let panicked = std::thread::spawn(move || {
+        store2
+            .update(|s| {
+                s.counter = 77;
+                panic!("in the closure");
+            })
+            .ok()
+    })
+    .join();
+    assert!(panicked.is_err());
+    let other = open(&server, "tx");
+    assert_eq!(other.get().counter, 1);
+    assert!(other.get().items.is_empty());
+    // The lease was given up: another handle's closure runs at once.
+    let start = Instant::now();
+    other.update(|s| s.counter += 1).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(store.counter(), 2);
+}
+
+#[test]
+fn kill9_of_the_server_with_sync_loses_no_acknowledged_commit() {
+    let Some(mut server) = RedisServer::start(Aof::Always) else {
+        return;
+    };
+    let store = Store::<Board>::options()
+        .durability(Durability::Sync)
+        .timeout(Duration::from_millis(300))
+        .open_redis(&server.url(), "durable")
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for round in 0..4 {
+        for i in 0..60 {
+            let item = format!("{round}-{i}");
+            match store.push_items(item.clone()) {
+                Ok(()) => acked.push(item),
+                Err(_) => failed += 1,
+            }
+            if i == 30 {
+                server.kill9();
+            }
+            if i == 40 {
+                server.restart();
+            }
+        }
+    }
+    assert!(failed > 0, "the outages were noticed");
+    let items = open(&server, "durable").get().items;
+    let present: BTreeSet<&String> = items.iter().collect();
+    assert_eq!(present.len(), items.len(), "an item applied twice");
+    for item in &acked {
+        assert!(present.contains(item), "acknowledged {item} lost");
+    }
+    // Memory never kept what the server did not acknowledge.
+    assert_eq!(store.get().items, items);
+}
+
+#[test]
+fn a_server_outage_is_an_error_within_the_timeout_and_the_next_call_reconnects() {
+    let Some(mut server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = Store::<Board>::options()
+        .timeout(Duration::from_millis(300))
+        .open_redis(&server.url(), "outage")
+        .unwrap();
+    store.set_counter(1).unwrap();
+    server.kill9();
+    let start = Instant::now();
+    let result = store.set_counter(2);
+    assert!(matches!(result, Err(Error::Remote { .. })), "{result:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let update = store.update(|s| s.counter = 3);
+    assert!(update.is_err());
+    assert_eq!(store.get().counter, 1, "memory kept no failed commit");
+    server.restart();
+    store.set_counter(4).unwrap();
+    assert_eq!(open(&server, "outage").counter(), 4);
+}
+
+/// A loopback proxy in front of the server that, when armed, forwards the
+/// next request holding `EVALSHA` and then cuts both connections before
+/// the reply comes back: the commit is applied but its reply is lost.
+struct Proxy {
+    port: u16,
+    arm: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(server_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let arm = Arc::new(AtomicBool::new(false));
+        let armed = Arc::clone(&arm);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", server_port)) else {
+                    continue;
+                };
+                let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let armed = Arc::clone(&armed);
+                let cutting = Arc::new(AtomicBool::new(false));
+                let cut = Arc::clone(&cutting);
+                std::thread::spawn(move || requests(client, upstream, armed, cut));
+                std::thread::spawn(move || replies(u2, c2, cutting));
+            }
+        });
+        Proxy { port, arm }
+    }
+}
+
+/// Client to server; when armed, the next commit is forwarded and the
+/// connection cut before its reply can come back.
+fn requests(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    armed: Arc<AtomicBool>,
+    cutting: Arc<AtomicBool>,
+) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        let is_commit = buf[..n].windows(7).any(|w| w == b"EVALSHA");
+        let cut = is_commit && armed.swap(false, Ordering::SeqCst);
+        if cut {
+            cutting.store(true, Ordering::SeqCst);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if cut {
+            // Let the server run it; its reply is dropped.
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// Server to client, except once a cut began.
+fn replies(mut from: TcpStream, mut to: TcpStream, cutting: Arc<AtomicBool>) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if cutting.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let proxy = Proxy::start(server.port);
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let store = Store::<Board>::options()
+        .timeout(Duration::from_secs(2))
+        .open_redis(&url, "lost")
+        .unwrap();
+    store.push_items("warm-up".into()).unwrap();
+    let mut cut = 0;
+    for i in 0..60 {
+        if i % 6 == 0 {
+            proxy.arm.store(true, Ordering::SeqCst);
+            cut += 1;
+        }
+        store.push_items(format!("item-{i}")).unwrap();
+        if i % 12 == 0 {
+            store.update(|s| s.counter += 1).unwrap();
+        }
+    }
+    let direct = open(&server, "lost").get();
+    assert_eq!(direct.items.len(), 61, "{:?}", direct.items);
+    let unique: BTreeSet<&String> = direct.items.iter().collect();
+    assert_eq!(unique.len(), 61, "an item applied twice");
+    assert_eq!(direct.counter, 5);
+    assert_eq!(store.get(), direct);
+    assert_eq!(cut, 10);
+}
+
+#[test]
+fn sync_is_refused_on_a_server_that_does_not_fsync_every_write() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let result = Store::<Board>::options()
+        .durability(Durability::Sync)
+        .open_redis(&server.url(), "sync");
+    match result {
+        Err(Error::Unsupported { reason, .. }) => {
+            assert!(reason.contains("appendfsync always"), "{reason}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_fields_are_kept_and_a_value_that_does_not_parse_is_named() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = open(&server, "evolve");
+    store.set_counter(1).unwrap();
+    server.cli(&["HSET", "{evolve}:state", "added_by_v2", "\"kept\""]);
+    let reopened = open(&server, "evolve");
+    reopened.set_counter(2).unwrap();
+    assert_eq!(
+        server.cli(&["HGET", "{evolve}:state", "added_by_v2"]),
+        "\"kept\""
+    );
+    server.cli(&["HSET", "{evolve}:state", "counter", "not json"]);
+    match Store::<Board>::open_redis(&server.url(), "evolve") {
+        Err(Error::Parse { message, .. }) => assert!(
+            message.contains("{evolve}:state") && message.contains("counter"),
+            "{message}"
+        ),
+        other => panic!("expected Parse, got {other:?}"),
+    }
+    server.cli(&["HSET", "{evolve}:state", "counter", "\"text\""]);
+    match Store::<Board>::open_redis(&server.url(), "evolve") {
+        Err(Error::Parse { message, .. }) => assert!(message.contains("counter"), "{message}"),
+        other => panic!("expected Parse, got {other:?}"),
+    }
+    // Never overwritten.
+    assert_eq!(
+        server.cli(&["HGET", "{evolve}:state", "counter"]),
+        "\"text\""
+    );
+}
+
+#[test]
+fn two_keys_are_two_stores() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let (one, two) = (open(&server, "one"), open(&server, "two"));
+    one.set_counter(1).unwrap();
+    two.set_counter(2).unwrap();
+    one.push_items("a".into()).unwrap();
+    assert_eq!(open(&server, "one").get().items, ["a"]);
+    assert!(open(&server, "two").get().items.is_empty());
+    assert_eq!(open(&server, "two").counter(), 2);
+}
+
+#[test]
+fn the_log_answers_history_and_state_at() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = Store::<Board>::options()
+        .keep_history(KeepHistory::Forever)
+        .open_redis(&server.url(), "hist")
+        .unwrap();
+    let mut model = Board::default();
+    let mut states = vec![model.clone()];
+    for n in 0..10 {
+        store.set_counter(n).unwrap();
+        model.counter = n;
+        states.push(model.clone());
+        store.push_items(format!("{n}")).unwrap();
+        model.items.push(format!("{n}"));
+        states.push(model.clone());
+    }
+    let history = store.history().unwrap();
+    // The first commit created the store.
+    assert_eq!(history.len(), states.len());
+    for (commit, state) in history.iter().zip(&states) {
+        assert_eq!(&store.state_at(commit.seq).unwrap(), state);
+    }
+    assert_eq!(history[1].fields, ["counter"]);
+    assert_eq!(history[2].fields, ["items"]);
+    let last = history.last().unwrap();
+    assert_eq!(store.state_as_of(last.time).unwrap(), model);
+    assert!(matches!(
+        store.state_at(last.seq + 1),
+        Err(Error::NotInHistory { .. })
+    ));
+}
+
+#[test]
+fn passwords_never_appear_in_errors() {
+    // Nothing listens on this port: the error names the store without the
+    // password.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}/0");
+    let error = Store::<Board>::options()
+        .timeout(Duration::from_millis(200))
+        .open_redis(&url, "secret")
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+}
