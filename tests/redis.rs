@@ -538,3 +538,62 @@ fn passwords_never_appear_in_errors() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("127.0.0.1"), "{text}");
 }
+
+/// The README's Redis example, as it is there but for the server's URL.
+#[test]
+fn the_readme_example_runs() {
+    let Some(server) = RedisServer::start(Aof::Always) else {
+        return;
+    };
+    readme::run(&server.url()).unwrap();
+    let store = Store::<readme::Jobs>::open_redis(&server.url(), "jobs:state").unwrap();
+    assert_eq!(store.get().done, 1);
+    assert_eq!(store.get().queue, ["job-1"]);
+}
+
+mod readme {
+    use persisted_state::{Durability, Persisted, Store};
+    use std::time::Duration;
+
+    #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    pub struct Jobs {
+        pub queue: std::collections::VecDeque<String>,
+        pub done: u64,
+    }
+
+    pub fn run(url: &str) -> persisted_state::Result<()> {
+        let store = Store::<Jobs>::options()
+            .durability(Durability::Sync) // the server must fsync every write (checked at open)
+            .timeout(Duration::from_secs(2)) // connect, each request, reconnecting
+            .open_redis(url, "jobs:state")?;
+        store.push_queue("job-1".into())?; // RPUSH on the server: O(the change)
+        store.update(|j| j.done += 1)?; // runs once, atomic across hosts
+        Ok(())
+    }
+}
+
+#[test]
+fn a_native_key_of_the_wrong_type_fails_the_commit_before_anything_is_written() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let store = open(&server, "typed");
+    store.push_items("a".into()).unwrap();
+    let version = server.cli(&["HGET", "{typed}:meta", "v"]);
+    server.cli(&["DEL", "{typed}:c:items"]);
+    server.cli(&["SET", "{typed}:c:items", "not a list"]);
+    let result = store.transaction(|tx| {
+        tx.set_counter(9);
+        tx.push_items("b".into());
+        Ok::<_, Error>(())
+    });
+    match result {
+        Err(Error::Remote { message, .. }) => {
+            assert!(message.contains("{typed}:c:items"), "{message}")
+        }
+        other => panic!("expected Remote, got {other:?}"),
+    }
+    assert_eq!(server.cli(&["HGET", "{typed}:meta", "v"]), version);
+    assert_eq!(server.cli(&["HGET", "{typed}:state", "counter"]), "0");
+    assert_eq!(store.counter(), 0);
+}

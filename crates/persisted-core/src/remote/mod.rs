@@ -460,7 +460,7 @@ impl RedisBackend {
         let prefix = self.prefix.clone();
         let ts = now_ms();
         let mut attempt = 0;
-        let reply: Value = self.with_retry("commit to", |conn, scripts| {
+        let reply = self.with_retry("commit to", |conn, scripts| {
             attempt += 1;
             let mut call = scripts[1].prepare_invoke();
             for key in &keys {
@@ -482,8 +482,24 @@ impl RedisBackend {
                     call.arg(&arg[..]);
                 }
             }
-            call.invoke(conn)
-        })?;
+            call.invoke::<Value>(conn)
+        });
+        let reply = match reply {
+            Ok(reply) => reply,
+            // Sent, maybe applied, never answered: memory keeps nothing;
+            // the next call catches up with whatever the server has.
+            Err(Error::Remote { path, op, message }) if attempt > 0 => {
+                return Err(Error::Remote {
+                    path,
+                    op,
+                    message: format!(
+                        "{message} (the commit may or may not have been applied: it is not in \
+                         memory; the next call catches up with the server)"
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let Value::Array(parts) = reply else {
             return Err(self.error("commit to", "unexpected reply"));
         };
@@ -512,6 +528,18 @@ impl RedisBackend {
                 Ok(Outcome::Behind)
             }
             Some(0) => Ok(Outcome::Behind),
+            Some(3) => {
+                let field = parts.get(1).and_then(as_string).unwrap_or_default();
+                let found = parts.get(2).and_then(as_string).unwrap_or_default();
+                Err(self.error(
+                    "commit to",
+                    format!(
+                        "key `{}` holds a {found}, not what field `{field}` needs (changed \
+                         outside this library?); nothing was written",
+                        self.key(&format!("c:{field}"))
+                    ),
+                ))
+            }
             _ => Ok(Outcome::Leased),
         }
     }
@@ -696,15 +724,18 @@ impl RedisBackend {
                         entry.id, entry.v, e.message
                     ),
                 })?;
-            self.note_kinds(&entry.rec);
+            self.note_kinds(&entry.rec, &*state);
             self.version = entry.v;
             self.last_id = entry.id.clone();
         }
         Ok(true)
     }
 
-    /// Tracks which fields a replayed record made native collections.
-    fn note_kinds(&mut self, record: &str) {
+    /// Tracks which fields a replayed record left as native collections:
+    /// a field set whole by the shape of its value; a field changed by an
+    /// operation that this handle did not know as native (the committer
+    /// converted it) by the shape of its value in `state`.
+    fn note_kinds<T: Persisted>(&mut self, record: &str, state: &T) {
         let Ok(Json::Object(map)) = serde_json::from_str::<Json>(record) else {
             return;
         };
@@ -712,19 +743,18 @@ impl RedisBackend {
             let Some((op, field)) = key.split_once(' ') else {
                 continue;
             };
-            match (op, &value) {
-                ("set", Json::Array(_)) => drop(self.kinds.insert(field.into(), Kind::List)),
-                ("set", Json::Object(_)) => drop(self.kinds.insert(field.into(), Kind::Hash)),
-                ("set", _) => drop(self.kinds.remove(field)),
-                ("insert" | "remove", _) if !self.kinds.contains_key(field) => {
-                    // Converted by that commit from the field's JSON shape:
-                    // a reload tells exactly; rare (a field new to the store).
-                    self.kinds.insert(field.into(), Kind::List);
-                }
-                (_, _) if !self.kinds.contains_key(field) => {
-                    self.kinds.insert(field.into(), Kind::List);
-                }
-                _ => {}
+            let shape = match op {
+                "set" => value,
+                _ if self.kinds.contains_key(field) => continue,
+                _ => match crate::schema::field_index(T::__FIELDS, field) {
+                    Some(index) => serde_json::to_value(FieldOf(state, index)).unwrap_or_default(),
+                    None => continue,
+                },
+            };
+            match shape {
+                Json::Array(_) => drop(self.kinds.insert(field.into(), Kind::List)),
+                Json::Object(_) => drop(self.kinds.insert(field.into(), Kind::Hash)),
+                _ => drop(self.kinds.remove(field)),
             }
         }
     }
@@ -744,7 +774,7 @@ impl RedisBackend {
     pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
         let keys = [self.key("meta"), self.key("log"), self.key("lease")];
         let start = Instant::now();
-        let mut pause = Duration::from_micros(200);
+        let mut pause = Duration::from_micros(50);
         loop {
             let (token, ttl, last) = (
                 self.token.clone(),
@@ -783,7 +813,7 @@ impl RedisBackend {
                 });
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
     }
 
@@ -884,8 +914,11 @@ fn whole(name: &str, value: Json, kinds: &mut HashMap<String, Kind>) -> ServerOp
             ServerOp::new("H", name, args)
         }
         other => {
-            kinds.remove(name);
-            ServerOp::new("J", name, vec![other.to_string()])
+            let code = match kinds.remove(name) {
+                Some(_) => "JN",
+                None => "J",
+            };
+            ServerOp::new(code, name, vec![other.to_string()])
         }
     }
 }

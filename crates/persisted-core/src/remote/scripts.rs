@@ -36,8 +36,13 @@ return {1, meta, state, natives, id}
 
 /// One commit: refuses with `{2, pttl}` while another handle holds the
 /// lease, with `{0, v}` when the version is not the expected one (another
-/// commit came first); otherwise applies every operation, bumps the
-/// version, appends the record to the log and returns `{1, v, log_id}`.
+/// commit came first), with `{3, field, type}` when a field's native key
+/// has another type than its operation needs (nothing written); otherwise
+/// applies every operation, bumps the version, appends the record to the
+/// log and returns `{1, v, log_id}`. Operation codes: `J` a field as JSON
+/// (`JN` when it was a native collection), `L`/`H` a field as a native
+/// list/hash, then `push` (many), `push_front`, `pop`, `pop_front`,
+/// `clear`, `minsert`, `mremove` (maps), `sinsert`, `sremove` (sets).
 /// KEYS: meta, state, log, lease. ARGV: prefix, expected version, commit
 /// id, record, time (ms), lease token (or ''), release the lease ('1'),
 /// trim kind ('MAXLEN', 'MINID' or ''), trim argument, operation count,
@@ -48,6 +53,20 @@ if lease and lease ~= ARGV[6] then return {2, redis.call('PTTL', KEYS[4])} end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[2]) then return {0, v} end
 local p = ARGV[1]
+-- First check that every native key an operation touches has the type it
+-- needs, so that no command below can fail halfway through the commit.
+local want = {push = 'list', push_front = 'list', pop = 'list', pop_front = 'list',
+  sinsert = 'list', sremove = 'list', minsert = 'hash', mremove = 'hash'}
+local i = 11
+for n = 1, tonumber(ARGV[10]) do
+  local code, f, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local need = want[code]
+  if need then
+    local t = redis.call('TYPE', p .. ':c:' .. f)['ok']
+    if t ~= 'none' and t ~= need then return {3, f, t} end
+  end
+  i = i + 3 + count
+end
 local function chunks(cmd, key, from, count)
   local j = from
   while j < from + count do
@@ -56,12 +75,14 @@ local function chunks(cmd, key, from, count)
     j = last + 1
   end
 end
-local i = 11
+i = 11
 for n = 1, tonumber(ARGV[10]) do
   local code, f, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local a = i + 3
   local key = p .. ':c:' .. f
   if code == 'J' then
+    redis.call('HSET', KEYS[2], f, ARGV[a])
+  elseif code == 'JN' then
     redis.call('DEL', key)
     redis.call('HDEL', KEYS[1], 'kind:' .. f)
     redis.call('HSET', KEYS[2], f, ARGV[a])
@@ -96,8 +117,9 @@ for n = 1, tonumber(ARGV[10]) do
   end
   i = a + count
 end
+if v == 0 then redis.call('HSET', KEYS[1], 'layout', '1') end
 v = v + 1
-redis.call('HSET', KEYS[1], 'v', v, 'layout', '1')
+redis.call('HSET', KEYS[1], 'v', v)
 local id
 if ARGV[8] == '' then
   id = redis.call('XADD', KEYS[3], '*', 'v', v, 'cid', ARGV[3], 'ts', ARGV[5], 'rec', ARGV[4])
