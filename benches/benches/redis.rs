@@ -62,6 +62,39 @@ fn single(c: &mut Criterion, url: &str) {
                 .expect("HSET");
         })
     });
+    // The library's commit script, called raw: what the client adds.
+    let commit = redis::Script::new(include_str!(
+        "../../crates/persisted-core/src/remote/commit.lua"
+    ));
+    let _: () = redis::cmd("HSET").arg("{raw}:meta").arg("v").arg(0).query(&mut conn).unwrap();
+    let mut v = 0u64;
+    group.bench_function("raw/commit_script", |b| {
+        b.iter(|| {
+            let reply: redis::Value = commit
+                .key("{raw}:meta")
+                .key("{raw}:state")
+                .key("{raw}:log")
+                .key("{raw}:lease")
+                .arg("{raw}")
+                .arg(v)
+                .arg("0123456789abcdef0123456789abcdef")
+                .arg("{\"set counter\":5}")
+                .arg(1_700_000_000_000u64)
+                .arg("")
+                .arg("0")
+                .arg("MAXLEN")
+                .arg("10000")
+                .arg(1)
+                .arg("J")
+                .arg("counter")
+                .arg(1)
+                .arg(v)
+                .invoke(&mut conn)
+                .expect("commit script");
+            black_box(reply);
+            v += 1;
+        })
+    });
     let store = Store::<Counter>::open_redis(url, "bench:single").expect("open");
     group.bench_function("ours/set_counter", |b| {
         b.iter(|| {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::{Client, Connection, RedisError, Script, Value};
 use serde_json::Value as Json;
 
-use crate::change::{Changes, FieldOf, Payload};
+use crate::change::{Changes, FieldOf};
 use crate::collection::Op;
 use crate::engine::journal::View;
 use crate::error::{Error, Result};
@@ -436,13 +436,7 @@ impl RedisBackend {
         applied: bool,
         release: bool,
     ) -> Result<Outcome> {
-        let mut record = Vec::new();
-        self.codec
-            .encode_payload(&self.target, &Payload { fields, changes }, &mut record)?;
-        while record.last() == Some(&b'\n') {
-            record.pop();
-        }
-        let (ops, kinds) = self.encode_ops(fields, changes, state, applied)?;
+        let (ops, record, kinds) = self.encode(fields, changes, state, applied)?;
         let keys = [
             self.key("meta"),
             self.key("state"),
@@ -469,7 +463,7 @@ impl RedisBackend {
             call.arg(&prefix)
                 .arg(expected)
                 .arg(&cid)
-                .arg(&record[..])
+                .arg(&record)
                 .arg(ts)
                 .arg(&token)
                 .arg(if release { "1" } else { "0" })
@@ -578,86 +572,84 @@ impl RedisBackend {
         Ok(None)
     }
 
-    /// The operations for the server: each change as a native command on
-    /// the field's key, converting a field to a native collection the
-    /// first time a collection operation meets it. Returns the kinds the
-    /// fields will have once the commit is applied.
-    fn encode_ops<T: Persisted>(
+    /// The commit for the server: each change as a native command on the
+    /// field's key (converting a field to a native collection the first
+    /// time a collection operation meets it), and the record for the log,
+    /// a JSON object like a journal record's, each value serialized once.
+    /// Returns the kinds the fields will have once the commit is applied.
+    fn encode<T: Persisted>(
         &self,
         fields: &'static [FieldSpec],
         changes: &dyn Changes,
         state: &T,
         applied: bool,
-    ) -> Result<(Vec<ServerOp>, HashMap<String, Kind>)> {
+    ) -> Result<(Vec<ServerOp>, String, HashMap<String, Kind>)> {
         let mut kinds = self.kinds.clone();
         let mut ops = Vec::new();
+        let mut record = String::from("{");
         let mut failed = None;
         changes.each(&mut |op, index, value| {
             if failed.is_some() {
                 return;
             }
-            let name = fields.get(index).map_or("", |f| f.name).to_string();
-            let arg = match serde_json::to_value(value) {
-                Ok(arg) => arg,
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    return;
+            let name = fields.get(index).map_or("", |f| f.name);
+            let result = (|| -> serde_json::Result<()> {
+                let text = serde_json::to_string(value)?;
+                if record.len() > 1 {
+                    record.push(',');
                 }
-            };
-            if op == Op::Set {
-                ops.push(whole(&name, arg, &mut kinds));
-                return;
-            }
-            if !kinds.contains_key(&name) {
-                // First collection operation on a field kept as JSON: it
-                // becomes native, from its value before the operation (or,
-                // when `state` holds the change already, the value after
-                // it, which then stands for the operation).
-                match serde_json::to_value(FieldOf(state, index)) {
-                    Ok(current) => ops.push(whole(&name, current, &mut kinds)),
-                    Err(e) => {
-                        failed = Some(e.to_string());
-                        return;
+                record.push_str(&serde_json::to_string(&format!("{op} {name}"))?);
+                record.push(':');
+                record.push_str(&text);
+                if op == Op::Set {
+                    ops.push(whole(name, text, &mut kinds)?);
+                    return Ok(());
+                }
+                if !kinds.contains_key(name) {
+                    // First collection operation on a field kept as JSON:
+                    // it becomes native, from its value before the
+                    // operation (or, when `state` holds the change already,
+                    // the value after it, which then stands for the
+                    // operation).
+                    let current = serde_json::to_string(&FieldOf(state, index))?;
+                    ops.push(whole(name, current, &mut kinds)?);
+                    if applied {
+                        return Ok(());
                     }
                 }
-                if applied {
-                    return;
-                }
+                let hash = kinds.get(name) == Some(&Kind::Hash);
+                ops.push(match op {
+                    Op::Push => ServerOp::new("push", name, vec![text]),
+                    Op::Extend => {
+                        let items: Vec<Json> = serde_json::from_str(&text)?;
+                        ServerOp::new("push", name, items.iter().map(Json::to_string).collect())
+                    }
+                    Op::PushFront => ServerOp::new("push_front", name, vec![text]),
+                    Op::Pop => ServerOp::new("pop", name, vec![]),
+                    Op::PopFront => ServerOp::new("pop_front", name, vec![]),
+                    Op::Clear => ServerOp::new("clear", name, vec![]),
+                    Op::Insert if hash => {
+                        let (key, value): (Json, Json) = serde_json::from_str(&text)?;
+                        ServerOp::new("minsert", name, vec![map_key(&key), value.to_string()])
+                    }
+                    Op::Remove if hash => {
+                        let key: Json = serde_json::from_str(&text)?;
+                        ServerOp::new("mremove", name, vec![map_key(&key)])
+                    }
+                    Op::Insert => ServerOp::new("sinsert", name, vec![text]),
+                    Op::Remove => ServerOp::new("sremove", name, vec![text]),
+                    Op::Set => unreachable!("handled above"),
+                });
+                Ok(())
+            })();
+            if let Err(e) = result {
+                failed = Some(e.to_string());
             }
-            let kind = kinds.get(&name).copied();
-            let text = |v: &Json| v.to_string();
-            let server = match (op, kind) {
-                (Op::Push, _) => ServerOp::new("push", &name, vec![text(&arg)]),
-                (Op::Extend, _) => {
-                    let items = match &arg {
-                        Json::Array(items) => items.iter().map(text).collect(),
-                        other => vec![text(other)],
-                    };
-                    ServerOp::new("push", &name, items)
-                }
-                (Op::PushFront, _) => ServerOp::new("push_front", &name, vec![text(&arg)]),
-                (Op::Pop, _) => ServerOp::new("pop", &name, vec![]),
-                (Op::PopFront, _) => ServerOp::new("pop_front", &name, vec![]),
-                (Op::Clear, _) => ServerOp::new("clear", &name, vec![]),
-                (Op::Insert, Some(Kind::Hash)) => {
-                    let (k, v) = match &arg {
-                        Json::Array(pair) if pair.len() == 2 => (map_key(&pair[0]), text(&pair[1])),
-                        other => (map_key(other), "null".into()),
-                    };
-                    ServerOp::new("minsert", &name, vec![k, v])
-                }
-                (Op::Remove, Some(Kind::Hash)) => {
-                    ServerOp::new("mremove", &name, vec![map_key(&arg)])
-                }
-                (Op::Insert, _) => ServerOp::new("sinsert", &name, vec![text(&arg)]),
-                (Op::Remove, _) => ServerOp::new("sremove", &name, vec![text(&arg)]),
-                (Op::Set, _) => unreachable!("handled above"),
-            };
-            ops.push(server);
         });
+        record.push('}');
         match failed {
             Some(e) => Err(Error::encode(&self.target, e)),
-            None => Ok((ops, kinds)),
+            None => Ok((ops, record, kinds)),
         }
     }
 
@@ -813,7 +805,7 @@ impl RedisBackend {
                 });
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
+            pause = (pause * 2).min(Duration::from_micros(200));
         }
     }
 
@@ -896,15 +888,21 @@ impl RedisBackend {
     }
 }
 
-/// A field replaced whole: JSON in the state hash, or a native list or
-/// hash for a list or map value.
-fn whole(name: &str, value: Json, kinds: &mut HashMap<String, Kind>) -> ServerOp {
-    match value {
-        Json::Array(items) => {
+/// A field replaced whole, given as JSON text: JSON in the state hash, or
+/// a native list or hash for a list or map value.
+fn whole(
+    name: &str,
+    text: String,
+    kinds: &mut HashMap<String, Kind>,
+) -> serde_json::Result<ServerOp> {
+    Ok(match text.as_bytes().first() {
+        Some(b'[') => {
+            let items: Vec<Json> = serde_json::from_str(&text)?;
             kinds.insert(name.to_string(), Kind::List);
             ServerOp::new("L", name, items.iter().map(Json::to_string).collect())
         }
-        Json::Object(map) => {
+        Some(b'{') => {
+            let map: serde_json::Map<String, Json> = serde_json::from_str(&text)?;
             kinds.insert(name.to_string(), Kind::Hash);
             let mut args = Vec::with_capacity(map.len() * 2);
             for (k, v) in &map {
@@ -913,14 +911,14 @@ fn whole(name: &str, value: Json, kinds: &mut HashMap<String, Kind>) -> ServerOp
             }
             ServerOp::new("H", name, args)
         }
-        other => {
+        _ => {
             let code = match kinds.remove(name) {
                 Some(_) => "JN",
                 None => "J",
             };
-            ServerOp::new(code, name, vec![other.to_string()])
+            ServerOp::new(code, name, vec![text])
         }
-    }
+    })
 }
 
 /// A map key as JSON objects hold it: strings as they are, others as their

@@ -1,0 +1,10 @@
+local ok = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
+if not ok then
+  if redis.call('GET', KEYS[3]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  else
+    return {0, redis.call('PTTL', KEYS[3])}
+  end
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+return {1, v, redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', 1000)}
