@@ -243,7 +243,17 @@ fn record_checksum(kind: Kind, seq: u64, meta: Option<Meta<'_>>, payload: &[u8])
         Some(meta) => {
             fixed[13..21].copy_from_slice(&meta.time_ms.to_le_bytes());
             fixed[21..25].copy_from_slice(&(meta.fields.len() as u32).to_le_bytes());
-            checksum(&[&fixed, meta.fields, payload])
+            // A small record (most are) in one buffer and one CRC call.
+            let mut small = [0u8; 256];
+            let (f, p) = (meta.fields.len(), payload.len());
+            if fixed.len() + f + p <= small.len() {
+                small[..25].copy_from_slice(&fixed);
+                small[25..25 + f].copy_from_slice(meta.fields);
+                small[25 + f..25 + f + p].copy_from_slice(payload);
+                checksum(&[&small[..25 + f + p]])
+            } else {
+                checksum(&[&fixed, meta.fields, payload])
+            }
         }
     }
 }
@@ -323,23 +333,22 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
         } else {
             MAX_FRAME_LINE
         };
-        let line_len = rest[..rest.len().min(max_line)]
-            .iter()
-            .position(|&b| b == b'\n')?;
+        let line_len = memchr::memchr(b'\n', &rest[..rest.len().min(max_line)])?;
         // Parsed as bytes: open reads one frame line per record.
         let line = &rest[..line_len];
         let kind = Kind::from_tag(*line.first()?)?;
-        let mut words = line[1..].split(|&b| b == b' ');
-        let seq = decimal(words.next()?)?;
-        let len = usize::try_from(decimal(words.next()?)?).ok()?;
-        let crc_word = words.next()?;
+        // One pass over the line, word by word (open reads one per record).
+        let mut cursor = Words { line, at: 1 };
+        let seq = decimal(cursor.word()?)?;
+        let len = usize::try_from(decimal(cursor.word()?)?).ok()?;
+        let crc_word = cursor.word()?;
         if crc_word.len() != 8 {
             return None;
         }
         let crc = u32::try_from(hex(crc_word)?).ok()?;
         let meta = if v2 {
-            let time_ms = decimal(words.next()?)?;
-            let fields = words.next()?;
+            let time_ms = decimal(cursor.word()?)?;
+            let fields = cursor.word()?;
             if fields.is_empty() {
                 return None;
             }
@@ -348,7 +357,7 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
         } else {
             None
         };
-        if words.next().is_some() {
+        if !cursor.done() {
             return None;
         }
         (kind, seq, len, crc, meta, prefix_len + line_len + 1)
@@ -384,30 +393,84 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
     })
 }
 
+/// The space-separated words of a frame line, read one at a time.
+struct Words<'a> {
+    line: &'a [u8],
+    /// Where the next word starts; past the end once the last was read.
+    at: usize,
+}
+
+impl<'a> Words<'a> {
+    /// The next word (possibly empty, between two spaces); `None` after
+    /// the last.
+    fn word(&mut self) -> Option<&'a [u8]> {
+        let rest = self.line.get(self.at..)?;
+        // Words are short: a plain loop beats a vectorized search here.
+        let len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        self.at += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// True when every word was read.
+    fn done(&self) -> bool {
+        self.at > self.line.len()
+    }
+}
+
 /// Strict decimal, as bytes: digits only, no sign, no overflow.
 fn decimal(word: &[u8]) -> Option<u64> {
-    if word.is_empty() {
+    // Up to 19 digits cannot overflow a u64; longer ones are checked.
+    if word.is_empty() || word.len() > 20 {
         return None;
     }
-    word.iter().try_fold(0u64, |n, &b| {
-        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        n.checked_mul(10)?.checked_add(u64::from(digit))
-    })
+    let mut n = 0u64;
+    for &b in &word[..word.len().min(19)] {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+    }
+    if let Some(&b) = word.get(19) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    Some(n)
 }
+
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Strict lowercase hex, as bytes (see [`parse_hex`]).
 fn hex(word: &[u8]) -> Option<u64> {
     if word.is_empty() || word.len() > 16 {
         return None;
     }
-    word.iter().try_fold(0u64, |n, &b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | u64::from(digit))
-    })
+    let mut n = 0u64;
+    for &b in word {
+        let digit = HEX_DIGIT[usize::from(b)];
+        if digit == 0xff {
+            return None;
+        }
+        n = n << 4 | u64::from(digit);
+    }
+    Some(n)
 }
 
 /// Strict lowercase hex, as written: any other spelling of the same number

@@ -31,7 +31,9 @@ pub(super) struct Scan {
 
 /// Scans the records from `at` on, whose first must have seq `seq + 1`.
 pub(super) fn scan_from(layout: Layout, bytes: &[u8], mut at: usize, mut seq: u64) -> Scan {
-    let mut frames = Vec::new();
+    // About one frame per 64 bytes of small records: no regrowth while
+    // reading a long journal.
+    let mut frames = Vec::with_capacity((bytes.len() - at.min(bytes.len())) / 64);
     while let Some(frame) = decode_frame(layout, bytes, at) {
         if seq.checked_add(1) != Some(frame.seq) {
             break;
