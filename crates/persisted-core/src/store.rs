@@ -1209,6 +1209,12 @@ impl<T: Persisted> Store<T> {
         else {
             unreachable!("persist_remote is called for the Redis backend");
         };
+        let mut view = View {
+            state: &self.inner.state,
+            extras,
+            snapshot_len,
+            recover: false,
+        };
         loop {
             let leased = remote.leased;
             let outcome = {
@@ -1230,24 +1236,8 @@ impl<T: Persisted> Store<T> {
                             .into(),
                     });
                 }
-                Outcome::Behind => {
-                    let mut view = View {
-                        state: &self.inner.state,
-                        extras,
-                        snapshot_len,
-                        recover: false,
-                    };
-                    remote.catch_up(&mut view)?;
-                }
-                Outcome::Leased => {
-                    let mut view = View {
-                        state: &self.inner.state,
-                        extras,
-                        snapshot_len,
-                        recover: false,
-                    };
-                    remote.lock(&mut view)?;
-                }
+                Outcome::Behind => drop(remote.catch_up(&mut view)?),
+                Outcome::Leased => remote.lock(&mut view)?,
             }
         }
     }

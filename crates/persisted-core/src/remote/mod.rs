@@ -538,20 +538,26 @@ impl RedisBackend {
         }
     }
 
-    /// The log entry of commit `cid` after this handle's version, if any.
-    fn find_commit(&mut self, cid: &str) -> Result<Option<(u64, String)>> {
+    /// Up to 1000 log entries from `from` (an entry id, `(id` for after
+    /// it, or `-` for the first).
+    fn log_from(&mut self, op: &'static str, from: &str) -> Result<Vec<LogEntry>> {
         let log = self.key("log");
-        let from = format!("({}", self.last_id);
-        let entries: Value = self.with_retry("resolve a commit with", |conn, _| {
+        let entries: Value = self.with_retry(op, |conn, _| {
             redis::cmd("XRANGE")
                 .arg(&log)
-                .arg(&from)
+                .arg(from)
                 .arg("+")
                 .arg("COUNT")
                 .arg(1000)
                 .query(conn)
         })?;
-        for entry in log_entries(&entries) {
+        Ok(log_entries(&entries))
+    }
+
+    /// The log entry of commit `cid` after this handle's version, if any.
+    fn find_commit(&mut self, cid: &str) -> Result<Option<(u64, String)>> {
+        let from = format!("({}", self.last_id);
+        for entry in self.log_from("resolve a commit with", &from)? {
             if entry.cid == cid {
                 // Only the entries before ours are missing from memory,
                 // and the caller applies ours: the ones before it mean
@@ -670,19 +676,9 @@ impl RedisBackend {
 
     /// Applies the log entries after this handle's version up to `v`.
     fn follow<T: Persisted>(&mut self, view: &mut View<'_, T>, v: u64) -> Result<bool> {
-        let log = self.key("log");
         while self.version < v {
             let from = format!("({}", self.last_id);
-            let entries: Value = self.with_retry("read the log of", |conn, _| {
-                redis::cmd("XRANGE")
-                    .arg(&log)
-                    .arg(&from)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(conn)
-            })?;
-            let entries = log_entries(&entries);
+            let entries = self.log_from("read the log of", &from)?;
             if !self.apply_entries(view, &entries)? {
                 return self.reload(view);
             }
@@ -826,20 +822,10 @@ impl RedisBackend {
 
     /// The log as history: every entry kept, oldest first.
     pub(crate) fn history(&mut self) -> Result<Vec<(Commit, String)>> {
-        let log = self.key("log");
         let mut out = Vec::new();
         let mut from = "-".to_string();
         loop {
-            let entries: Value = self.with_retry("read the log of", |conn, _| {
-                redis::cmd("XRANGE")
-                    .arg(&log)
-                    .arg(&from)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(conn)
-            })?;
-            let entries = log_entries(&entries);
+            let entries = self.log_from("read the log of", &from)?;
             let Some(last) = entries.last() else {
                 break;
             };

@@ -239,24 +239,12 @@ pub(crate) fn keep(fold: &Folding<'_>) -> Result<()> {
                      is not the one they apply to",
                     fold.snapshot_path.display()
                 );
-                start(
-                    fold,
-                    fold.new_snapshot,
-                    fold.new_seq,
-                    &[],
-                    Copied::default(),
-                )?
+                start_at_new_snapshot(fold)?
             }
         }
     };
     if segment.is_full(fold.policy, now_ms()) && segment.from != fold.new_seq {
-        start(
-            fold,
-            fold.new_snapshot,
-            fold.new_seq,
-            &[],
-            Copied::default(),
-        )?;
+        start_at_new_snapshot(fold)?;
     }
     prune(fold)
 }
@@ -394,6 +382,18 @@ fn start(
         commits: copied.commits,
         first_time: copied.first_time,
     })
+}
+
+/// Starts an empty segment whose checkpoint is the snapshot the compaction
+/// writes, at the compaction's sequence number.
+fn start_at_new_snapshot(fold: &Folding<'_>) -> Result<Segment> {
+    start(
+        fold,
+        fold.new_snapshot,
+        fold.new_seq,
+        &[],
+        Copied::default(),
+    )
 }
 
 /// Removes the segments, oldest first, none of whose commits the policy
