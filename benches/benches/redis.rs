@@ -19,6 +19,7 @@
 //!
 //!     cd benches && cargo bench --no-default-features --bench redis
 
+mod common;
 #[path = "../../tests/redis_server/mod.rs"]
 mod redis_server;
 
@@ -66,7 +67,12 @@ fn single(c: &mut Criterion, url: &str) {
     let commit = redis::Script::new(include_str!(
         "../../crates/persisted-core/src/remote/commit.lua"
     ));
-    let _: () = redis::cmd("HSET").arg("{raw}:meta").arg("v").arg(0).query(&mut conn).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("{raw}:meta")
+        .arg("v")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
     let mut v = 0u64;
     group.bench_function("raw/commit_script", |b| {
         b.iter(|| {
@@ -106,6 +112,33 @@ fn single(c: &mut Criterion, url: &str) {
         b.iter(|| store.update(|s| s.counter += 1).expect("update"))
     });
     group.finish();
+
+    // The same ratios from batches of each alternated (a shared VM's
+    // round trip drifts between runs): median of the per-round ratios.
+    let mut hset = || {
+        n += 1;
+        let _: () = redis::cmd("HSET")
+            .arg("rawbench")
+            .arg("counter")
+            .arg(n)
+            .query(&mut conn)
+            .expect("HSET");
+    };
+    let mut set = || store.set_counter(black_box(7)).expect("set");
+    let (_, _, p12) = common::paired(&mut set, &mut hset, 30, 300);
+    let mut update = || store.update(|s| s.counter += 1).expect("update");
+    let mut conn2 = raw(url);
+    let mut hset2 = || {
+        let _: () = redis::cmd("HSET")
+            .arg("rawbench")
+            .arg("counter")
+            .arg(2)
+            .query(&mut conn2)
+            .expect("HSET");
+    };
+    let (_, _, p13) = common::paired(&mut update, &mut hset2, 30, 300);
+    println!("paired P12 ratio, set_counter / raw HSET: {p12:.2}");
+    println!("paired P13 ratio, update(+1) / raw HSET: {p13:.2}");
 }
 
 /// One worker process: `EACH` increments by `kind`; prints the retries.
@@ -125,8 +158,14 @@ fn worker(kind: &str, url: &str) {
             let mut conn = raw(url);
             for _ in 0..EACH {
                 loop {
-                    let _: () = redis::cmd("WATCH").arg("watchbench").query(&mut conn).unwrap();
-                    let n: Option<u64> = redis::cmd("GET").arg("watchbench").query(&mut conn).unwrap();
+                    let _: () = redis::cmd("WATCH")
+                        .arg("watchbench")
+                        .query(&mut conn)
+                        .unwrap();
+                    let n: Option<u64> = redis::cmd("GET")
+                        .arg("watchbench")
+                        .query(&mut conn)
+                        .unwrap();
                     let done: Option<((),)> = redis::pipe()
                         .atomic()
                         .cmd("SET")
@@ -149,7 +188,8 @@ fn worker(kind: &str, url: &str) {
             let mut conn = raw(url);
             for _ in 0..EACH {
                 loop {
-                    let n: Option<u64> = redis::cmd("GET").arg("luabench").query(&mut conn).unwrap();
+                    let n: Option<u64> =
+                        redis::cmd("GET").arg("luabench").query(&mut conn).unwrap();
                     let n = n.unwrap_or(0);
                     let ok: u64 = script
                         .key("luabench")
@@ -194,7 +234,10 @@ fn contended(kind: &str, url: &str) -> (f64, f64) {
     }
     let elapsed = start.elapsed();
     let commits = PROCESSES * EACH;
-    (commits as f64 / elapsed.as_secs_f64(), retries as f64 / commits as f64)
+    (
+        commits as f64 / elapsed.as_secs_f64(),
+        retries as f64 / commits as f64,
+    )
 }
 
 fn contention(url: &str) {
@@ -203,8 +246,13 @@ fn contention(url: &str) {
         let _: () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
         let (rate, retries) = contended(kind, url);
         let total: u64 = match kind {
-            "ours" => Store::<Counter>::open_redis(url, "bench:contended").unwrap().counter(),
-            "watch" => redis::cmd("GET").arg("watchbench").query(&mut conn).unwrap(),
+            "ours" => Store::<Counter>::open_redis(url, "bench:contended")
+                .unwrap()
+                .counter(),
+            "watch" => redis::cmd("GET")
+                .arg("watchbench")
+                .query(&mut conn)
+                .unwrap(),
             _ => redis::cmd("GET").arg("luabench").query(&mut conn).unwrap(),
         };
         assert_eq!(total, PROCESSES * EACH, "{kind}: lost or doubled updates");

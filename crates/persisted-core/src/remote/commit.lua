@@ -77,5 +77,9 @@ else
   id = redis.call('XADD', KEYS[3], ARGV[8], '~', ARGV[9], '*', 'v', v, 'cid', ARGV[3], 'ts',
     ARGV[5], 'rec', ARGV[4])
 end
-if ARGV[7] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[7] == '1' then
+  -- The lease is not data (see lock.lua).
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('DEL', KEYS[4])
+end
 return {1, v, id}

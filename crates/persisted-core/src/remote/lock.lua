@@ -1,3 +1,6 @@
+-- The lease is not data: kept out of the AOF and replication (a restart
+-- or failover drops it; every commit is still fenced by the version).
+redis.set_repl(redis.REPL_NONE)
 local ok = redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2])
 if not ok then
   if redis.call('GET', KEYS[3]) == ARGV[1] then
