@@ -78,8 +78,10 @@ else
     ARGV[5], 'rec', ARGV[4])
 end
 if ARGV[7] == '1' then
-  -- The lease is not data (see lock.lua).
+  -- The lease is not data (see lock.lua); wake one waiter.
   redis.set_repl(redis.REPL_NONE)
   redis.call('DEL', KEYS[4])
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 0)
 end
 return {1, v, id}

@@ -442,6 +442,7 @@ impl RedisBackend {
             self.key("state"),
             self.key("log"),
             self.key("lease"),
+            self.key("wake"),
         ];
         let cid = unique_id();
         let expected = self.version;
@@ -762,7 +763,6 @@ impl RedisBackend {
     pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
         let keys = [self.key("meta"), self.key("log"), self.key("lease")];
         let start = Instant::now();
-        let mut pause = Duration::from_micros(50);
         loop {
             let (token, ttl, last) = (
                 self.token.clone(),
@@ -794,14 +794,27 @@ impl RedisBackend {
                 }
                 return Ok(());
             }
-            if start.elapsed() >= self.lock_timeout {
+            let waited = start.elapsed();
+            if waited >= self.lock_timeout {
                 return Err(Error::LockTimeout {
                     path: self.target.clone(),
-                    waited: start.elapsed(),
+                    waited,
                 });
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_micros(200));
+            // Block until the holder's release wakes us (or the lease can
+            // have expired, or a short while has passed).
+            let ttl = parts.get(1).and_then(as_u64).unwrap_or(0);
+            let wait = Duration::from_millis(ttl.max(1))
+                .min(self.lock_timeout - waited)
+                .min(self.timeout / 2)
+                .min(Duration::from_millis(100));
+            let wake = self.key("wake");
+            self.with_retry("wait for the lease of", |conn, _| {
+                redis::cmd("BLPOP")
+                    .arg(&wake)
+                    .arg(wait.as_secs_f64())
+                    .query::<Value>(conn)
+            })?;
         }
     }
 
@@ -810,10 +823,10 @@ impl RedisBackend {
         if !std::mem::take(&mut self.leased) {
             return;
         }
-        let lease = self.key("lease");
+        let (lease, wake) = (self.key("lease"), self.key("wake"));
         let token = self.token.clone();
         let released: Result<Value> = self.with_retry("release the lease of", |conn, scripts| {
-            scripts[3].key(&lease).arg(&token).invoke(conn)
+            scripts[3].key(&lease).key(&wake).arg(&token).invoke(conn)
         });
         if let Err(e) = released {
             log::warn!("{e} (the lease expires by itself)");

@@ -22,7 +22,7 @@ pub(super) const LOAD: &str = include_str!("load.lua");
 /// (`JN` when it was a native collection), `L`/`H` a field as a native
 /// list/hash, then `push` (many), `push_front`, `pop`, `pop_front`,
 /// `clear`, `minsert`, `mremove` (maps), `sinsert`, `sremove` (sets).
-/// KEYS: meta, state, log, lease. ARGV: prefix, expected version, commit
+/// KEYS: meta, state, log, lease, wake. ARGV: prefix, expected version, commit
 /// id, record, time (ms), lease token (or ''), release the lease ('1'),
 /// trim kind ('MAXLEN', 'MINID' or ''), trim argument, operation count,
 /// then per operation: code, field, argument count, arguments.
@@ -34,6 +34,7 @@ pub(super) const COMMIT: &str = include_str!("commit.lua");
 /// KEYS: meta, log, lease. ARGV: token, ttl ms, last log id seen.
 pub(super) const LOCK: &str = include_str!("lock.lua");
 
-/// Gives the lease up if this token still holds it.
-/// KEYS: lease. ARGV: token.
+/// Gives the lease up if this token still holds it, and wakes one waiter
+/// (`{P}:wake`, a list a waiter blocks on with `BLPOP`).
+/// KEYS: lease, wake. ARGV: token.
 pub(super) const RELEASE: &str = include_str!("release.lua");
