@@ -597,3 +597,58 @@ fn a_native_key_of_the_wrong_type_fails_the_commit_before_anything_is_written() 
     assert_eq!(server.cli(&["HGET", "{typed}:state", "counter"]), "0");
     assert_eq!(store.counter(), 0);
 }
+
+#[test]
+fn a_read_sees_every_commit_acknowledged_before_it_began() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let (a, b) = (open(&server, "fresh"), open(&server, "fresh"));
+    for n in 1..=50 {
+        a.set_counter(n).unwrap();
+        a.push_items(format!("{n}")).unwrap();
+        assert_eq!(b.counter(), n, "a read missed a commit");
+        assert_eq!(b.read().items.len() as u64, n);
+    }
+    // Many commits behind: caught up from the log in one read.
+    for n in 51..=3000 {
+        a.set_counter(n).unwrap();
+    }
+    assert_eq!(b.counter(), 3000);
+}
+
+#[test]
+fn a_closure_whose_lease_ran_out_while_another_committed_applies_nothing() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let slow = Store::<Board>::options()
+        .lock_timeout(Duration::from_millis(1000))
+        .open_redis(&server.url(), "lease")
+        .unwrap();
+    let fast = open(&server, "lease");
+    slow.set_counter(1).unwrap();
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // Waits for the lease, which expires at 1 s, then commits.
+        fast.set_counter(2).unwrap();
+    });
+    let result = slow.update(|s| {
+        s.counter += 100;
+        // Outlive the lease (TTL = lock_timeout); meanwhile another
+        // process takes it and commits.
+        std::thread::sleep(Duration::from_millis(1300));
+        s.items.push("late".into());
+    });
+    // `fast` committed while `slow` slept past its lease.
+    assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+    let end = open(&server, "lease").get();
+    assert_eq!(end.counter, 2, "only fast's commit");
+    assert!(end.items.is_empty());
+    other.join().unwrap();
+    assert_eq!(
+        slow.get(),
+        end,
+        "memory kept nothing of the conflicting closure"
+    );
+}
