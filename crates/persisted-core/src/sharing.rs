@@ -15,8 +15,9 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::time::Duration;
 
-use parking_lot::{MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::engine::journal::group::GroupSync;
 use crate::engine::journal::{journal_path, Journal, View};
 use crate::error::{Error, IoContext, Result};
 use crate::file::lock::{LockFile, WriterLock};
@@ -54,12 +55,28 @@ impl Sharing {
 /// released together (the file lock first) when this guard drops.
 pub(crate) struct WriterGuard<'a, T> {
     guard: MutexGuard<'a, Writer<T>>,
+    /// Group commit, where the writer counts as on its way to appending
+    /// (`Writer::arrived`) until its record is written or this drops.
+    group: Option<&'a GroupSync>,
 }
 
 impl<'a, T> WriterGuard<'a, T> {
     /// The writer mutex alone, without the file lock.
     pub(crate) fn new(guard: MutexGuard<'a, Writer<T>>) -> Self {
-        WriterGuard { guard }
+        WriterGuard { guard, group: None }
+    }
+
+    /// The writer mutex, taken by a writer that group commit counts as on
+    /// its way (so a syncing leader waits for its record) from before it
+    /// waits for the mutex.
+    pub(crate) fn arriving(mutex: &'a Mutex<Writer<T>>, group: &'a GroupSync) -> Self {
+        let counted = group.arrive();
+        let mut guard = mutex.lock();
+        guard.arrived = counted;
+        WriterGuard {
+            guard,
+            group: Some(group),
+        }
     }
 
     /// Shared mode: takes the writer lock (waiting at most the lock
@@ -96,6 +113,9 @@ impl<T> DerefMut for WriterGuard<'_, T> {
 
 impl<T> Drop for WriterGuard<'_, T> {
     fn drop(&mut self) {
+        if let (true, Some(group)) = (std::mem::take(&mut self.guard.arrived), self.group) {
+            group.depart();
+        }
         #[cfg(feature = "redis")]
         if let Backend::Redis(remote) = &mut self.guard.backend {
             remote.release();

@@ -110,6 +110,9 @@ pub(crate) struct Writer<T> {
     pub(crate) sharing: Sharing,
     /// `.recover(true)`: damage found while catching up is set aside.
     pub(crate) recover: bool,
+    /// Group commit counts this writer as on its way to append (see
+    /// `WriterGuard::arriving`).
+    pub(crate) arrived: bool,
     /// Which folded commits are kept (`OpenOptions::keep_history`).
     keep_history: KeepHistory,
 }
@@ -143,6 +146,7 @@ impl<T> Writer<T> {
             pending: VecDeque::new(),
             sharing,
             recover: options.recover,
+            arrived: false,
             keep_history: options.keep_history,
         }
     }
@@ -1097,7 +1101,7 @@ impl<T: Persisted> Store<T> {
     /// with every commit made before (the snapshot engine checks for an
     /// edit by hand in every mode, so that no commit overwrites one).
     fn lock_writer(&self) -> Result<WriterGuard<'_, T>> {
-        let mut writer = WriterGuard::new(self.inner.writer.lock());
+        let mut writer = WriterGuard::arriving(&self.inner.writer, &self.inner.group);
         writer.check(&self.inner.path)?;
         let catch = match writer.sharing {
             Sharing::ReadOnly => {
@@ -1161,6 +1165,9 @@ impl<T: Persisted> Store<T> {
                     return Ok(out);
                 }
                 let pos = self.inner.group.wrote(len);
+                if std::mem::take(&mut writer.arrived) {
+                    self.inner.group.depart();
+                }
                 let synced = self.inner.group.synced();
                 while writer.pending.front().is_some_and(|(p, _)| *p <= synced) {
                     writer.pending.pop_front();

@@ -12,18 +12,22 @@
 //! poisons itself, then every waiter gets the error.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::file::vfs::VfsFile;
 
-/// How many scheduler turns a leader waits for writers to join its sync.
-const GATHER_TURNS: usize = 8;
+/// How long at most a leader waits for writers on their way to append
+/// before it syncs.
+const GATHER_FOR: Duration = Duration::from_micros(1000);
 
 #[derive(Default)]
 struct State {
     /// Bytes appended so far.
     written: u64,
-    /// Records appended so far, and how many the last sync covered.
+    /// Records appended so far, how many syncs covered, and how many the
+    /// last sync covered.
     records: u64,
     records_synced: u64,
     last_group: u64,
@@ -43,6 +47,11 @@ struct State {
 pub(crate) struct GroupSync {
     state: Mutex<State>,
     done: Condvar,
+    /// Group commit is in use (`Durability::Sync`, journal, one process).
+    active: AtomicBool,
+    /// Writers between asking for the writer mutex and writing their
+    /// record: a leader lets them join its sync.
+    arriving: AtomicUsize,
 }
 
 impl GroupSync {
@@ -77,6 +86,22 @@ impl GroupSync {
         let mut st = self.lock();
         st.handle = Some(handle);
         st.generation += 1;
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// A writer is on its way to append; `false` (and nothing counted)
+    /// when group commit is not in use.
+    pub(crate) fn arrive(&self) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// That writer appended (or gave up).
+    pub(crate) fn depart(&self) {
+        self.arriving.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Waits until position `pos` is durable, syncing as the leader when no
@@ -100,22 +125,21 @@ impl GroupSync {
                 st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            // Lead. When writers are committing concurrently (the last sync
-            // covered several), first let the ones already on their way
-            // append, so this sync covers them too: wait while `written`
-            // keeps growing, a few scheduler turns at most. A lone writer
-            // syncs at once.
+            // Lead. First let the writers on their way (waiting for the
+            // writer mutex, or encoding) append, and as many as the last
+            // sync covered, so this sync covers them too; at most
+            // `GATHER_FOR`. A lone writer syncs at once.
             st.syncing = true;
-            let concurrent = st.last_group > 1;
-            let mut seen = st.written;
+            let (expected, synced_records) = (st.last_group, st.records_synced);
             drop(st);
-            for _ in 0..if concurrent { GATHER_TURNS } else { 0 } {
-                std::thread::yield_now();
-                let now = self.lock().written;
-                if now == seen {
+            let until = Instant::now() + GATHER_FOR;
+            while Instant::now() < until {
+                let arriving = self.arriving.load(Ordering::Acquire);
+                let written = self.lock().records - synced_records;
+                if arriving == 0 && written >= expected {
                     break;
                 }
-                seen = now;
+                std::thread::yield_now();
             }
             st = self.lock();
             let Some(mut handle) = st.handle.take() else {
