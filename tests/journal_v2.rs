@@ -112,3 +112,41 @@ fn open_skips_records_a_later_one_replaces_whole_without_parsing_them() {
         assert_eq!(State::open(&path).unwrap().read().processed, ["a", "b"]);
     }
 }
+
+/// A journal of more than 1 MiB is read and verified on a second thread
+/// while the snapshot is parsed: the same state, the same damage rules.
+#[test]
+fn a_long_journal_read_beside_the_snapshot_opens_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let expected = {
+        let store = persisted_state::Store::<State>::options()
+            .journal_limit(u64::MAX)
+            .open(&path)
+            .unwrap();
+        for n in 0..12_000u64 {
+            store.set_last_id(n).unwrap();
+            store
+                .push_processed(format!("{n}-{}", "x".repeat(64)))
+                .unwrap();
+        }
+        let state = store.get();
+        let (_copy_dir, copy) = common::crash_image(&path);
+        assert!(std::fs::metadata(journal_of(&copy)).unwrap().len() > 1 << 20);
+        let reopened = State::open(&copy).unwrap();
+        assert_eq!(reopened.get(), state);
+        assert_eq!(reopened.recovery().replayed, 24_000);
+        drop(reopened);
+        // Damage followed by valid records stays an error.
+        let (_damaged_dir, damaged) = common::crash_image(&path);
+        let journal = journal_of(&damaged);
+        let mut bytes = fs::read(&journal).unwrap();
+        let middle = bytes.len() / 2;
+        let at = middle + bytes[middle..].iter().position(|&b| b == b'{').unwrap() + 2;
+        bytes[at] ^= 0x01;
+        fs::write(&journal, &bytes).unwrap();
+        assert!(matches!(State::open(&damaged), Err(Error::Corrupt { .. })));
+        state
+    };
+    assert_eq!(State::open(&path).unwrap().get(), expected);
+}

@@ -20,6 +20,10 @@ use crate::engine::journal::{History, View};
 use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
 
+/// A journal at least this long is read and verified beside the snapshot's
+/// parse, on a second thread.
+const PARALLEL_OPEN: u64 = 1 << 20;
+
 /// How often a read-only store reads its history again when a compaction
 /// replaced the files while it read them.
 const RELOAD_TRIES: u32 = 50;
@@ -310,36 +314,34 @@ impl<T: Persisted> Store<T> {
         remove_leftovers(&*vfs, &journal_file)?;
         let mut recovery = Recovery::default();
 
-        let existing = vfs.read(path).context("read", path)?;
-        let (mut state, extras, base, snapshot_len) = match existing {
-            Some(bytes) if !bytes.is_empty() => {
-                let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
-                (state, extras, fingerprint(&bytes), bytes.len())
-            }
-            // A missing file, or an empty one as `touch` leaves: the initial
-            // value, written now so that the journal has a snapshot to name.
-            existing => {
-                recovery.push(match existing {
-                    Some(_) => RecoveryEvent::EmptySnapshot {
-                        path: path.to_path_buf(),
-                    },
-                    None => RecoveryEvent::Created {
-                        path: path.to_path_buf(),
-                    },
-                });
-                let state = initial.unwrap_or_default();
-                let mut bytes = Vec::new();
-                codec.encode_snapshot(path, &state, &Extras::None, &mut bytes)?;
-                write_atomic(&vfs, path, &bytes, true)?;
-                (state, Extras::None, fingerprint(&bytes), bytes.len())
-            }
-        };
+        // A long journal is read and verified on a second thread while this
+        // one parses the snapshot: the two are independent until replay.
+        let journal_len = vfs
+            .stat(&journal_file)
+            .context("stat", &journal_file)?
+            .map_or(0, |id| id.len);
+        let in_parallel = options.engine == Engine::Journal && journal_len >= PARALLEL_OPEN;
+        let (snapshot, mut prepared) = std::thread::scope(|scope| {
+            let prepared = in_parallel.then(|| scope.spawn(|| journal::prepare(&*vfs, path)));
+            let snapshot = Self::read_snapshot(&vfs, path, codec, initial, &mut recovery);
+            let prepared = prepared.map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (snapshot, prepared)
+        });
+        let (mut state, extras, base, snapshot_len) = snapshot?;
 
         let durability = options.durability;
-        let open_journal = |state: &mut T, recovery: &mut Recovery| {
+        let mut open_journal = |state: &mut T, recovery: &mut Recovery| {
             let recover = options.recover;
+            let prepared = match prepared.take() {
+                Some(prepared) => prepared?,
+                None => journal::prepare(&*vfs, path)?,
+            };
             journal::open(
-                &vfs, path, codec, durability, state, base, recover, recovery,
+                &vfs, path, codec, durability, state, base, recover, recovery, prepared,
             )
         };
         let backend = match options.engine {
@@ -406,6 +408,40 @@ impl<T: Persisted> Store<T> {
             // Dropping the guard releases the writer lock taken above.
         }
         Ok(store)
+    }
+
+    /// Reads and parses the snapshot; a missing or empty one becomes
+    /// `initial` (or the default), written now so that the journal has a
+    /// snapshot to name. Returns the state, the unknown keys kept, the
+    /// snapshot's fingerprint and its size.
+    fn read_snapshot(
+        vfs: &Arc<dyn Vfs>,
+        path: &Path,
+        codec: Codec,
+        initial: Option<T>,
+        recovery: &mut Recovery,
+    ) -> Result<(T, Extras, u64, usize)> {
+        match vfs.read(path).context("read", path)? {
+            Some(bytes) if !bytes.is_empty() => {
+                let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
+                Ok((state, extras, fingerprint(&bytes), bytes.len()))
+            }
+            existing => {
+                recovery.push(match existing {
+                    Some(_) => RecoveryEvent::EmptySnapshot {
+                        path: path.to_path_buf(),
+                    },
+                    None => RecoveryEvent::Created {
+                        path: path.to_path_buf(),
+                    },
+                });
+                let state = initial.unwrap_or_default();
+                let mut bytes = Vec::new();
+                codec.encode_snapshot(path, &state, &Extras::None, &mut bytes)?;
+                write_atomic(vfs, path, &bytes, true)?;
+                Ok((state, Extras::None, fingerprint(&bytes), bytes.len()))
+            }
+        }
     }
 
     /// `.read_only(true)`: no lock, nothing written; the files as they are.

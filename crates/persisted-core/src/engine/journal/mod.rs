@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub(crate) use follow::View;
 pub(crate) use history::History;
-pub(crate) use recovery::open;
+pub(crate) use recovery::{open, prepare};
 
 use self::frame::{
     encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta, MAX_FIELDS, MAX_RECORD,

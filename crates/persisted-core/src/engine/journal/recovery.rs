@@ -109,8 +109,40 @@ pub(super) fn damage_error(path: &Path, offset: usize, continuing: usize) -> Err
     }
 }
 
-/// Opens the journal beside `snapshot_path`, applying its commits to `state`
-/// when it belongs to the snapshot whose fingerprint is `snapshot_fp`.
+/// A journal file read and its records verified: what [`open`] works
+/// from. Reading and verifying a long journal can run on another thread
+/// while the snapshot is parsed.
+pub(crate) struct Prepared {
+    bytes: Vec<u8>,
+    /// The header, its length and the scan of the records after it; `None`
+    /// when the header does not verify.
+    scanned: Option<(Header, usize, Scan)>,
+    /// Which of the scanned records later ones make irrelevant.
+    skip: Vec<bool>,
+}
+
+/// Reads the journal beside `snapshot_path` and verifies its records.
+pub(crate) fn prepare(vfs: &dyn Vfs, snapshot_path: &Path) -> Result<Prepared> {
+    let path = journal_path(snapshot_path);
+    let bytes = vfs.read(&path).context("read", &path)?.unwrap_or_default();
+    let scanned = decode_header(&bytes).map(|(header, header_len)| {
+        let scan = scan(&bytes, header, header_len);
+        (header, header_len, scan)
+    });
+    let skip = scanned
+        .as_ref()
+        .map(|(_, _, scan)| superseded(&bytes, &scan.frames))
+        .unwrap_or_default();
+    Ok(Prepared {
+        bytes,
+        scanned,
+        skip,
+    })
+}
+
+/// Opens the journal beside `snapshot_path` (read and verified by
+/// [`prepare`]), applying its commits to `state` when it belongs to the
+/// snapshot whose fingerprint is `snapshot_fp`.
 #[allow(clippy::too_many_arguments)] // each is one fact about the open
 pub(crate) fn open<T: Persisted>(
     vfs: &Arc<dyn Vfs>,
@@ -121,13 +153,18 @@ pub(crate) fn open<T: Persisted>(
     snapshot_fp: u64,
     recover: bool,
     report: &mut Recovery,
+    prepared: Prepared,
 ) -> Result<Journal> {
     let path = journal_path(snapshot_path);
-    let bytes = vfs.read(&path).context("read", &path)?.unwrap_or_default();
+    let Prepared {
+        bytes,
+        scanned,
+        skip,
+    } = prepared;
     if bytes.is_empty() {
         return Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, 0);
     }
-    let Some((header, header_len)) = decode_header(&bytes) else {
+    let Some((header, header_len, scan)) = scanned else {
         if !is_cut_header(&bytes) {
             return Err(Error::corrupt(
                 &path,
@@ -156,7 +193,6 @@ pub(crate) fn open<T: Persisted>(
             ),
         ));
     }
-    let scan = scan(&bytes, header, header_len);
     let last_seq = scan.frames.last().map_or(header.seq, |f| f.seq);
     let commits = scan
         .frames
@@ -165,7 +201,6 @@ pub(crate) fn open<T: Persisted>(
         .count();
 
     if header.base == snapshot_fp {
-        let skip = superseded(&bytes, &scan.frames);
         for (frame, skip) in scan.frames.iter().zip(skip) {
             if frame.kind == Kind::Commit {
                 if !skip {
