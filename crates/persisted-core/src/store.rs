@@ -907,21 +907,7 @@ impl<T: Persisted> Store<T> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         #[cfg(feature = "redis")]
-        if let Some(result) = self.with_remote(|remote| {
-            let log = remote.history()?;
-            let seq = log
-                .iter()
-                .take_while(|(c, _)| c.time <= time)
-                .last()
-                .map(|(c, _)| c.seq)
-                .ok_or_else(|| Error::NotInHistory {
-                    path: remote.target().to_path_buf(),
-                    reason: format!(
-                        "no kept commit was made at or before {ms} ms after the Unix epoch"
-                    ),
-                })?;
-            remote.state_at::<T>(seq)
-        }) {
+        if let Some(result) = self.with_remote(|remote| remote.state_as_of::<T>(time)) {
             return result;
         }
         self.with_history(|history, vfs, codec| {

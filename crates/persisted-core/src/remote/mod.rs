@@ -203,10 +203,6 @@ impl RedisBackend {
         }
     }
 
-    pub(crate) fn target(&self) -> &Path {
-        &self.target
-    }
-
     fn key(&self, name: &str) -> String {
         format!("{}:{name}", self.prefix)
     }
@@ -854,10 +850,35 @@ impl RedisBackend {
     /// The state right after commit (version) `seq`, replayed from the
     /// store's first commit, which sets every field.
     pub(crate) fn state_at<T: Persisted>(&mut self, seq: u64) -> Result<T> {
-        let history = self.history()?;
-        let first = history.first().map(|(c, _)| c.seq);
-        if first != Some(1) || !history.iter().any(|(c, _)| c.seq == seq) {
-            let holds = match (history.first(), history.last()) {
+        let log = self.history()?;
+        self.replay_log(&log, seq)
+    }
+
+    /// The state right after the last commit made at or before `time`.
+    pub(crate) fn state_as_of<T: Persisted>(&mut self, time: SystemTime) -> Result<T> {
+        let log = self.history()?;
+        let seq = log
+            .iter()
+            .take_while(|(c, _)| c.time <= time)
+            .last()
+            .map(|(c, _)| c.seq)
+            .ok_or_else(|| {
+                let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+                Error::NotInHistory {
+                    path: self.target.clone(),
+                    reason: format!(
+                        "no kept commit was made at or before {ms} ms after the Unix epoch"
+                    ),
+                }
+            })?;
+        self.replay_log(&log, seq)
+    }
+
+    /// Replays `log` (from [`history`](Self::history)) up to commit `seq`.
+    fn replay_log<T: Persisted>(&self, log: &[(Commit, String)], seq: u64) -> Result<T> {
+        let first = log.first().map(|(c, _)| c.seq);
+        if first != Some(1) || !log.iter().any(|(c, _)| c.seq == seq) {
+            let holds = match (log.first(), log.last()) {
                 (Some((a, _)), Some((b, _))) => format!("commits {} to {}", a.seq, b.seq),
                 _ => "no commit".into(),
             };
@@ -873,7 +894,7 @@ impl RedisBackend {
             });
         }
         let mut state = T::default();
-        for (commit, rec) in history.iter().take_while(|(c, _)| c.seq <= seq) {
+        for (commit, rec) in log.iter().take_while(|(c, _)| c.seq <= seq) {
             self.codec
                 .replay_payload(rec.as_bytes(), &mut state)
                 .map_err(|e| Error::Parse {
