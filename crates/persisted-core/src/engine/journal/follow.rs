@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use super::frame::{decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind};
+use super::frame::{
+    decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind, VERSION,
+};
 use super::recovery::{damage_error, scan_from, superseded};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
@@ -30,7 +32,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
-use crate::history::KeepHistory;
 use crate::options::Durability;
 use crate::schema::Persisted;
 
@@ -69,25 +70,18 @@ impl Journal {
         codec: Codec,
         durability: Durability,
     ) -> Journal {
-        Journal {
-            vfs: Arc::clone(vfs),
-            path: journal_path(snapshot_path),
-            snapshot_path: snapshot_path.to_path_buf(),
+        Journal::resume(
+            vfs,
             file,
+            snapshot_path,
             codec,
             durability,
-            len: 0,
-            header_len: 0,
-            seq: 0,
-            base: 0,
-            version: super::frame::VERSION,
-            fields: Vec::new(),
-            sealed: None,
-            snapshot_id: None,
-            payload: Vec::new(),
-            record: Vec::new(),
-            history: KeepHistory::None,
-        }
+            0,
+            0,
+            0,
+            0,
+            VERSION,
+        )
     }
 
     /// Opens the journal beside `snapshot_path` to follow it without ever

@@ -88,31 +88,25 @@ impl Journal {
         let file = vfs
             .open_append(&path)
             .context("open for appending", &path)?;
-        Ok(Journal {
-            vfs: Arc::clone(vfs),
-            path,
-            snapshot_path: snapshot_path.to_path_buf(),
+        let len = header.len();
+        Ok(Journal::resume(
+            vfs,
             file,
+            snapshot_path,
             codec,
             durability,
-            len: header.len() as u64,
-            header_len: header.len() as u64,
+            len,
+            len,
             seq,
             base,
-            version: VERSION,
-            fields: Vec::new(),
-            sealed: None,
-            snapshot_id: None,
-            payload: Vec::new(),
-            record: Vec::new(),
-            history: KeepHistory::None,
-        })
+            VERSION,
+        ))
     }
 
     /// Takes over an existing, verified journal file of `len` bytes whose
     /// last record has sequence number `seq`.
     #[allow(clippy::too_many_arguments)]
-    fn resume(
+    pub(super) fn resume(
         vfs: &Arc<dyn Vfs>,
         file: Box<dyn VfsFile>,
         snapshot_path: &Path,
