@@ -48,6 +48,16 @@ fn raw(url: &str) -> redis::Connection {
         .expect("connect")
 }
 
+/// The baseline: one raw `HSET` round trip.
+fn raw_hset(conn: &mut redis::Connection, n: u64) {
+    let _: () = redis::cmd("HSET")
+        .arg("rawbench")
+        .arg("counter")
+        .arg(n)
+        .query(conn)
+        .expect("HSET");
+}
+
 fn single(c: &mut Criterion, url: &str) {
     let mut group = c.benchmark_group("redis");
     let mut conn = raw(url);
@@ -55,12 +65,7 @@ fn single(c: &mut Criterion, url: &str) {
     group.bench_function("raw/hset", |b| {
         b.iter(|| {
             n += 1;
-            let _: () = redis::cmd("HSET")
-                .arg("rawbench")
-                .arg("counter")
-                .arg(n)
-                .query(&mut conn)
-                .expect("HSET");
+            raw_hset(&mut conn, n);
         })
     });
     // The library's commit script, called raw: what the client adds.
@@ -117,26 +122,16 @@ fn single(c: &mut Criterion, url: &str) {
     // round trip drifts between runs): median of the per-round ratios.
     let mut hset = || {
         n += 1;
-        let _: () = redis::cmd("HSET")
-            .arg("rawbench")
-            .arg("counter")
-            .arg(n)
-            .query(&mut conn)
-            .expect("HSET");
+        raw_hset(&mut conn, n);
     };
     let mut set = || store.set_counter(black_box(7)).expect("set");
     let (_, _, p12) = common::paired(&mut set, &mut hset, 30, 300);
     let mut update = || store.update(|s| s.counter += 1).expect("update");
-    let mut conn2 = raw(url);
-    let mut hset2 = || {
-        let _: () = redis::cmd("HSET")
-            .arg("rawbench")
-            .arg("counter")
-            .arg(2)
-            .query(&mut conn2)
-            .expect("HSET");
+    let mut hset = || {
+        n += 1;
+        raw_hset(&mut conn, n);
     };
-    let (_, _, p13) = common::paired(&mut update, &mut hset2, 30, 300);
+    let (_, _, p13) = common::paired(&mut update, &mut hset, 30, 300);
     println!("paired P12 ratio, set_counter / raw HSET: {p12:.2}");
     println!("paired P13 ratio, update(+1) / raw HSET: {p13:.2}");
 }
