@@ -9,7 +9,7 @@ mod redis_server;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -320,10 +320,13 @@ fn a_server_outage_is_an_error_within_the_timeout_and_the_next_call_reconnects()
 
 /// A loopback proxy in front of the server that, when armed, forwards the
 /// next request holding `EVALSHA` and then cuts both connections before
-/// the reply comes back: the commit is applied but its reply is lost.
+/// the reply comes back: the commit is applied but its reply is lost. With
+/// `loading` above 0 it answers that many such requests itself with the
+/// `LOADING` error of a server still reading its data after a restart.
 struct Proxy {
     port: u16,
     arm: Arc<AtomicBool>,
+    loading: Arc<AtomicU32>,
 }
 
 impl Proxy {
@@ -331,7 +334,8 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let arm = Arc::new(AtomicBool::new(false));
-        let armed = Arc::clone(&arm);
+        let loading = Arc::new(AtomicU32::new(0));
+        let (armed, still_loading) = (Arc::clone(&arm), Arc::clone(&loading));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -339,31 +343,49 @@ impl Proxy {
                     continue;
                 };
                 let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                let armed = Arc::clone(&armed);
-                let cutting = Arc::new(AtomicBool::new(false));
-                let cut = Arc::clone(&cutting);
-                std::thread::spawn(move || requests(client, upstream, armed, cut));
+                let knobs = Knobs {
+                    armed: Arc::clone(&armed),
+                    loading: Arc::clone(&still_loading),
+                    cutting: Arc::new(AtomicBool::new(false)),
+                };
+                let cutting = Arc::clone(&knobs.cutting);
+                std::thread::spawn(move || requests(client, upstream, knobs));
                 std::thread::spawn(move || replies(u2, c2, cutting));
             }
         });
-        Proxy { port, arm }
+        Proxy { port, arm, loading }
     }
 }
 
-/// Client to server; when armed, the next commit is forwarded and the
-/// connection cut before its reply can come back.
-fn requests(
-    mut from: TcpStream,
-    mut to: TcpStream,
+/// What one proxied connection does to the requests it forwards.
+struct Knobs {
     armed: Arc<AtomicBool>,
+    loading: Arc<AtomicU32>,
     cutting: Arc<AtomicBool>,
-) {
+}
+
+/// Client to server; when armed, the next commit is forwarded and the
+/// connection cut before its reply can come back; while `loading`, a
+/// commit is answered `LOADING` and not forwarded.
+fn requests(mut from: TcpStream, mut to: TcpStream, knobs: Knobs) {
     let mut buf = [0u8; 64 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buf) {
         let is_commit = buf[..n].windows(7).any(|w| w == b"EVALSHA");
-        let cut = is_commit && armed.swap(false, Ordering::SeqCst);
+        let loading = is_commit
+            && knobs
+                .loading
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if loading {
+            let reply = b"-LOADING Redis is loading the dataset in memory\r\n";
+            if from.write_all(reply).is_err() {
+                break;
+            }
+            continue;
+        }
+        let cut = is_commit && knobs.armed.swap(false, Ordering::SeqCst);
         if cut {
-            cutting.store(true, Ordering::SeqCst);
+            knobs.cutting.store(true, Ordering::SeqCst);
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
@@ -420,6 +442,43 @@ fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
     assert_eq!(direct.counter, 5);
     assert_eq!(store.get(), direct);
     assert_eq!(cut, 10);
+}
+
+#[test]
+fn a_server_still_loading_its_data_is_waited_for_within_the_timeout() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let proxy = Proxy::start(server.port);
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let store = Store::<Board>::options()
+        .timeout(Duration::from_secs(2))
+        .open_redis(&url, "loading")
+        .unwrap();
+    store.push_items("first".into()).unwrap();
+    // A server just restarted answers `LOADING` until its data is read.
+    proxy.loading.store(5, Ordering::SeqCst);
+    store.push_items("second".into()).unwrap();
+    assert_eq!(proxy.loading.load(Ordering::SeqCst), 0, "all five answered");
+    proxy.loading.store(3, Ordering::SeqCst);
+    store.update(|s| s.counter += 1).unwrap();
+    assert_eq!(store.get(), open(&server, "loading").get());
+    assert_eq!(store.items(), ["first", "second"], "applied once each");
+    // One that loads for longer than the timeout is an error in time.
+    proxy.loading.store(u32::MAX, Ordering::SeqCst);
+    let start = Instant::now();
+    let result = store.push_items("third".into());
+    assert!(
+        matches!(&result, Err(Error::Remote { message, .. }) if message.contains("loading")),
+        "{result:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    proxy.loading.store(0, Ordering::SeqCst);
+    assert_eq!(open(&server, "loading").items(), ["first", "second"]);
 }
 
 #[test]

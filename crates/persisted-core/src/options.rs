@@ -316,8 +316,9 @@ impl<T: Persisted> OpenOptions<T> {
     }
 
     /// Redis backend: how long one call may take to reach the server —
-    /// connecting, each request and reply, and reconnecting after a lost
-    /// connection — before it returns
+    /// connecting, each request and reply, reconnecting after a lost
+    /// connection, and waiting for a restarted server still loading its
+    /// data — before it returns
     /// [`Error::Remote`](crate::Error::Remote) (never a hang). Default 5 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

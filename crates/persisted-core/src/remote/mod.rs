@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::{Client, Connection, RedisError, Script, Value};
+use redis::{Client, Connection, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use serde_json::Value as Json;
 
 use crate::change::{Changes, FieldOf};
@@ -230,8 +230,10 @@ impl RedisBackend {
     }
 
     /// Runs `f` on the connection; a connection failure drops it and tries
-    /// again with a new one until the timeout has passed. `f` must be safe
-    /// to repeat (reads; a commit repeats with the same id and version).
+    /// again with a new one until the timeout has passed, and so does a
+    /// server still loading its data after a restart (`LOADING`: it ran
+    /// nothing). `f` must be safe to repeat (reads; a commit repeats with
+    /// the same id and version).
     fn with_retry<R>(
         &mut self,
         op: &'static str,
@@ -243,8 +245,10 @@ impl RedisBackend {
             let result = self.connection().and_then(|conn| f(conn, scripts()));
             match result {
                 Ok(value) => return Ok(value),
-                Err(e) if is_connection_error(&e) => {
-                    self.conn = None;
+                Err(e) if is_connection_error(&e) || is_loading(&e) => {
+                    if !is_loading(&e) {
+                        self.conn = None;
+                    }
                     if start.elapsed() + pause >= self.timeout {
                         return Err(self.error(op, redact_error(&e, "")));
                     }
@@ -1064,6 +1068,11 @@ fn pairs(value: &Value) -> Vec<(String, String)> {
 
 fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+/// The server is up but still loading its dataset (after a restart).
+fn is_loading(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading)
 }
 
 /// A redis-rs error as text, with `url`'s password (if any) never in it.
