@@ -10,4 +10,6 @@ if not ok then
   end
 end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+-- The commits after the caller's version (ARGV[4]), if there are any.
+if v == tonumber(ARGV[4]) then return {1, v} end
 return {1, v, redis.call('XRANGE', KEYS[2], '(' .. ARGV[3], '+', 'COUNT', 1000)}

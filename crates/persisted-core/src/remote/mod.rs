@@ -764,10 +764,11 @@ impl RedisBackend {
         let keys = [self.key("meta"), self.key("log"), self.key("lease")];
         let start = Instant::now();
         loop {
-            let (token, ttl, last) = (
+            let (token, ttl, last, version) = (
                 self.token.clone(),
                 self.lease_ttl.as_millis() as u64,
                 self.last_id.clone(),
+                self.version,
             );
             let reply: Value = self.with_retry("take the lease of", |conn, scripts| {
                 scripts[2]
@@ -777,6 +778,7 @@ impl RedisBackend {
                     .arg(&token)
                     .arg(ttl)
                     .arg(&last)
+                    .arg(version)
                     .invoke(conn)
             })?;
             let Value::Array(parts) = reply else {
