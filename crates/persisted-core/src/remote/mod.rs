@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::{Client, Connection, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{
+    Client, Connection, ErrorKind, RedisError, RedisResult, Script, ServerErrorKind, Value,
+};
 use serde_json::Value as Json;
 
 use crate::change::{Changes, FieldOf};
@@ -71,6 +73,8 @@ pub(crate) struct RedisBackend {
     target: PathBuf,
     /// `{key}`: the hash tag every key of the store starts with.
     prefix: String,
+    /// The names of the store's keys that every commit names.
+    keys: std::sync::Arc<Keys>,
     timeout: Duration,
     lease_ttl: Duration,
     lock_timeout: Duration,
@@ -83,6 +87,47 @@ pub(crate) struct RedisBackend {
     pub(crate) leased: bool,
     keep: KeepHistory,
     codec: Codec,
+}
+
+/// The names of a store's keys, made once (every commit sends them).
+struct Keys {
+    meta: String,
+    state: String,
+    log: String,
+    lease: String,
+    wake: String,
+}
+
+impl Keys {
+    fn of(prefix: &str) -> Keys {
+        let key = |name: &str| format!("{prefix}:{name}");
+        Keys {
+            meta: key("meta"),
+            state: key("state"),
+            log: key("log"),
+            lease: key("lease"),
+            wake: key("wake"),
+        }
+    }
+}
+
+/// `EVALSHA` of `script`, built as one command (a `ScriptInvocation`
+/// copies every argument once more); the script is loaded again when the
+/// server does not have it (a restart or `SCRIPT FLUSH`).
+fn evalsha(script: &Script, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd
+}
+
+fn run_script(conn: &mut Connection, script: &Script, cmd: &redis::Cmd) -> RedisResult<Value> {
+    match cmd.query(conn) {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load(conn)?;
+            cmd.query(conn)
+        }
+        other => other,
+    }
 }
 
 /// The scripts, hashed once per process (`EVALSHA`, loaded again after a
@@ -174,6 +219,7 @@ impl RedisBackend {
             conn: None,
             target,
             prefix: format!("{{{}}}", connect.key),
+            keys: std::sync::Arc::new(Keys::of(&format!("{{{}}}", connect.key))),
             timeout: connect.timeout,
             lease_ttl: connect.lock_timeout.max(Duration::from_secs(1)),
             lock_timeout: connect.lock_timeout,
@@ -290,16 +336,13 @@ impl RedisBackend {
 
     /// Reads the whole store atomically; `None` when it does not exist.
     fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
-        let keys = [self.key("meta"), self.key("state"), self.key("log")];
-        let prefix = self.prefix.clone();
-        let reply: Value = self.with_retry("load", |conn, scripts| {
-            scripts[0]
-                .key(&keys[0])
-                .key(&keys[1])
-                .key(&keys[2])
-                .arg(&prefix)
-                .invoke(conn)
-        })?;
+        let mut call = evalsha(
+            &scripts()[0],
+            &[&self.keys.meta, &self.keys.state, &self.keys.log],
+        );
+        call.arg(&self.prefix);
+        let reply: Value =
+            self.with_retry("load", |conn, scripts| run_script(conn, &scripts[0], &call))?;
         let Value::Array(parts) = reply else {
             return Err(self.error("load", "unexpected reply"));
         };
@@ -326,7 +369,7 @@ impl RedisBackend {
         self.last_id = as_string(last).unwrap_or_else(|| "0-0".into());
         self.kinds.clear();
         let mut object = serde_json::Map::new();
-        let state_key = self.key("state");
+        let state_key = self.keys.state.clone();
         for (field, text) in pairs(state) {
             let value = self.parse(&state_key, &field, &text)?;
             object.insert(field, value);
@@ -382,7 +425,7 @@ impl RedisBackend {
     /// The struct from the fields read; an error names the field that does
     /// not fit.
     fn decode<T: Persisted>(&self, object: serde_json::Map<String, Json>) -> Result<T> {
-        let state_key = self.key("state");
+        let state_key = self.keys.state.clone();
         match serde_json::from_value::<T>(Json::Object(object.clone())) {
             Ok(state) => Ok(state),
             Err(e) => {
@@ -437,13 +480,7 @@ impl RedisBackend {
         release: bool,
     ) -> Result<Outcome> {
         let (ops, record, kinds) = self.encode(fields, changes, state, applied)?;
-        let keys = [
-            self.key("meta"),
-            self.key("state"),
-            self.key("log"),
-            self.key("lease"),
-            self.key("wake"),
-        ];
+        let keys = std::sync::Arc::clone(&self.keys);
         let cid = unique_id();
         let expected = self.version;
         let (trim, trim_arg) = self.trim();
@@ -452,32 +489,30 @@ impl RedisBackend {
         } else {
             String::new()
         };
-        let prefix = self.prefix.clone();
-        let ts = now_ms();
+        let mut call = evalsha(
+            &scripts()[1],
+            &[&keys.meta, &keys.state, &keys.log, &keys.lease, &keys.wake],
+        );
+        call.arg(&self.prefix)
+            .arg(expected)
+            .arg(&cid)
+            .arg(&record)
+            .arg(now_ms())
+            .arg(&token)
+            .arg(if release { "1" } else { "0" })
+            .arg(trim)
+            .arg(&trim_arg)
+            .arg(ops.len());
+        for op in &ops {
+            call.arg(op.code).arg(&op.field).arg(op.args.len());
+            for arg in &op.args {
+                call.arg(&arg[..]);
+            }
+        }
         let mut attempt = 0;
         let reply = self.with_retry("commit to", |conn, scripts| {
             attempt += 1;
-            let mut call = scripts[1].prepare_invoke();
-            for key in &keys {
-                call.key(key);
-            }
-            call.arg(&prefix)
-                .arg(expected)
-                .arg(&cid)
-                .arg(&record)
-                .arg(ts)
-                .arg(&token)
-                .arg(if release { "1" } else { "0" })
-                .arg(trim)
-                .arg(&trim_arg)
-                .arg(ops.len());
-            for op in &ops {
-                call.arg(op.code).arg(&op.field).arg(op.args.len());
-                for arg in &op.args {
-                    call.arg(&arg[..]);
-                }
-            }
-            call.invoke::<Value>(conn)
+            run_script(conn, &scripts[1], &call)
         });
         let reply = match reply {
             Ok(reply) => reply,
@@ -542,10 +577,10 @@ impl RedisBackend {
     /// Up to 1000 log entries from `from` (an entry id, `(id` for after
     /// it, or `-` for the first).
     fn log_from(&mut self, op: &'static str, from: &str) -> Result<Vec<LogEntry>> {
-        let log = self.key("log");
+        let log = std::sync::Arc::clone(&self.keys);
         let entries: Value = self.with_retry(op, |conn, _| {
             redis::cmd("XRANGE")
-                .arg(&log)
+                .arg(&log.log)
                 .arg(from)
                 .arg("+")
                 .arg("COUNT")
@@ -664,9 +699,9 @@ impl RedisBackend {
     /// there are none. Applies the log's records, or reloads everything
     /// when the log no longer reaches back to this handle's version.
     pub(crate) fn catch_up<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
-        let meta = self.key("meta");
+        let keys = std::sync::Arc::clone(&self.keys);
         let v: Option<u64> = self.with_retry("read", |conn, _| {
-            redis::cmd("HGET").arg(&meta).arg("v").query(conn)
+            redis::cmd("HGET").arg(&keys.meta).arg("v").query(conn)
         })?;
         let v = v.unwrap_or(0);
         if v == self.version {
@@ -761,25 +796,16 @@ impl RedisBackend {
     /// Takes the lease (waiting at most the lock timeout) and catches up:
     /// what `update`, `transaction` and `begin` run on.
     pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
-        let keys = [self.key("meta"), self.key("log"), self.key("lease")];
+        let keys = std::sync::Arc::clone(&self.keys);
         let start = Instant::now();
         loop {
-            let (token, ttl, last, version) = (
-                self.token.clone(),
-                self.lease_ttl.as_millis() as u64,
-                self.last_id.clone(),
-                self.version,
-            );
+            let mut call = evalsha(&scripts()[2], &[&keys.meta, &keys.log, &keys.lease]);
+            call.arg(&self.token)
+                .arg(self.lease_ttl.as_millis() as u64)
+                .arg(&self.last_id)
+                .arg(self.version);
             let reply: Value = self.with_retry("take the lease of", |conn, scripts| {
-                scripts[2]
-                    .key(&keys[0])
-                    .key(&keys[1])
-                    .key(&keys[2])
-                    .arg(&token)
-                    .arg(ttl)
-                    .arg(&last)
-                    .arg(version)
-                    .invoke(conn)
+                run_script(conn, &scripts[2], &call)
             })?;
             let Value::Array(parts) = reply else {
                 return Err(self.error("take the lease of", "unexpected reply"));
@@ -810,10 +836,9 @@ impl RedisBackend {
                 .min(self.lock_timeout - waited)
                 .min(self.timeout / 2)
                 .min(Duration::from_millis(100));
-            let wake = self.key("wake");
             self.with_retry("wait for the lease of", |conn, _| {
                 redis::cmd("BLPOP")
-                    .arg(&wake)
+                    .arg(&keys.wake)
                     .arg(wait.as_secs_f64())
                     .query::<Value>(conn)
             })?;
@@ -825,10 +850,10 @@ impl RedisBackend {
         if !std::mem::take(&mut self.leased) {
             return;
         }
-        let (lease, wake) = (self.key("lease"), self.key("wake"));
-        let token = self.token.clone();
+        let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
+        call.arg(&self.token);
         let released: Result<Value> = self.with_retry("release the lease of", |conn, scripts| {
-            scripts[3].key(&lease).key(&wake).arg(&token).invoke(conn)
+            run_script(conn, &scripts[3], &call)
         });
         if let Err(e) = released {
             log::warn!("{e} (the lease expires by itself)");
