@@ -167,6 +167,85 @@ fn two_handles_and_threads_lose_no_update() {
     assert_eq!(unique.len(), 400);
 }
 
+#[test]
+fn a_handle_keeps_the_lease_between_updates_and_gives_it_way() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
+    let a = options().open_redis(&server.url(), "kept").unwrap();
+    let b = options().open_redis(&server.url(), "kept").unwrap();
+    a.update(|s| s.counter += 1).unwrap();
+    // Kept after the commit: its next update need not wait to take it.
+    assert_ne!(server.cli(&["GET", "{kept}:lease"]), "");
+    // Another handle's update while `a` is idle waits only for the kept
+    // lease to run out (100 ms), not for the whole lock timeout.
+    let start = Instant::now();
+    b.update(|s| s.counter += 1).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // While `a` keeps updating, `b` still gets its turn: `a` gives the
+    // lease up at its next commit once `b` waits for it.
+    let done = AtomicBool::new(false);
+    let a_updates = std::thread::scope(|scope| {
+        let busy = scope.spawn(|| {
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !done.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(20) {
+                a.update(|s| s.counter += 1).unwrap();
+                n += 1;
+            }
+            n
+        });
+        for _ in 0..20 {
+            b.update(|s| s.counter += 1).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        busy.join().unwrap()
+    });
+    assert_eq!(b.get().counter, 2 + 20 + a_updates);
+    // Dropping the handle gives the kept lease up at once.
+    drop(a);
+    b.update(|s| s.counter += 1).unwrap();
+    drop(b);
+    assert_eq!(server.cli(&["EXISTS", "{kept}:lease"]), "0");
+}
+
+#[test]
+fn a_slow_closure_after_a_kept_lease_still_holds_it_whole() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
+    let a = options().open_redis(&server.url(), "slow").unwrap();
+    let b = options().open_redis(&server.url(), "slow").unwrap();
+    a.update(|s| s.counter += 1).unwrap();
+    // `a`'s next closure runs on the kept lease for longer than the kept
+    // lease lives; the lease was renewed for the whole lock timeout as it
+    // began, so `b` waits for it instead of committing in between.
+    let started = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            a.update(|s| {
+                started.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(400));
+                s.counter += 1;
+            })
+            .unwrap();
+        });
+        while !started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        b.set_counter(100).unwrap();
+    });
+    // `b`'s set came after `a`'s update, whole.
+    assert_eq!(open(&server, "slow").counter(), 100);
+    assert_eq!(a.get().counter, 100);
+}
+
 const CHILD: &str = "PERSISTED_REDIS_CHILD";
 
 /// Runs only as a child process: `update(+1)` and a push, N times.

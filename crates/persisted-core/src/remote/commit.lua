@@ -77,11 +77,18 @@ else
   id = redis.call('XADD', KEYS[3], ARGV[8], '~', ARGV[9], '*', 'v', v, 'cid', ARGV[3], 'ts',
     ARGV[5], 'rec', ARGV[4])
 end
-if ARGV[7] == '1' then
-  -- The lease is not data (see lock.lua); wake one waiter.
-  redis.set_repl(redis.REPL_NONE)
-  redis.call('DEL', KEYS[4])
-  redis.call('LPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], 0, 0)
+-- The lease (ARGV[7]): '0' leave it, '1' give it up, 'keep:<ms>' keep
+-- it <ms> longer unless someone waits for it (lock.lua marks KEYS[6]).
+local hold = ARGV[7]
+if hold == '0' then return {1, v, id, 0} end
+-- The lease is not data (see lock.lua).
+redis.set_repl(redis.REPL_NONE)
+if hold ~= '1' and ARGV[6] ~= '' and redis.call('EXISTS', KEYS[6]) == 0 then
+  redis.call('SET', KEYS[4], ARGV[6], 'PX', string.sub(hold, 6))
+  return {1, v, id, 1}
 end
-return {1, v, id}
+-- Give it up and wake one waiter.
+redis.call('DEL', KEYS[4])
+redis.call('LPUSH', KEYS[5], '1')
+redis.call('LTRIM', KEYS[5], 0, 0)
+return {1, v, id, 0}

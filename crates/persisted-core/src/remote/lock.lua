@@ -6,6 +6,9 @@ if not ok then
   if redis.call('GET', KEYS[3]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[3], ARGV[2])
   else
+    -- Someone waits: a holder keeping the lease between its commits
+    -- gives it up at its next one (commit.lua).
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
     return {0, redis.call('PTTL', KEYS[3])}
   end
 end

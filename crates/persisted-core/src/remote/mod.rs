@@ -60,6 +60,17 @@ pub(crate) enum Outcome {
     Leased,
 }
 
+/// How long a handle keeps the lease after a closure's commit when nobody
+/// waits for it, so that its next `update` need not wait for a round trip
+/// to take it: it renews the lease (for the whole lease time, as taking it
+/// does) with a request whose reply it reads only after sending the
+/// commit. The lease is given up at the next commit once someone waits,
+/// and expires by itself after this.
+const KEEP_LEASE: Duration = Duration::from_millis(100);
+
+/// How long a failed attempt to take the lease marks it wanted.
+const WAITING_MS: u64 = 250;
+
 /// The log is trimmed to about this many entries unless history asks for
 /// more (lost-reply resolution and catching up read it).
 const DEFAULT_LOG: u64 = 10_000;
@@ -85,6 +96,13 @@ pub(crate) struct RedisBackend {
     /// This handle's lease token, and whether it holds the lease now.
     token: String,
     pub(crate) leased: bool,
+    /// Until when the lease kept after the last commit can be used without
+    /// waiting to take it again (half its life after that commit was sent).
+    kept_until: Option<Instant>,
+    /// A renewal of the kept lease was sent and its reply not read yet: it
+    /// is read after the next commit is sent (one round trip for both), or
+    /// before any other use of the connection.
+    renewing: bool,
     keep: KeepHistory,
     codec: Codec,
 }
@@ -96,6 +114,7 @@ struct Keys {
     log: String,
     lease: String,
     wake: String,
+    waiting: String,
 }
 
 impl Keys {
@@ -107,6 +126,7 @@ impl Keys {
             log: key("log"),
             lease: key("lease"),
             wake: key("wake"),
+            waiting: key("waiting"),
         }
     }
 }
@@ -132,13 +152,14 @@ fn run_script(conn: &mut Connection, script: &Script, cmd: &redis::Cmd) -> Redis
 
 /// The scripts, hashed once per process (`EVALSHA`, loaded again after a
 /// server restart flushed them).
-fn scripts() -> &'static [Script; 4] {
-    static SCRIPTS: std::sync::LazyLock<[Script; 4]> = std::sync::LazyLock::new(|| {
+fn scripts() -> &'static [Script; 5] {
+    static SCRIPTS: std::sync::LazyLock<[Script; 5]> = std::sync::LazyLock::new(|| {
         [
             Script::new(scripts::LOAD),
             Script::new(scripts::COMMIT),
             Script::new(scripts::LOCK),
             Script::new(scripts::RELEASE),
+            Script::new(scripts::RENEW),
         ]
     });
     &SCRIPTS
@@ -228,6 +249,8 @@ impl RedisBackend {
             kinds: HashMap::new(),
             token: unique_id(),
             leased: false,
+            kept_until: None,
+            renewing: false,
             keep: connect.keep,
             codec: Codec::new(Format::Json, Path::new(connect.key))?,
         };
@@ -261,12 +284,30 @@ impl RedisBackend {
         }
     }
 
-    /// A connection with every timeout set, made when there is none.
+    /// A connection with every timeout set, made when there is none, with
+    /// no reply left to read.
     fn connection(&mut self) -> std::result::Result<&mut Connection, RedisError> {
+        self.pipelined()?;
+        if std::mem::take(&mut self.renewing) {
+            if let Err(e) = self.pipelined()?.recv_response() {
+                self.conn = None;
+                return Err(e);
+            }
+        }
+        self.pipelined()
+    }
+
+    /// The connection (made when there is none), a renewal's reply perhaps
+    /// still unread.
+    fn pipelined(&mut self) -> std::result::Result<&mut Connection, RedisError> {
         if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(self.timeout)?;
+            self.renewing = false;
+            let mut conn = self.client.get_connection_with_timeout(self.timeout)?;
             conn.set_read_timeout(Some(self.timeout))?;
             conn.set_write_timeout(Some(self.timeout))?;
+            // Sent without waiting for its reply, the lease renewal cannot
+            // load itself when the server lacks it.
+            scripts()[4].load(&mut conn)?;
             self.conn = Some(conn);
         }
         match self.conn.as_mut() {
@@ -283,7 +324,7 @@ impl RedisBackend {
     fn with_retry<R>(
         &mut self,
         op: &'static str,
-        mut f: impl FnMut(&mut Connection, &[Script; 4]) -> redis::RedisResult<R>,
+        mut f: impl FnMut(&mut Connection, &[Script; 5]) -> redis::RedisResult<R>,
     ) -> Result<R> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(5);
@@ -484,22 +525,41 @@ impl RedisBackend {
         let cid = unique_id();
         let expected = self.version;
         let (trim, trim_arg) = self.trim();
-        let token = if self.leased {
-            self.token.clone()
+        // A closure's commit, or any commit while this handle keeps the
+        // lease, asks to keep it; the reply says whether it did.
+        let kept = self
+            .kept_until
+            .take()
+            .is_some_and(|until| Instant::now() < until);
+        let hold = if (self.leased && release) || (kept && !self.leased) {
+            format!("keep:{}", KEEP_LEASE.as_millis())
         } else {
-            String::new()
+            String::from("0")
+        };
+        let token = if self.leased || kept {
+            self.token.as_str()
+        } else {
+            ""
         };
         let mut call = evalsha(
             &scripts()[1],
-            &[&keys.meta, &keys.state, &keys.log, &keys.lease, &keys.wake],
+            &[
+                &keys.meta,
+                &keys.state,
+                &keys.log,
+                &keys.lease,
+                &keys.wake,
+                &keys.waiting,
+            ],
         );
+        let sent = Instant::now();
         call.arg(&self.prefix)
             .arg(expected)
             .arg(&cid)
             .arg(&record)
             .arg(now_ms())
-            .arg(&token)
-            .arg(if release { "1" } else { "0" })
+            .arg(token)
+            .arg(&hold)
             .arg(trim)
             .arg(&trim_arg)
             .arg(ops.len());
@@ -510,10 +570,25 @@ impl RedisBackend {
             }
         }
         let mut attempt = 0;
-        let reply = self.with_retry("commit to", |conn, scripts| {
-            attempt += 1;
-            run_script(conn, &scripts[1], &call)
-        });
+        let reply = match self.commit_after_renewal(&call) {
+            Some(Ok(reply)) => Ok(reply),
+            Some(Err(e)) if !is_connection_error(&e) && !is_loading(&e) => {
+                Err(self.error("commit to", redact_error(&e, "")))
+            }
+            // Sent, perhaps: the retries below resend it (same id).
+            Some(Err(_)) => {
+                attempt = 1;
+                self.conn = None;
+                self.with_retry("commit to", |conn, scripts| {
+                    attempt += 1;
+                    run_script(conn, &scripts[1], &call)
+                })
+            }
+            None => self.with_retry("commit to", |conn, scripts| {
+                attempt += 1;
+                run_script(conn, &scripts[1], &call)
+            }),
+        };
         let reply = match reply {
             Ok(reply) => reply,
             // Sent, maybe applied, never answered: memory keeps nothing;
@@ -540,6 +615,9 @@ impl RedisBackend {
                 self.kinds = kinds;
                 if release {
                     self.leased = false;
+                }
+                if parts.get(3).and_then(as_u64) == Some(1) {
+                    self.kept_until = Some(sent + KEEP_LEASE / 2);
                 }
                 Ok(Outcome::Committed)
             }
@@ -572,6 +650,35 @@ impl RedisBackend {
             }
             _ => Ok(Outcome::Leased),
         }
+    }
+
+    /// While a renewal of the lease is in flight: sends the commit behind
+    /// it, reads the renewal's reply (what it says, the commit's fence
+    /// decides again), then the commit's. `None` when no renewal waits.
+    fn commit_after_renewal(&mut self, call: &redis::Cmd) -> Option<RedisResult<Value>> {
+        if !std::mem::take(&mut self.renewing) {
+            return None;
+        }
+        let conn = self.conn.as_mut()?;
+        let no_script = |e: &RedisError| e.kind() == ErrorKind::Server(ServerErrorKind::NoScript);
+        let mut renewed = Ok(Value::Nil);
+        let result = (|| {
+            conn.send_packed_command(&call.get_packed_command())?;
+            renewed = conn.recv_response()?.extract_error();
+            conn.recv_response()?.extract_error()
+        })();
+        let result = match result {
+            Err(e) if no_script(&e) => run_script(conn, &scripts()[1], call),
+            other => other,
+        };
+        // The server lost the renewal script (a restart): load it for next
+        // time.
+        if renewed.as_ref().is_err_and(no_script) {
+            if let Err(e) = scripts()[4].load(conn) {
+                log::debug!("load the lease renewal script: {}", redact_error(&e, ""));
+            }
+        }
+        Some(result)
     }
 
     /// Up to 1000 log entries from `from` (an entry id, `(id` for after
@@ -797,13 +904,34 @@ impl RedisBackend {
     /// what `update`, `transaction` and `begin` run on.
     pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
         let keys = std::sync::Arc::clone(&self.keys);
+        // Kept since this handle's last commit (and for at least half its
+        // life more): nobody else can have committed, so memory is
+        // current. Renew it without waiting for the reply; should it have
+        // run out after all, the commit, fenced by lease and version,
+        // applies nothing.
+        if self
+            .kept_until
+            .take()
+            .is_some_and(|until| Instant::now() < until)
+        {
+            let mut renew = evalsha(&scripts()[4], &[&self.keys.lease]);
+            renew
+                .arg(&self.token)
+                .arg(self.lease_ttl.as_millis() as u64);
+            let renew = renew.get_packed_command();
+            let sent = self
+                .connection()
+                .and_then(|conn| conn.send_packed_command(&renew));
+            if sent.is_ok() {
+                self.renewing = true;
+                self.leased = true;
+                return Ok(());
+            }
+            self.conn = None;
+        }
         let start = Instant::now();
         loop {
-            let mut call = evalsha(&scripts()[2], &[&keys.meta, &keys.log, &keys.lease]);
-            call.arg(&self.token)
-                .arg(self.lease_ttl.as_millis() as u64)
-                .arg(&self.last_id)
-                .arg(self.version);
+            let call = self.lock_call();
             let reply: Value = self.with_retry("take the lease of", |conn, scripts| {
                 run_script(conn, &scripts[2], &call)
             })?;
@@ -845,11 +973,28 @@ impl RedisBackend {
         }
     }
 
+    /// The lease script's call: take or renew the lease, and the commits
+    /// after this handle's version.
+    fn lock_call(&self) -> redis::Cmd {
+        let keys = &self.keys;
+        let mut call = evalsha(
+            &scripts()[2],
+            &[&keys.meta, &keys.log, &keys.lease, &keys.waiting],
+        );
+        call.arg(&self.token)
+            .arg(self.lease_ttl.as_millis() as u64)
+            .arg(&self.last_id)
+            .arg(self.version)
+            .arg(WAITING_MS);
+        call
+    }
+
     /// Gives the lease up (a failure is left to its TTL).
     pub(crate) fn release(&mut self) {
         if !std::mem::take(&mut self.leased) {
             return;
         }
+        self.kept_until = None;
         let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
         call.arg(&self.token);
         let released: Result<Value> = self.with_retry("release the lease of", |conn, scripts| {
@@ -936,6 +1081,32 @@ impl RedisBackend {
                 })?;
         }
         Ok(state)
+    }
+}
+
+impl Drop for RedisBackend {
+    /// Gives up a lease this handle kept after its last commit, so nobody
+    /// waits for it to expire: one attempt on the connection there is
+    /// (a store dropped while the server is down does not wait).
+    fn drop(&mut self) {
+        if self.kept_until.take().is_none() && !self.leased {
+            return;
+        }
+        if self.conn.is_none() {
+            return;
+        }
+        let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
+        call.arg(&self.token);
+        let released = self
+            .connection()
+            .and_then(|conn| run_script(conn, &scripts()[3], &call));
+        if let Err(e) = released {
+            log::warn!(
+                "release the lease of `{}`: {} (it expires by itself)",
+                self.target.display(),
+                redact_error(&e, "")
+            );
+        }
     }
 }
 
