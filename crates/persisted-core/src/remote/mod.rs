@@ -525,13 +525,12 @@ impl RedisBackend {
         let cid = unique_id();
         let expected = self.version;
         let (trim, trim_arg) = self.trim();
-        // A closure's commit, or any commit while this handle keeps the
-        // lease, asks to keep it; the reply says whether it did.
-        let kept = self
-            .kept_until
-            .take()
-            .is_some_and(|until| Instant::now() < until);
-        let hold = if (self.leased && release) || (kept && !self.leased) {
+        // A closure's commit asks to keep the lease; the reply says whether
+        // it did. Any other commit while this handle keeps it names it (or
+        // its own lease would refuse it) and leaves it as it is.
+        let kept = self.kept_until.is_some_and(|until| Instant::now() < until);
+        let hold = if self.leased && release {
+            self.kept_until = None;
             format!("keep:{}", KEEP_LEASE.as_millis())
         } else {
             String::from("0")
@@ -608,6 +607,10 @@ impl RedisBackend {
         let Value::Array(parts) = reply else {
             return Err(self.error("commit to", "unexpected reply"));
         };
+        if parts.first().and_then(as_u64) != Some(1) {
+            // Refused: a lease this handle kept is gone (or soon will be).
+            self.kept_until = None;
+        }
         match parts.first().and_then(as_u64) {
             Some(1) => {
                 self.version = parts.get(1).and_then(as_u64).unwrap_or(expected + 1);
