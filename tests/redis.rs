@@ -491,17 +491,23 @@ fn replies(mut from: TcpStream, mut to: TcpStream, cutting: Arc<AtomicBool>) {
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
-#[test]
-fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
-    let Some(server) = RedisServer::start(Aof::Everysec) else {
-        return;
-    };
+/// A server, a proxy in front of it, and a store at `key` opened through
+/// the proxy (2 s timeout); `None` when this machine has no server.
+fn behind_proxy(key: &str) -> Option<(RedisServer, Proxy, Store<Board>)> {
+    let server = RedisServer::start(Aof::Everysec)?;
     let proxy = Proxy::start(server.port);
-    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
     let store = Store::<Board>::options()
         .timeout(Duration::from_secs(2))
-        .open_redis(&url, "lost")
+        .open_redis(&format!("redis://127.0.0.1:{}/0", proxy.port), key)
         .unwrap();
+    Some((server, proxy, store))
+}
+
+#[test]
+fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
+    let Some((server, proxy, store)) = behind_proxy("lost") else {
+        return;
+    };
     store.push_items("warm-up".into()).unwrap();
     let mut cut = 0;
     for i in 0..60 {
@@ -525,15 +531,9 @@ fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
 
 #[test]
 fn a_server_still_loading_its_data_is_waited_for_within_the_timeout() {
-    let Some(server) = RedisServer::start(Aof::Everysec) else {
+    let Some((server, proxy, store)) = behind_proxy("loading") else {
         return;
     };
-    let proxy = Proxy::start(server.port);
-    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
-    let store = Store::<Board>::options()
-        .timeout(Duration::from_secs(2))
-        .open_redis(&url, "loading")
-        .unwrap();
     store.push_items("first".into()).unwrap();
     // A server just restarted answers `LOADING` until its data is read.
     proxy.loading.store(5, Ordering::SeqCst);
