@@ -188,17 +188,17 @@ pub fn verify(file: &Path) -> Outcome {
     if let Some(journal) = &store.journal {
         verify_records(journal, format, &mut report, true);
         match store.pairing() {
-            Pairing::Stale => report.notes.push(format!(
+            Some(Pairing::Stale) => report.notes.push(format!(
                 "{}: already folded into the snapshot (a compaction was cut short); the next \
                  open resets it",
                 journal.path.display()
             )),
-            Pairing::Orphaned => report.notes.push(format!(
+            Some(Pairing::Orphaned) => report.notes.push(format!(
                 "{}: belongs to an earlier snapshot (the snapshot was edited after a crash); \
                  the next open keeps the edit and sets the journal aside",
                 journal.path.display()
             )),
-            Pairing::Applies if format != Format::Bincode && report.problems.is_empty() => {
+            Some(Pairing::Applies) if format != Format::Bincode && report.problems.is_empty() => {
                 if let Err(e) = store.current() {
                     report.problems.push(e);
                 }
@@ -263,7 +263,7 @@ pub fn compact(file: &Path) -> Outcome {
     let _lock = lock(file)?;
     let store = Store::read(file, format)?;
     let records = store.journal.as_ref().map_or(0, |j| j.commits().count());
-    if store.pairing() != Pairing::Applies || records == 0 {
+    if store.pairing() != Some(Pairing::Applies) || records == 0 {
         println!("{}: nothing to compact", file.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -283,7 +283,7 @@ pub fn edit(file: &Path) -> Outcome {
     let lock = lock(file)?;
     let store = Store::read(file, format)?;
     let before = match store.pairing() {
-        Pairing::Applies
+        Some(Pairing::Applies)
             if store
                 .journal
                 .as_ref()

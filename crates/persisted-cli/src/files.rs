@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use persisted_state_core::__tool::Pairing;
 use persisted_state_core::__tool::{self, Record, Records};
 use persisted_state_core::Format;
 use serde_json::Value;
@@ -109,21 +110,6 @@ pub struct Store {
     pub journal: Option<RecordFile>,
 }
 
-/// How the journal relates to the snapshot.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Pairing {
-    /// No journal, or one holding nothing.
-    Alone,
-    /// The journal's records apply to the snapshot.
-    Applies,
-    /// A compaction finished but did not reset the journal: the snapshot
-    /// holds everything.
-    Stale,
-    /// The snapshot was edited after the journal was written: the edit
-    /// wins on open, the journal is set aside.
-    Orphaned,
-}
-
 impl Store {
     /// Reads the snapshot and the journal. Takes no lock: when a program
     /// compacts between the two reads, they are read again.
@@ -150,33 +136,18 @@ impl Store {
         ))
     }
 
-    pub fn pairing(&self) -> Pairing {
-        let Some(journal) = &self.journal else {
-            return Pairing::Alone;
-        };
-        let Some(header) = journal.records.header else {
-            return Pairing::Alone;
-        };
-        let fingerprint = __tool::fingerprint(&self.snapshot);
-        if header.base == fingerprint {
-            return Pairing::Applies;
-        }
-        let compacted = journal.records.records.iter().any(|r| {
-            r.intent
-                && __tool::intent_fingerprint(self.format, journal.payload(r)) == Some(fingerprint)
-        });
-        match (compacted, journal.commits().next()) {
-            (true, _) => Pairing::Stale,
-            (false, None) => Pairing::Alone,
-            (false, Some(_)) => Pairing::Orphaned,
-        }
+    /// How the journal relates to the snapshot, by the library's rule;
+    /// `None` without a journal (or one whose header does not verify).
+    pub fn pairing(&self) -> Option<Pairing> {
+        let journal = self.journal.as_ref()?;
+        __tool::pairing(&self.snapshot, &journal.records, &journal.bytes)
     }
 
     /// The current state: the snapshot with the journal's commits applied
     /// when they belong to it.
     pub fn current(&self) -> Result<Value, String> {
         let mut state = parse_snapshot(&self.path, self.format, &self.snapshot)?;
-        if let (Pairing::Applies, Some(journal)) = (self.pairing(), &self.journal) {
+        if let (Some(Pairing::Applies), Some(journal)) = (self.pairing(), &self.journal) {
             journal.replay(self.format, &mut state, u64::MAX)?;
         }
         Ok(state)
@@ -206,7 +177,7 @@ impl History {
         {
             files.extend(RecordFile::read(records, checkpoint)?);
         }
-        if store.pairing() == Pairing::Applies {
+        if store.pairing() == Some(Pairing::Applies) {
             if let Some(journal) = &store.journal {
                 files.push(
                     RecordFile::read(journal.path.clone(), store.path.clone())?.ok_or_else(

@@ -235,12 +235,13 @@ impl RedisBackend {
             op: "open",
             message: redact_error(&e, connect.url),
         })?;
+        let prefix = format!("{{{}}}", connect.key);
         let mut backend = RedisBackend {
             client,
             conn: None,
             target,
-            prefix: format!("{{{}}}", connect.key),
-            keys: std::sync::Arc::new(Keys::of(&format!("{{{}}}", connect.key))),
+            keys: std::sync::Arc::new(Keys::of(&prefix)),
+            prefix,
             timeout: connect.timeout,
             lease_ttl: connect.lock_timeout.max(Duration::from_secs(1)),
             lock_timeout: connect.lock_timeout,
@@ -287,19 +288,19 @@ impl RedisBackend {
     /// A connection with every timeout set, made when there is none, with
     /// no reply left to read.
     fn connection(&mut self) -> std::result::Result<&mut Connection, RedisError> {
-        self.pipelined()?;
+        self.raw_connection()?;
         if std::mem::take(&mut self.renewing) {
-            if let Err(e) = self.pipelined()?.recv_response() {
+            if let Err(e) = self.raw_connection()?.recv_response() {
                 self.conn = None;
                 return Err(e);
             }
         }
-        self.pipelined()
+        self.raw_connection()
     }
 
     /// The connection (made when there is none), a renewal's reply perhaps
     /// still unread.
-    fn pipelined(&mut self) -> std::result::Result<&mut Connection, RedisError> {
+    fn raw_connection(&mut self) -> std::result::Result<&mut Connection, RedisError> {
         if self.conn.is_none() {
             self.renewing = false;
             let mut conn = self.client.get_connection_with_timeout(self.timeout)?;

@@ -200,7 +200,14 @@ pub(crate) fn open<T: Persisted>(
         .filter(|f| f.kind == Kind::Commit)
         .count();
 
-    if header.base == snapshot_fp {
+    let intents = scan
+        .frames
+        .iter()
+        .filter(|f| f.kind == Kind::Intent)
+        .map(|f| decode_intent(codec.format(), &bytes[f.payload_at..f.end]));
+    let holds_more = commits > 0 || scan.valid_end < bytes.len();
+    let pairing = pairing(snapshot_fp, header.base, intents, holds_more);
+    if pairing == Pairing::Applies {
         for (frame, skip) in scan.frames.iter().zip(skip) {
             if frame.kind == Kind::Commit {
                 if !skip {
@@ -239,17 +246,13 @@ pub(crate) fn open<T: Persisted>(
         return Ok(journal);
     }
 
-    let compacted = scan.frames.iter().any(|f| {
-        f.kind == Kind::Intent
-            && decode_intent(codec.format(), &bytes[f.payload_at..f.end]) == Some(snapshot_fp)
-    });
-    if compacted {
+    if pairing == Pairing::Stale {
         // The snapshot already holds every record: a compaction finished
         // but was cut short before the journal was reset.
         report.push(RecoveryEvent::StaleJournalReset {
             journal: path.clone(),
         });
-    } else if commits == 0 && scan.valid_end == bytes.len() {
+    } else if pairing == Pairing::Edited {
         report.push(RecoveryEvent::HandEditAdopted {
             path: snapshot_path.to_path_buf(),
         });
@@ -265,6 +268,44 @@ pub(crate) fn open<T: Persisted>(
         });
     }
     Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, last_seq)
+}
+
+/// How a journal relates to the snapshot beside it: the rule open follows
+/// (and the command-line tool, which reads the files without the type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// The journal's records apply to the snapshot.
+    Applies,
+    /// A compaction finished but was cut short before the journal was
+    /// reset: the snapshot holds every record; open resets the journal.
+    Stale,
+    /// The snapshot was changed (by hand) after the journal was written,
+    /// and the journal holds nothing more: open adopts the edit.
+    Edited,
+    /// The snapshot was changed after the journal was written, and the
+    /// journal holds commits: the edit wins; open sets the journal aside
+    /// as `*.orphaned-*`, never replaying it.
+    Orphaned,
+}
+
+/// Pairs a journal with the snapshot of fingerprint `snapshot_fp`: `base`
+/// is its header's, `intents` the fingerprints its intent records name,
+/// `holds_more` whether it holds commits (or bytes past its records).
+pub(crate) fn pairing(
+    snapshot_fp: u64,
+    base: u64,
+    mut intents: impl Iterator<Item = Option<u64>>,
+    holds_more: bool,
+) -> Pairing {
+    if base == snapshot_fp {
+        Pairing::Applies
+    } else if intents.any(|fp| fp == Some(snapshot_fp)) {
+        Pairing::Stale
+    } else if holds_more {
+        Pairing::Orphaned
+    } else {
+        Pairing::Edited
+    }
 }
 
 pub(super) fn replay<T: Persisted>(

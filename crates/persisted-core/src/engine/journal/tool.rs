@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use super::frame::{decode_header, decode_intent, is_cut_header, Kind, Layout};
-use super::recovery::scan_from;
+pub use super::recovery::Pairing;
+use super::recovery::{self, scan_from};
 use super::{history, journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, sibling, side_file, sync_dir};
@@ -109,9 +110,22 @@ pub fn read_records(bytes: &[u8]) -> Records {
     }
 }
 
-/// The fingerprint an intent record's payload names.
-pub fn intent_fingerprint(format: Format, payload: &[u8]) -> Option<u64> {
-    decode_intent(format, payload)
+/// How the journal whose `bytes` hold `records` relates to `snapshot`, by
+/// the rule open follows; `None` when its header does not verify.
+pub fn pairing(snapshot: &[u8], records: &Records, bytes: &[u8]) -> Option<Pairing> {
+    let header = records.header?;
+    let intents = records
+        .records
+        .iter()
+        .filter(|r| r.intent)
+        .map(|r| decode_intent(header.format, &bytes[r.payload_at..r.end]));
+    let holds_more = records.records.iter().any(|r| !r.intent) || records.valid_end < bytes.len();
+    Some(recovery::pairing(
+        fingerprint(snapshot),
+        header.base,
+        intents,
+        holds_more,
+    ))
 }
 
 /// The fingerprint of snapshot bytes, as journal headers name it.
