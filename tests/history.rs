@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -393,17 +392,7 @@ fn history_child() {
         .journal_limit(2048)
         .open(&path)
         .unwrap();
-    let mut out = std::io::stdout().lock();
-    writeln!(out).unwrap();
-    let start = store.last_id() + 1;
-    for n in start..start + 1_000_000 {
-        let mut tx = store.begin();
-        tx.push_processed(format!("item-{n}"));
-        tx.set_last_id(n);
-        tx.commit().unwrap();
-        writeln!(out, "ACK {n}").unwrap();
-        out.flush().unwrap();
-    }
+    common::resume_and_ack(&store);
 }
 
 /// A real `kill -9` at random moments (compactions included): the history

@@ -11,9 +11,7 @@
 
 mod common;
 
-use std::io::Write;
-
-use common::{formats, state_path, State, StateStoreExt, StateTransactionExt};
+use common::{formats, state_path, State};
 use persisted_state::{Format, Persisted, Store};
 
 const CHILD: &str = "PERSISTED_RESUME_CHILD";
@@ -43,18 +41,7 @@ fn resumable_child_job() {
         .journal_limit(32 * 1024)
         .open_or(&path, initial())
         .unwrap();
-    let mut out = std::io::stdout().lock();
-    // libtest has printed "test <name> ... " without a newline: end it.
-    writeln!(out).unwrap();
-    let start = store.last_id() + 1;
-    for n in start..start + 1_000_000 {
-        let mut tx = store.begin();
-        tx.push_processed(format!("item-{n}"));
-        tx.set_last_id(n);
-        tx.commit().unwrap();
-        writeln!(out, "ACK {n}").unwrap();
-        out.flush().unwrap();
-    }
+    common::resume_and_ack(&store);
 }
 
 fn check(state: &State, acked: u64, format: Format) {

@@ -108,6 +108,26 @@ pub fn soak_size<T: std::str::FromStr>(var: &str, smoke: T) -> T {
         .unwrap_or(smoke)
 }
 
+/// The resumable job as a child process runs it until killed: after
+/// `last_id`, one transaction per item (push it, advance `last_id`),
+/// printing `ACK <n>` once each is acknowledged (what
+/// [`kill9_after_acks`] reads).
+pub fn resume_and_ack(store: &persisted_state::Store<State>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // libtest has printed "test <name> ... " without a newline: end it.
+    writeln!(out).unwrap();
+    let start = store.last_id() + 1;
+    for n in start..start + 1_000_000 {
+        let mut tx = store.begin();
+        tx.push_processed(format!("item-{n}"));
+        tx.set_last_id(n);
+        tx.commit().unwrap();
+        writeln!(out, "ACK {n}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
 /// Runs the test `child_test` of this test binary as a child process with
 /// `var` set to `path`, reads the `ACK <n>` lines it prints after each
 /// acknowledged commit, kills it with SIGKILL after `kill_after` of them,
