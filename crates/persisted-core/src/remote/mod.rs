@@ -575,19 +575,17 @@ impl RedisBackend {
             Some(Err(e)) if !is_connection_error(&e) && !is_loading(&e) => {
                 Err(self.error("commit to", redact_error(&e, "")))
             }
-            // Sent, perhaps: the retries below resend it (same id).
-            Some(Err(_)) => {
-                attempt = 1;
-                self.conn = None;
+            first => {
+                if first.is_some() {
+                    // Sent, perhaps: resent below with the same id.
+                    attempt = 1;
+                    self.conn = None;
+                }
                 self.with_retry("commit to", |conn, scripts| {
                     attempt += 1;
                     run_script(conn, &scripts[1], &call)
                 })
             }
-            None => self.with_retry("commit to", |conn, scripts| {
-                attempt += 1;
-                run_script(conn, &scripts[1], &call)
-            }),
         };
         let reply = match reply {
             Ok(reply) => reply,
