@@ -187,7 +187,7 @@ pub fn verify(file: &Path) -> Outcome {
     }
     if let Some(journal) = &store.journal {
         verify_records(journal, format, &mut report, true);
-        match store.pairing() {
+        match store.pairing {
             Some(Pairing::Stale) => report.notes.push(format!(
                 "{}: already folded into the snapshot (a compaction was cut short); the next \
                  open resets it",
@@ -263,7 +263,7 @@ pub fn compact(file: &Path) -> Outcome {
     let _lock = lock(file)?;
     let store = Store::read(file, format)?;
     let records = store.journal.as_ref().map_or(0, |j| j.commits().count());
-    if store.pairing() != Some(Pairing::Applies) || records == 0 {
+    if store.pairing != Some(Pairing::Applies) || records == 0 {
         println!("{}: nothing to compact", file.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -282,7 +282,7 @@ pub fn edit(file: &Path) -> Outcome {
     text_format(format)?;
     let lock = lock(file)?;
     let store = Store::read(file, format)?;
-    let before = match store.pairing() {
+    let before = match store.pairing {
         Some(Pairing::Applies)
             if store
                 .journal

@@ -108,6 +108,9 @@ pub struct Store {
     pub format: Format,
     pub snapshot: Vec<u8>,
     pub journal: Option<RecordFile>,
+    /// How the journal relates to the snapshot, by the library's rule;
+    /// `None` without a journal (or one whose header does not verify).
+    pub pairing: Option<Pairing>,
 }
 
 impl Store {
@@ -121,11 +124,17 @@ impl Store {
             let journal = RecordFile::read(__tool::journal_of(path), path.to_path_buf())?;
             let again = read(path)?;
             if again.as_deref() == Some(&snapshot[..]) {
+                let pairing = match &journal {
+                    Some(j) => __tool::pairing(path, &snapshot, &j.records, &j.bytes)
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
                 return Ok(Store {
                     path: path.to_path_buf(),
                     format,
                     snapshot,
                     journal,
+                    pairing,
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
@@ -136,18 +145,11 @@ impl Store {
         ))
     }
 
-    /// How the journal relates to the snapshot, by the library's rule;
-    /// `None` without a journal (or one whose header does not verify).
-    pub fn pairing(&self) -> Option<Pairing> {
-        let journal = self.journal.as_ref()?;
-        __tool::pairing(&self.snapshot, &journal.records, &journal.bytes)
-    }
-
     /// The current state: the snapshot with the journal's commits applied
     /// when they belong to it.
     pub fn current(&self) -> Result<Value, String> {
         let mut state = parse_snapshot(&self.path, self.format, &self.snapshot)?;
-        if let (Some(Pairing::Applies), Some(journal)) = (self.pairing(), &self.journal) {
+        if let (Some(Pairing::Applies), Some(journal)) = (self.pairing, &self.journal) {
             journal.replay(self.format, &mut state, u64::MAX)?;
         }
         Ok(state)
@@ -177,7 +179,7 @@ impl History {
         {
             files.extend(RecordFile::read(records, checkpoint)?);
         }
-        if store.pairing() == Some(Pairing::Applies) {
+        if store.pairing == Some(Pairing::Applies) {
             if let Some(journal) = &store.journal {
                 files.push(
                     RecordFile::read(journal.path.clone(), store.path.clone())?.ok_or_else(

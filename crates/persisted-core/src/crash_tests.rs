@@ -15,7 +15,9 @@ use crate::testing::formats;
 use crate::testing::model::{Counter, Items, Model};
 use crate::testing::rng::Rng;
 use crate::testing::sim::{Fault, OpKind, SimFs};
-use crate::{Durability, Engine, Error, Format, KeepHistory, OpenOptions, Result, Store};
+use crate::{
+    Durability, Engine, Error, Format, KeepHistory, OpenOptions, RecoveryEvent, Result, Store,
+};
 
 /// One write the workload makes.
 #[derive(Debug, Clone)]
@@ -427,14 +429,103 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
                     process, expected,
                     "{format:?} process crash at op {crash_at}"
                 );
-                let power = recover(&sim.power_loss_image(seed), &path, options, &[]);
+                let image = sim.power_loss_image(seed);
+                let power = recover(&image, &path, options, &[]);
                 assert_eq!(
                     power, expected,
                     "{format:?} power loss at op {crash_at} seed {seed}"
                 );
+                // A compaction cut short is recognised as one (by its
+                // intent, or by its new journal's temp file when the intent
+                // was lost), never taken for an edit by hand.
+                let reopened = open(&SimFs::from_image(&image), &path, options).unwrap();
+                assert!(
+                    !reopened.recovery().events.iter().any(|e| matches!(
+                        e,
+                        RecoveryEvent::JournalOrphaned { .. }
+                            | RecoveryEvent::HandEditAdopted { .. }
+                    )),
+                    "{format:?} power loss at op {crash_at} seed {seed}: {:?}",
+                    reopened.recovery()
+                );
             }
         }
     }
+}
+
+/// The new journal's temp file a compaction cut short leaves proves only
+/// what it names: beside a snapshot edited to something else, the journal
+/// is orphaned as an edit after a crash requires (its commits kept aside,
+/// not reset as stale), and the temp file is removed.
+#[test]
+fn a_new_journal_left_by_a_cut_compaction_proves_only_the_snapshot_it_names() {
+    let path = path(Format::Json);
+    let options = options(Durability::Sync, u64::MAX);
+    let sim = SimFs::new();
+    let store = open(&sim, &path, options).unwrap();
+    store.__set::<Counter>(7).unwrap();
+    let start = sim.trace().len();
+    // Crash right after the new journal's directory fsync, before the
+    // snapshot's rename: the new journal's temp file is on the disk.
+    let probe = SimFs::new();
+    let probe_store = open(&probe, &path, options).unwrap();
+    probe_store.__set::<Counter>(7).unwrap();
+    let probe_start = probe.trace().len();
+    probe_store.compact().unwrap();
+    let trace = probe.trace();
+    let fresh = position(
+        &trace,
+        probe_start,
+        OpKind::CreateNew,
+        ".state.json.journal.tmp-",
+    );
+    let fresh_dir_sync = position(&trace, fresh, OpKind::SyncDir, "/sim");
+    assert_eq!(start, probe_start, "the two runs take the same steps");
+    sim.crash_at(fresh_dir_sync as u64 + 2, 0);
+    assert!(store.compact().is_err());
+    drop(store);
+    let mut image = sim.process_crash_image();
+    let temp = |image: &BTreeMap<PathBuf, Vec<u8>>| {
+        image
+            .keys()
+            .filter(|p| p.to_string_lossy().contains(".state.json.journal.tmp-"))
+            .count()
+    };
+    assert_eq!(temp(&image), 1, "{:?}", image.keys());
+    // A person edits the snapshot, and the intent record is gone (a power
+    // cut): only the temp file could say a compaction finished, and it
+    // names another snapshot.
+    let edit = serde_json::to_vec(&Model {
+        counter: 99,
+        ..Model::default()
+    })
+    .unwrap();
+    image.insert(path.clone(), edit);
+    let journal = path.with_file_name("state.json.journal");
+    let bytes = image[&journal].clone();
+    let intent_at = bytes
+        .windows(2)
+        .rposition(|w| w == b"\n!")
+        .expect("an intent record")
+        + 1;
+    image.insert(journal, bytes[..intent_at].to_vec());
+    let sim = SimFs::from_image(&image);
+    let store = open(&sim, &path, options).unwrap();
+    assert_eq!(store.get().counter, 99, "the edit wins");
+    assert!(
+        store
+            .recovery()
+            .events
+            .iter()
+            .any(|e| matches!(e, RecoveryEvent::JournalOrphaned { commits: 1, .. })),
+        "{:?}",
+        store.recovery()
+    );
+    assert_eq!(
+        temp(&sim.process_crash_image()),
+        0,
+        "the temp file is removed"
+    );
 }
 
 fn position(trace: &[crate::testing::sim::Traced], from: usize, kind: OpKind, name: &str) -> usize {
@@ -472,19 +563,17 @@ fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
         store.compact().unwrap();
         let trace = sim.trace();
         let tmp_sync = position(&trace, start, OpKind::SyncAll, ".state.json.tmp-");
-        let intent = position(&trace, start, OpKind::SyncData, "state.json.journal");
+        let fresh = position(&trace, start, OpKind::CreateNew, ".state.json.journal.tmp-");
+        let fresh_sync = position(&trace, fresh, OpKind::SyncAll, ".state.json.journal.tmp-");
+        let fresh_dir_sync = position(&trace, fresh_sync, OpKind::SyncDir, "/sim");
         let rename = position(&trace, start, OpKind::Rename, "state.json");
         let dir_sync = position(&trace, rename, OpKind::SyncDir, "/sim");
-        let reset_tmp = position(
-            &trace,
-            dir_sync,
-            OpKind::CreateNew,
-            ".state.json.journal.tmp-",
-        );
-        let reset = position(&trace, reset_tmp, OpKind::Rename, "state.json.journal");
+        let reset = position(&trace, dir_sync, OpKind::Rename, "state.json.journal");
         let reset_dir_sync = position(&trace, reset, OpKind::SyncDir, "/sim");
-        assert!(tmp_sync < intent && intent < rename && rename < dir_sync);
-        assert!(dir_sync < reset_tmp && reset_tmp < reset && reset < reset_dir_sync);
+        // The new journal (the proof that the rename happened) is durable,
+        // directory entry included, before the rename.
+        assert!(tmp_sync < rename && fresh_sync < fresh_dir_sync && fresh_dir_sync < rename);
+        assert!(rename < dir_sync && dir_sync < reset && reset < reset_dir_sync);
         assert_eq!(
             trace[rename].path, path,
             "the temp file is renamed over the snapshot"
@@ -493,6 +582,14 @@ fn commits_and_compaction_issue_their_system_calls_in_the_required_order() {
         assert!(!trace[start..dir_sync]
             .iter()
             .any(|t| t.kind == OpKind::Rename && t.path.ends_with("state.json.journal")));
+        // The old journal, which the new snapshot holds, is not flushed.
+        assert!(
+            !trace[start..reset]
+                .iter()
+                .any(|t| t.kind == OpKind::SyncData && t.path.ends_with("state.json.journal")),
+            "{durability:?}: {:?}",
+            &trace[start..]
+        );
     }
 }
 

@@ -311,7 +311,6 @@ impl<T: Persisted> Store<T> {
         };
         remove_leftovers(&*vfs, path)?;
         let journal_file = journal_path(path);
-        remove_leftovers(&*vfs, &journal_file)?;
         let mut recovery = Recovery::default();
 
         // A long journal is read and verified on a second thread while this
@@ -381,6 +380,10 @@ impl<T: Persisted> Store<T> {
                 Backend::Snapshot(engine)
             }
         };
+        // Only now: a new journal's temp file left by a compaction cut
+        // short is what told the journal's open that the compaction
+        // reached its rename.
+        remove_leftovers(&*vfs, &journal_file)?;
         let store = Store::assemble(
             vfs,
             path,
@@ -1025,7 +1028,7 @@ impl<T: Persisted> Store<T> {
         match result {
             Ok(len) => {
                 writer.snapshot_len = len;
-                // The intent record's sync made every earlier record durable.
+                // The new snapshot, synced, holds every earlier record.
                 writer.pending.clear();
                 self.inner.group.all_synced();
                 let Backend::Journal(journal) = &writer.backend else {

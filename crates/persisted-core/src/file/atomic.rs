@@ -151,30 +151,36 @@ impl Drop for TempFile {
     }
 }
 
-/// Removes temp files a crashed write left beside `path`; only names this
-/// module makes are touched. Returns how many were removed.
-pub(crate) fn remove_leftovers(vfs: &dyn Vfs, path: &Path) -> Result<usize> {
+/// The temp files a crashed write left beside `path` (only names this
+/// module makes).
+pub(crate) fn leftovers(vfs: &dyn Vfs, path: &Path) -> Result<Vec<PathBuf>> {
     let dir = parent_dir(path);
     let prefix = temp_prefix(path);
     let names = match vfs.list_dir(&dir) {
         Ok(names) => names,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(crate::Error::io("list directory", &dir, e)),
     };
-    let mut removed = 0;
-    for name in names {
-        if name.to_string_lossy().starts_with(&prefix) {
-            let leftover = dir.join(name);
-            vfs.remove(&leftover)
-                .context("remove leftover temp file", &leftover)?;
-            log::warn!(
-                "removed `{}` left by an interrupted write",
-                leftover.display()
-            );
-            removed += 1;
-        }
+    Ok(names
+        .into_iter()
+        .filter(|name| name.to_string_lossy().starts_with(&prefix))
+        .map(|name| dir.join(name))
+        .collect())
+}
+
+/// Removes the temp files a crashed write left beside `path`; returns how
+/// many were removed.
+pub(crate) fn remove_leftovers(vfs: &dyn Vfs, path: &Path) -> Result<usize> {
+    let leftovers = leftovers(vfs, path)?;
+    for leftover in &leftovers {
+        vfs.remove(leftover)
+            .context("remove leftover temp file", leftover)?;
+        log::warn!(
+            "removed `{}` left by an interrupted write",
+            leftover.display()
+        );
     }
-    Ok(removed)
+    Ok(leftovers.len())
 }
 
 #[cfg(test)]

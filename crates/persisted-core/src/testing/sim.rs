@@ -10,7 +10,7 @@
 //!   tail may be lost, cut short, zeroed or garbage; a directory entry not
 //!   yet made durable by a directory fsync may show its old target.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -223,25 +223,44 @@ impl SimFs {
             .collect()
     }
 
-    /// The files a power cut right now may leave, chosen by `seed`.
+    /// The files a power cut right now may leave, chosen by `seed`. Each
+    /// name changed since its directory's last fsync shows its new target
+    /// or its old one, independently of the others; but a rename is
+    /// atomic, as journaling file systems make it: the file shows at its
+    /// old name exactly when its new name kept its old target.
     pub(crate) fn power_loss_image(&self, seed: u64) -> BTreeMap<PathBuf, Vec<u8>> {
         let st = self.lock();
         let mut rng = Rng::new(seed);
-        let paths: BTreeSet<&PathBuf> = st.names.keys().chain(st.durable.keys()).collect();
-        let mut image = BTreeMap::new();
-        for path in paths {
-            let now = st.names.get(path);
-            let sure = st.durable.get(path);
-            let inode = if now == sure || rng.chance(2) {
-                now
+        let mut chosen: BTreeMap<&PathBuf, usize> = BTreeMap::new();
+        for (path, &now) in &st.names {
+            let sure = st.durable.get(path).copied();
+            let inode = if Some(now) == sure || rng.chance(2) {
+                Some(now)
             } else {
                 sure
             };
-            let Some(&inode) = inode else { continue };
-            let inode = &st.inodes[inode];
-            image.insert(path.clone(), survivor(inode, &mut rng));
+            if let Some(inode) = inode {
+                chosen.insert(path, inode);
+            }
         }
-        image
+        // Names gone since the last directory fsync: removed, or renamed.
+        for (path, &sure) in &st.durable {
+            if st.names.contains_key(path) {
+                continue;
+            }
+            let renamed = st.names.values().any(|&inode| inode == sure);
+            let shows = match renamed {
+                true => !chosen.values().any(|&inode| inode == sure),
+                false => rng.chance(2),
+            };
+            if shows {
+                chosen.insert(path, sure);
+            }
+        }
+        chosen
+            .into_iter()
+            .map(|(path, inode)| (path.clone(), survivor(&st.inodes[inode], &mut rng)))
+            .collect()
     }
 }
 

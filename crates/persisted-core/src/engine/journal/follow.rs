@@ -25,11 +25,11 @@ use parking_lot::RwLock;
 use super::frame::{
     decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind, VERSION,
 };
-use super::recovery::{damage_error, scan_from, superseded};
+use super::recovery::{damage_error, pairing, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{parent_dir, side_file, sync_dir};
+use crate::file::atomic::{parent_dir, remove_leftovers, side_file, sync_dir};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
@@ -333,12 +333,13 @@ impl Journal {
                 .then(|| decode_intent(format, &bytes[f.payload_at..f.end]))
                 .flatten()
         };
-        let replay = if header.base == fp {
-            true
-        } else if frames.iter().any(|f| intent_of(f) == Some(fp)) {
-            false
-        } else {
-            return Ok(None);
+        let intents = frames.iter().map(intent_of);
+        // Whether it holds more does not matter: a follower never settles
+        // a mismatch, the next writer does.
+        let replay = match pairing(&*self.vfs, &self.path, fp, header.base, intents, false)? {
+            Pairing::Applies => true,
+            Pairing::Stale => false,
+            Pairing::Edited | Pairing::Orphaned => return Ok(None),
         };
         let (mut state, extras) = self
             .codec
@@ -385,6 +386,8 @@ impl Journal {
                 self.path.display()
             );
             self.restart(fp, snapshot.id)?;
+            // The dead compactor's new journal, if it got as far.
+            remove_leftovers(&*self.vfs, &self.path)?;
             // The state already is the snapshot's: every record before the
             // intent was applied.
             *view.snapshot_len = snapshot.bytes.len() as u64;
@@ -396,6 +399,7 @@ impl Journal {
                 self.path.display()
             );
             self.sealed = None;
+            remove_leftovers(&*self.vfs, &self.path)?;
             return Ok(false);
         }
         // Neither: edited by hand, which the caller checks next.

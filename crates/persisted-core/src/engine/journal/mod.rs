@@ -15,14 +15,14 @@ pub(crate) use history::History;
 pub(crate) use recovery::{open, prepare};
 
 use self::frame::{
-    encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta, MAX_FIELDS, MAX_RECORD,
-    VERSION,
+    decode_header, encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta,
+    MAX_FIELDS, MAX_RECORD, VERSION,
 };
 use super::Failure;
 use crate::change::{Changes, Payload};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{sibling, write_atomic, TempFile};
+use crate::file::atomic::{leftovers, parent_dir, sibling, sync_dir, TempFile};
 use crate::file::vfs::{FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::history::KeepHistory;
@@ -77,28 +77,34 @@ impl Journal {
         base: u64,
         seq: u64,
     ) -> Result<Journal> {
+        let fresh = Fresh::write(vfs, snapshot_path, codec, base, seq)?;
+        Journal::install(vfs, fresh, snapshot_path, codec, durability)
+    }
+
+    /// Renames `fresh` over the journal, durably, and opens it for
+    /// appending.
+    fn install(
+        vfs: &Arc<dyn Vfs>,
+        fresh: Fresh,
+        snapshot_path: &Path,
+        codec: Codec,
+        durability: Durability,
+    ) -> Result<Journal> {
         let path = journal_path(snapshot_path);
-        let header = encode_header(Header {
-            format: codec.format(),
-            version: VERSION,
-            base,
-            seq,
-        });
-        write_atomic(vfs, &path, &header, true)?;
+        fresh.temp.rename_over(&path, true)?;
         let file = vfs
             .open_append(&path)
             .context("open for appending", &path)?;
-        let len = header.len();
         Ok(Journal::resume(
             vfs,
             file,
             snapshot_path,
             codec,
             durability,
-            len,
-            len,
-            seq,
-            base,
+            fresh.len,
+            fresh.len,
+            fresh.seq,
+            fresh.base,
             VERSION,
         ))
     }
@@ -273,12 +279,23 @@ impl Journal {
 
     /// Folds the journal into the snapshot `bytes` (the state after its
     /// last record); returns their length. Always fully synced.
+    ///
+    /// The intent record tells the processes reading this journal that the
+    /// files are being replaced (and a process crash leaves it for the next
+    /// writer). Without history it is not synced: after a power cut, the
+    /// proof that the compaction reached its rename is the new journal's
+    /// temp file, synced with its directory entry before the rename and
+    /// naming the new snapshot. So the records in this journal, which the
+    /// new snapshot holds, are not flushed only to be deleted. With history
+    /// it is synced, and every record with it, before the history files
+    /// (synced) get copies of them: the history never holds a commit that a
+    /// power cut took from the journal.
     fn compact_to(&mut self, bytes: &[u8]) -> Result<u64, Failure> {
         let new_base = fingerprint(bytes);
         let temp = TempFile::write(&self.vfs, &self.snapshot_path, bytes, true)
             .map_err(Failure::classify)?;
         self.payload = encode_intent(self.codec.format(), new_base);
-        self.append(Kind::Intent, true)?;
+        self.append(Kind::Intent, self.history != KeepHistory::None)?;
         if self.history != KeepHistory::None {
             // Before the rename: a failure here leaves the old snapshot and
             // this journal in place, the intent void (commits go on after
@@ -294,18 +311,27 @@ impl Journal {
             })
             .map_err(Failure::clean)?;
         }
-        // Until the journal is reset, a stale journal beside the new snapshot
-        // is recognised by the intent; any failure from here on poisons, as
-        // commits appended after the intent would be dropped as stale.
-        temp.rename_over(&self.snapshot_path, true)
-            .map_err(Failure::poison)?;
-        let mut fresh = Journal::create(
+        let fresh = Fresh::write(
             &self.vfs,
             &self.snapshot_path,
             self.codec,
-            self.durability,
             new_base,
             self.seq,
+        )
+        .map_err(Failure::classify)?;
+        sync_dir(&*self.vfs, &parent_dir(&self.path)).map_err(Failure::classify)?;
+        // From the rename on, a stale journal beside the new snapshot is
+        // recognised by the intent or the new journal's temp file; any
+        // failure poisons, as commits appended after the intent would be
+        // dropped as stale.
+        temp.rename_over(&self.snapshot_path, true)
+            .map_err(Failure::poison)?;
+        let mut fresh = Journal::install(
+            &self.vfs,
+            fresh,
+            &self.snapshot_path,
+            self.codec,
+            self.durability,
         )
         .map_err(Failure::poison)?;
         fresh.snapshot_id = self
@@ -317,6 +343,57 @@ impl Journal {
         *self = fresh;
         Ok(bytes.len() as u64)
     }
+}
+
+/// A journal holding only its header, written to a temp file beside the
+/// journal and fsynced, not yet renamed into place.
+struct Fresh {
+    temp: TempFile,
+    len: usize,
+    base: u64,
+    seq: u64,
+}
+
+impl Fresh {
+    fn write(
+        vfs: &Arc<dyn Vfs>,
+        snapshot_path: &Path,
+        codec: Codec,
+        base: u64,
+        seq: u64,
+    ) -> Result<Fresh> {
+        let header = encode_header(Header {
+            format: codec.format(),
+            version: VERSION,
+            base,
+            seq,
+        });
+        let temp = TempFile::write(vfs, &journal_path(snapshot_path), &header, true)?;
+        Ok(Fresh {
+            temp,
+            len: header.len(),
+            base,
+            seq,
+        })
+    }
+}
+
+/// Whether a journal temp file a compaction left beside `journal` (see
+/// [`Journal::compact_to`]) names the snapshot of fingerprint
+/// `snapshot_fp`: that compaction reached its rename, so the journal is
+/// stale even without its intent record (lost in a power cut).
+pub(crate) fn compaction_reached_rename(
+    vfs: &dyn Vfs,
+    journal: &Path,
+    snapshot_fp: u64,
+) -> Result<bool> {
+    for temp in leftovers(vfs, journal)? {
+        let bytes = vfs.read(&temp).context("read", &temp)?.unwrap_or_default();
+        if decode_header(&bytes).is_some_and(|(header, _)| header.base == snapshot_fp) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The wall clock in milliseconds since the Unix epoch (0 if the clock is

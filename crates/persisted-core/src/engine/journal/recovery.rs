@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::frame::{
     decode_frame, decode_header, decode_intent, is_cut_header, Frame, Header, Kind, Layout,
 };
-use super::{journal_path, Journal};
+use super::{compaction_reached_rename, journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, side_file, sync_dir};
 use crate::file::vfs::Vfs;
@@ -206,7 +206,7 @@ pub(crate) fn open<T: Persisted>(
         .filter(|f| f.kind == Kind::Intent)
         .map(|f| decode_intent(codec.format(), &bytes[f.payload_at..f.end]));
     let holds_more = commits > 0 || scan.valid_end < bytes.len();
-    let pairing = pairing(snapshot_fp, header.base, intents, holds_more);
+    let pairing = pairing(&**vfs, &path, snapshot_fp, header.base, intents, holds_more)?;
     if pairing == Pairing::Applies {
         for (frame, skip) in scan.frames.iter().zip(skip) {
             if frame.kind == Kind::Commit {
@@ -288,24 +288,31 @@ pub enum Pairing {
     Orphaned,
 }
 
-/// Pairs a journal with the snapshot of fingerprint `snapshot_fp`: `base`
-/// is its header's, `intents` the fingerprints its intent records name,
-/// `holds_more` whether it holds commits (or bytes past its records).
+/// Pairs the journal at `journal` with the snapshot of fingerprint
+/// `snapshot_fp`: `base` is its header's, `intents` the fingerprints its
+/// intent records name, `holds_more` whether it holds commits (or bytes
+/// past its records). A compaction's intent record is not synced, so when
+/// none names the snapshot, a new journal's temp file that does (synced
+/// before the compaction's rename) proves the journal stale.
 pub(crate) fn pairing(
+    vfs: &dyn Vfs,
+    journal: &Path,
     snapshot_fp: u64,
     base: u64,
     mut intents: impl Iterator<Item = Option<u64>>,
     holds_more: bool,
-) -> Pairing {
-    if base == snapshot_fp {
+) -> Result<Pairing> {
+    Ok(if base == snapshot_fp {
         Pairing::Applies
-    } else if intents.any(|fp| fp == Some(snapshot_fp)) {
+    } else if intents.any(|fp| fp == Some(snapshot_fp))
+        || compaction_reached_rename(vfs, journal, snapshot_fp)?
+    {
         Pairing::Stale
     } else if holds_more {
         Pairing::Orphaned
     } else {
         Pairing::Edited
-    }
+    })
 }
 
 pub(super) fn replay<T: Persisted>(

@@ -110,22 +110,33 @@ pub fn read_records(bytes: &[u8]) -> Records {
     }
 }
 
-/// How the journal whose `bytes` hold `records` relates to `snapshot`, by
-/// the rule open follows; `None` when its header does not verify.
-pub fn pairing(snapshot: &[u8], records: &Records, bytes: &[u8]) -> Option<Pairing> {
-    let header = records.header?;
+/// How the journal whose `bytes` hold `records` relates to `snapshot` (the
+/// bytes of the file at `snapshot_path`), by the rule open follows; `None`
+/// when its header does not verify.
+pub fn pairing(
+    snapshot_path: &Path,
+    snapshot: &[u8],
+    records: &Records,
+    bytes: &[u8],
+) -> Result<Option<Pairing>> {
+    let Some(header) = records.header else {
+        return Ok(None);
+    };
     let intents = records
         .records
         .iter()
         .filter(|r| r.intent)
         .map(|r| decode_intent(header.format, &bytes[r.payload_at..r.end]));
     let holds_more = records.records.iter().any(|r| !r.intent) || records.valid_end < bytes.len();
-    Some(recovery::pairing(
+    recovery::pairing(
+        &*RealFs::shared(),
+        &journal_path(snapshot_path),
         fingerprint(snapshot),
         header.base,
         intents,
         holds_more,
-    ))
+    )
+    .map(Some)
 }
 
 /// The fingerprint of snapshot bytes, as journal headers name it.
