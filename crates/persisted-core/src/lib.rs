@@ -21,6 +21,7 @@ mod change;
 mod changeset;
 mod checksum;
 mod collection;
+mod digits;
 mod engine;
 mod error;
 mod file;

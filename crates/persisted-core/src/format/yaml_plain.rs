@@ -6,11 +6,11 @@
 //! a list or map — makes it decline, and serde_yaml writes the payload.
 
 use std::fmt;
-use std::io::Write;
 
 use serde::ser::{Impossible, Serialize, Serializer};
 
 use crate::change::Payload;
+use crate::digits::{push_i64, push_u64};
 
 /// Writes `payload` as plain `key: value` lines; `false` (and `out` as it
 /// was) when some key or value is not a plain scalar.
@@ -26,8 +26,10 @@ pub(super) fn write_payload(payload: &Payload<'_>, out: &mut Vec<u8>) -> bool {
             ok = false;
             return;
         }
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{op} {name}: ");
+        out.extend_from_slice(op.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
         ok = value.serialize(Plain { out: &mut *out }).is_ok();
         out.push(b'\n');
     });
@@ -56,7 +58,7 @@ fn is_plain(s: &str) -> bool {
     }
     // YAML 1.1 readers take these for booleans or null.
     const WORDS: [&str; 9] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
-    !WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
+    s.len() > 5 || !WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
 #[derive(Debug)]
@@ -81,9 +83,9 @@ struct Plain<'a> {
 }
 
 macro_rules! integer {
-    ($($method:ident: $ty:ty),*) => {$(
+    ($($method:ident: $ty:ty => $push:ident as $wide:ty),*) => {$(
         fn $method(self, v: $ty) -> Result<(), NotPlain> {
-            let _ = write!(self.out, "{v}");
+            $push(self.out, <$wide>::from(v));
             Ok(())
         }
     )*};
@@ -100,8 +102,10 @@ impl Serializer for Plain<'_> {
     type SerializeStruct = Impossible<(), NotPlain>;
     type SerializeStructVariant = Impossible<(), NotPlain>;
 
-    integer!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
-             serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
+    integer!(serialize_i8: i8 => push_i64 as i64, serialize_i16: i16 => push_i64 as i64,
+             serialize_i32: i32 => push_i64 as i64, serialize_i64: i64 => push_i64 as i64,
+             serialize_u8: u8 => push_u64 as u64, serialize_u16: u16 => push_u64 as u64,
+             serialize_u32: u32 => push_u64 as u64, serialize_u64: u64 => push_u64 as u64);
 
     fn serialize_bool(self, v: bool) -> Result<(), NotPlain> {
         self.out
@@ -256,6 +260,10 @@ mod tests {
         let values: Vec<Box<dyn erased_serde::Serialize>> = vec![
             Box::new(42u64),
             Box::new(-7i32),
+            Box::new(i64::MIN),
+            Box::new(u64::MAX),
+            Box::new(0u8),
+            Box::new(-128i8),
             Box::new(true),
             Box::new(()),
             Box::new(None::<u8>),
@@ -264,6 +272,8 @@ mod tests {
             Box::new("a/b.c_d"),
             Box::new("yes"),
             Box::new("No"),
+            Box::new("FALSE"),
+            Box::new("falsey"),
             Box::new("12"),
             Box::new("1e3"),
             Box::new(".inf"),
@@ -287,6 +297,9 @@ mod tests {
                 taken += 1;
             }
         }
-        assert_eq!(taken, 8, "ints, bool, null, none and three plain strings");
+        assert_eq!(
+            taken, 13,
+            "six ints, bool, null, none and four plain strings"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! layout is specified in the parent module's documentation).
 
 use crate::checksum::checksum;
+use crate::digits::{push_hex8, push_u64};
 use crate::options::Format;
 
 /// What a record is.
@@ -285,43 +286,20 @@ pub(crate) fn encode_frame(
         // digit by digit (every commit writes one).
         out.extend_from_slice(text_prefix(layout.format));
         out.push(kind.tag());
-        push_decimal(out, seq);
+        push_u64(out, seq);
         out.push(b' ');
-        push_decimal(out, payload.len() as u64);
+        push_u64(out, payload.len() as u64);
         out.push(b' ');
         push_hex8(out, crc);
         if let Some(meta) = meta {
             out.push(b' ');
-            push_decimal(out, meta.time_ms);
+            push_u64(out, meta.time_ms);
             out.push(b' ');
             out.extend_from_slice(meta.fields);
         }
         out.push(b'\n');
     }
     out.extend_from_slice(payload);
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// Appends `n` as 8 lowercase hex digits.
-fn push_hex8(out: &mut Vec<u8>, n: u32) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..8).rev() {
-        out.push(DIGITS[(n >> (shift * 4)) as usize & 0xf]);
-    }
 }
 
 /// Decodes and verifies the record starting at `at`; `None` when the bytes
@@ -532,20 +510,6 @@ mod tests {
     use super::*;
 
     const FORMATS: [Format; 4] = [Format::Json, Format::Yaml, Format::Toml, Format::Bincode];
-
-    #[test]
-    fn frame_numbers_are_written_as_format_would() {
-        for n in [0, 1, 9, 10, 99, 100, 1 << 32, 1_795_967_255_638, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
-        for n in [0, 1, 0xf, 0x10, 0xdead_beef, 0x0123_4567, u32::MAX] {
-            let mut out = Vec::new();
-            push_hex8(&mut out, n);
-            assert_eq!(out, format!("{n:08x}").as_bytes());
-        }
-    }
 
     /// Every format in both versions.
     fn layouts() -> impl Iterator<Item = Layout> {
