@@ -142,6 +142,13 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// Leaves the temp file where it is, for the next open to judge.
+    pub(crate) fn keep(mut self) {
+        self.renamed = true;
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.renamed {

@@ -324,8 +324,12 @@ impl Journal {
         // recognised by the intent or the new journal's temp file; any
         // failure poisons, as commits appended after the intent would be
         // dropped as stale.
-        temp.rename_over(&self.snapshot_path, true)
-            .map_err(Failure::poison)?;
+        if let Err(e) = temp.rename_over(&self.snapshot_path, true) {
+            // The rename may have happened: the new journal stays as its
+            // proof (the next open removes it either way).
+            fresh.temp.keep();
+            return Err(Failure::poison(e));
+        }
         let mut fresh = Journal::install(
             &self.vfs,
             fresh,
