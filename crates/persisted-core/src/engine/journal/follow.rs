@@ -22,9 +22,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use super::frame::{
-    decode_frame, decode_header, decode_intent, encode_intent, Frame, Kind, VERSION,
-};
+use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
 use super::recovery::{damage_error, pairing, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
 use crate::checksum::fingerprint;
@@ -184,10 +182,7 @@ impl Journal {
             }
         }
         if let Some(last) = frames.last() {
-            self.sealed = match last.kind {
-                Kind::Intent => decode_intent(format, &bytes[last.payload_at..last.end]),
-                Kind::Commit => None,
-            };
+            self.sealed = last.intent(format, &bytes);
         }
         self.len += at as u64;
         self.seq = seq;
@@ -328,11 +323,7 @@ impl Journal {
             frames.push(frame);
         }
         let fp = fingerprint(&snapshot.bytes);
-        let intent_of = |f: &Frame| {
-            (f.kind == Kind::Intent)
-                .then(|| decode_intent(format, &bytes[f.payload_at..f.end]))
-                .flatten()
-        };
+        let intent_of = |f: &Frame| f.intent(format, &bytes);
         let intents = frames.iter().map(intent_of);
         // Whether it holds more does not matter: a follower never settles
         // a mismatch, the next writer does.

@@ -98,6 +98,17 @@ pub(crate) struct Frame {
     pub(crate) end: usize,
 }
 
+impl Frame {
+    /// The fingerprint this frame's intent record names (in `bytes`, the
+    /// buffer it was decoded from); `None` for a commit.
+    pub(crate) fn intent(&self, format: Format, bytes: &[u8]) -> Option<u64> {
+        match self.kind {
+            Kind::Intent => decode_intent(format, &bytes[self.payload_at..self.end]),
+            Kind::Commit => None,
+        }
+    }
+}
+
 const BINARY_MAGIC: &[u8; 4] = b"PSTJ";
 const BINARY_HEADER: usize = 4 + 1 + 1 + 8 + 8 + 4;
 const BINARY_FRAME: usize = 1 + 8 + 4 + 4;

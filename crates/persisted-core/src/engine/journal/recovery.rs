@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::frame::{
-    decode_frame, decode_header, decode_intent, is_cut_header, Frame, Header, Kind, Layout,
-};
+use super::frame::{decode_frame, decode_header, is_cut_header, Frame, Header, Kind, Layout};
 use super::{compaction_reached_rename, journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, side_file, sync_dir};
@@ -200,11 +198,7 @@ pub(crate) fn open<T: Persisted>(
         .filter(|f| f.kind == Kind::Commit)
         .count();
 
-    let intents = scan
-        .frames
-        .iter()
-        .filter(|f| f.kind == Kind::Intent)
-        .map(|f| decode_intent(codec.format(), &bytes[f.payload_at..f.end]));
+    let intents = scan.frames.iter().map(|f| f.intent(codec.format(), &bytes));
     let holds_more = commits > 0 || scan.valid_end < bytes.len();
     let pairing = pairing(&**vfs, &path, snapshot_fp, header.base, intents, holds_more)?;
     if pairing == Pairing::Applies {
