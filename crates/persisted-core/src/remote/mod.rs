@@ -991,14 +991,21 @@ impl RedisBackend {
         call
     }
 
+    /// The release script's call: give this handle's lease up and wake a
+    /// waiter.
+    fn release_call(&self) -> redis::Cmd {
+        let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
+        call.arg(&self.token);
+        call
+    }
+
     /// Gives the lease up (a failure is left to its TTL).
     pub(crate) fn release(&mut self) {
         if !std::mem::take(&mut self.leased) {
             return;
         }
         self.kept_until = None;
-        let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
-        call.arg(&self.token);
+        let call = self.release_call();
         let released: Result<Value> = self.with_retry("release the lease of", |conn, scripts| {
             run_script(conn, &scripts[3], &call)
         });
@@ -1097,8 +1104,7 @@ impl Drop for RedisBackend {
         if self.conn.is_none() {
             return;
         }
-        let mut call = evalsha(&scripts()[3], &[&self.keys.lease, &self.keys.wake]);
-        call.arg(&self.token);
+        let call = self.release_call();
         let released = self
             .connection()
             .and_then(|conn| run_script(conn, &scripts()[3], &call));
