@@ -167,15 +167,22 @@ fn two_handles_and_threads_lose_no_update() {
     assert_eq!(unique.len(), 400);
 }
 
+/// Two handles on `key` (10 s lock timeout), the first keeping the lease
+/// after its update.
+fn kept_lease(server: &RedisServer, key: &str) -> (Store<Board>, Store<Board>) {
+    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
+    let a = options().open_redis(&server.url(), key).unwrap();
+    let b = options().open_redis(&server.url(), key).unwrap();
+    a.update(|s| s.counter += 1).unwrap();
+    (a, b)
+}
+
 #[test]
 fn a_handle_keeps_the_lease_between_updates_and_gives_it_way() {
     let Some(server) = RedisServer::start(Aof::Everysec) else {
         return;
     };
-    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
-    let a = options().open_redis(&server.url(), "kept").unwrap();
-    let b = options().open_redis(&server.url(), "kept").unwrap();
-    a.update(|s| s.counter += 1).unwrap();
+    let (a, b) = kept_lease(&server, "kept");
     // Kept after the commit: its next update need not wait to take it.
     assert_ne!(server.cli(&["GET", "{kept}:lease"]), "");
     // Another handle's update while `a` is idle waits only for the kept
@@ -219,16 +226,13 @@ fn a_slow_closure_after_a_kept_lease_still_holds_it_whole() {
     let Some(server) = RedisServer::start(Aof::Everysec) else {
         return;
     };
-    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
-    let a = options().open_redis(&server.url(), "slow").unwrap();
-    let b = options().open_redis(&server.url(), "slow").unwrap();
-    a.update(|s| s.counter += 1).unwrap();
+    let (a, b) = kept_lease(&server, "slow");
     // `a`'s next closure runs on the kept lease for longer than the kept
     // lease lives; the lease was renewed for the whole lock timeout as it
     // began, so `b` waits for it instead of committing in between.
     let started = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
+        let slow = scope.spawn(|| {
             a.update(|s| {
                 started.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(400));
@@ -236,9 +240,12 @@ fn a_slow_closure_after_a_kept_lease_still_holds_it_whole() {
             })
             .unwrap();
         });
-        while !started.load(Ordering::SeqCst) {
+        // Should `a`'s update fail before its closure runs, the scope's
+        // join reports that thread's panic instead of this loop waiting on.
+        while !started.load(Ordering::SeqCst) && !slow.is_finished() {
             std::thread::yield_now();
         }
+        assert!(started.load(Ordering::SeqCst), "`a`'s closure never ran");
         b.set_counter(100).unwrap();
     });
     // `b`'s set came after `a`'s update, whole.
