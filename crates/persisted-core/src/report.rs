@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::format::Extras;
+
 /// What opening a store did besides reading it: from
 /// [`Store::recovery`](crate::Store::recovery).
 ///
@@ -133,20 +135,54 @@ pub enum RecoveryEvent {
         /// The snapshot.
         path: PathBuf,
     },
-    /// The snapshot was edited after a crash that left commits in the
-    /// journal: the edit wins, and the journal, which no longer applies,
-    /// was moved to `kept_at` (never replayed, never deleted).
+    /// The snapshot was edited after commits were written to the journal
+    /// (a crash, or a save while the program ran): the edit wins over the
+    /// commits made before the save, those made after it are applied on
+    /// top of it, and the journal was copied or moved to `kept_at` (never
+    /// deleted).
     JournalOrphaned {
         /// The snapshot.
         path: PathBuf,
         /// The commits the journal held.
         commits: u64,
+        /// How many of them were made after the edit was saved (by the
+        /// file's modification time) and so were applied on top of it.
+        kept_on_top: u64,
         /// Where the journal now is.
         kept_at: PathBuf,
+    },
+    /// The snapshot holds keys the struct does not know (a typo, or a field
+    /// of a newer version of the program): they are kept where they are
+    /// through every later save, and named here so a typo can be found.
+    UnknownKeys {
+        /// The snapshot.
+        path: PathBuf,
+        /// Each key's path in the document: `server.tls_certt`,
+        /// `servers[1].hots`.
+        keys: Vec<String>,
     },
 }
 
 impl RecoveryEvent {
+    /// The report of the unknown keys kept from the snapshot at `path`, if
+    /// it has any.
+    pub(crate) fn unknown_keys(path: &std::path::Path, extras: &Extras) -> Option<RecoveryEvent> {
+        let keys = extras.paths();
+        (!keys.is_empty()).then(|| RecoveryEvent::UnknownKeys {
+            path: path.to_path_buf(),
+            keys,
+        })
+    }
+
+    /// Logs the unknown keys of a snapshot adopted while the store is open
+    /// (a person's edit, another process's compaction): open reports them
+    /// in [`Recovery`] too.
+    pub(crate) fn warn_unknown_keys(path: &std::path::Path, extras: &Extras) {
+        if let Some(event) = RecoveryEvent::unknown_keys(path, extras) {
+            log::warn!("{event}");
+        }
+    }
+
     /// True for what a person may want to look at (data was cut or set
     /// aside); false for what is routine after a crash or an edit.
     pub fn is_warning(&self) -> bool {
@@ -157,6 +193,7 @@ impl RecoveryEvent {
                 | RecoveryEvent::HeaderCut { .. }
                 | RecoveryEvent::DamageSetAside { .. }
                 | RecoveryEvent::JournalOrphaned { .. }
+                | RecoveryEvent::UnknownKeys { .. }
         )
     }
 }
@@ -222,13 +259,35 @@ impl fmt::Display for RecoveryEvent {
             RecoveryEvent::JournalOrphaned {
                 path,
                 commits,
+                kept_on_top: 0,
                 kept_at,
             } => write!(
                 f,
-                "`{}` was edited after a crash, so its journal of {commits} commit(s) no longer \
-                 applies; the snapshot as edited wins and the journal is kept as `{}`",
+                "`{}` was edited after its journal was written, so its journal of {commits} \
+                 commit(s) no longer applies; the snapshot as edited wins and the journal is \
+                 kept as `{}`",
                 path.display(),
                 kept_at.display()
+            ),
+            RecoveryEvent::JournalOrphaned {
+                path,
+                commits,
+                kept_on_top,
+                kept_at,
+            } => write!(
+                f,
+                "`{}` was edited while its journal held {commits} commit(s): the edit wins over \
+                 the commits made before it was saved, the {kept_on_top} made after it are \
+                 applied on top of it, and the journal is kept as `{}`",
+                path.display(),
+                kept_at.display()
+            ),
+            RecoveryEvent::UnknownKeys { path, keys } => write!(
+                f,
+                "`{}` has key(s) the struct does not know, kept as they are: {} (a typo? a \
+                 field of a newer version?)",
+                path.display(),
+                keys.join(", ")
             ),
         }
     }

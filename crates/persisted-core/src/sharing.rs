@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::change::Payload;
 use crate::engine::journal::group::GroupSync;
+use crate::engine::Failure;
 use crate::engine::journal::{journal_path, Journal, View};
 use crate::error::{Error, IoContext, Result};
 use crate::file::lock::{LockFile, WriterLock};
@@ -166,6 +168,25 @@ pub(crate) fn catch_up<T: Persisted>(
             }
         }
     }
+    // A batch not yet committed is kept on top of what the snapshot engine
+    // reloads (another process's commit, a person's edit): its changes are
+    // encoded now and applied again to the new state.
+    let rebase = match (&writer.backend, writer.batch.is_empty()) {
+        (Backend::Snapshot(_), false) => {
+            let mut payload = Vec::new();
+            writer.codec().encode_payload(
+                path,
+                &Payload {
+                    fields: T::__FIELDS,
+                    changes: &writer.batch.changes(&*state.read()),
+                },
+                &mut payload,
+            )?;
+            Some(payload)
+        }
+        _ => None,
+    };
+    let codec = writer.codec();
     let Writer {
         backend,
         extras,
@@ -181,10 +202,24 @@ pub(crate) fn catch_up<T: Persisted>(
     };
     let result = match backend {
         Backend::Journal(journal) => journal.catch_up(&mut view, locked),
-        Backend::Snapshot(engine) => engine.catch_up(&mut view),
+        Backend::Snapshot(engine) => engine.catch_up(&mut view).map_err(Failure::from),
         #[cfg(feature = "redis")]
-        Backend::Redis(remote) => remote.catch_up(&mut view),
+        Backend::Redis(remote) => remote.catch_up(&mut view).map_err(Failure::from),
     };
+    let result = result.map_err(|failure| writer.fail(failure));
+    if let (Ok(true), Some(payload)) = (&result, rebase) {
+        codec
+            .replay_payload(&payload, &mut *state.write())
+            .map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "the changes not yet committed do not apply to the file as it now is: {}",
+                    e.message
+                ),
+            })?;
+    }
     if let Err(Error::Parse { path: failed, .. }) = &result {
         if *failed == journal_path(path) && !writer.poisoned {
             writer.poisoned = true;

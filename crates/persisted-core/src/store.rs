@@ -101,7 +101,7 @@ pub(crate) struct Writer<T> {
     codec: Codec,
     pub(crate) extras: Extras,
     /// Changes since the last commit (`Mode::Batch`).
-    batch: ChangeSet,
+    pub(crate) batch: ChangeSet,
     pub(crate) poisoned: bool,
     /// The last catch-up before a read failed (logged once).
     catch_up_failed: bool,
@@ -160,7 +160,7 @@ impl<T> Writer<T> {
     }
 
     /// Latches the poison flag when a failure leaves disk and memory unsure.
-    fn fail(&mut self, failure: Failure) -> Error {
+    pub(crate) fn fail(&mut self, failure: Failure) -> Error {
         if failure.poison && !self.poisoned {
             self.poisoned = true;
             log::error!("store poisoned until reopened: {}", failure.error);
@@ -331,6 +331,9 @@ impl<T: Persisted> Store<T> {
             (snapshot, prepared)
         });
         let (mut state, extras, base, snapshot_len) = snapshot?;
+        if let Some(event) = RecoveryEvent::unknown_keys(path, &extras) {
+            recovery.push(event);
+        }
 
         let durability = options.durability;
         let mut open_journal = |state: &mut T, recovery: &mut Recovery| {
@@ -340,7 +343,7 @@ impl<T: Persisted> Store<T> {
                 None => journal::prepare(&*vfs, path)?,
             };
             journal::open(
-                &vfs, path, codec, durability, state, base, recover, recovery, prepared,
+                &vfs, path, codec, durability, state, &extras, base, recover, recovery, prepared,
             )
         };
         let backend = match options.engine {
@@ -1019,16 +1022,56 @@ impl<T: Persisted> Store<T> {
             snapshot_len,
             recover: false,
         };
-        let adopted = journal.adopt_edit_if_any(&mut view)?;
-        let result = match adopted {
-            true => Ok(*snapshot_len),
-            false if !journal.has_records() => return Ok(()),
-            false => journal.compact(&*self.inner.state.read(), extras),
+        let result = match journal.adopt_edit_if_any(&mut view) {
+            Ok(true) => Ok(None),
+            Ok(false) if !journal.has_records() => return Ok(()),
+            Ok(false) => journal.compact(&*self.inner.state.read(), extras).map(Some),
+            Err(failure) => Err(failure),
         };
+        self.files_replaced(writer, result)
+    }
+
+    /// An exclusive journal store's look for a hand edit before a commit
+    /// (every `CHECK_EVERY`): an edit is adopted now, before this commit
+    /// is appended, instead of at the next compaction.
+    fn adopt_edit(&self, writer: &mut Writer<T>) -> Result<()> {
+        let Writer {
+            backend: Backend::Journal(journal),
+            extras,
+            snapshot_len,
+            ..
+        } = writer
+        else {
+            return Ok(());
+        };
+        let mut view = View {
+            state: &self.inner.state,
+            extras,
+            snapshot_len,
+            recover: false,
+        };
+        match journal.adopt_edit_if_any(&mut view) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.files_replaced(writer, Ok(None)),
+            Err(failure) => self.files_replaced(writer, Err(failure)),
+        }
+    }
+
+    /// After a compaction or an adopted edit replaced the journal (`Ok`,
+    /// with the new snapshot's size when a compaction wrote it): every
+    /// earlier commit is durable in the new files (or in the journal kept
+    /// aside), and group commit syncs the new journal. On failure, latches
+    /// the poison flag if disk and memory may disagree.
+    fn files_replaced(
+        &self,
+        writer: &mut Writer<T>,
+        result: std::result::Result<Option<u64>, Failure>,
+    ) -> Result<()> {
         match result {
             Ok(len) => {
-                writer.snapshot_len = len;
-                // The new snapshot, synced, holds every earlier record.
+                if let Some(len) = len {
+                    writer.snapshot_len = len;
+                }
                 writer.pending.clear();
                 self.inner.group.all_synced();
                 let Backend::Journal(journal) = &writer.backend else {
@@ -1138,7 +1181,18 @@ impl<T: Persisted> Store<T> {
                 writer.lock_file(&self.inner.path)?;
                 true
             }
-            Sharing::Exclusive { .. } => matches!(writer.backend, Backend::Snapshot(_)),
+            Sharing::Exclusive { .. } => match &writer.backend {
+                Backend::Snapshot(_) => true,
+                // Not with a batch pending: adopting compacts memory, and
+                // the batch's commit is kept on top of an edit anyway.
+                Backend::Journal(journal) if writer.batch.is_empty() => {
+                    if journal.edit_check_due() {
+                        self.adopt_edit(&mut writer)?;
+                    }
+                    false
+                }
+                _ => false,
+            },
             // Commits are optimistic: the server checks the version.
             #[cfg(feature = "redis")]
             Sharing::Remote => false,
@@ -1534,7 +1588,7 @@ impl<T: Persisted> Drop for Inner<T> {
                 .map(drop)
                 .map_err(|failure| failure.error),
             Ok(false) => Ok(()),
-            Err(e) => Err(e),
+            Err(failure) => Err(failure.error),
         };
         if let Err(e) = folded {
             log::warn!(

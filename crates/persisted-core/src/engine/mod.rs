@@ -14,6 +14,13 @@ pub(crate) struct Failure {
     pub(crate) poison: bool,
 }
 
+impl From<Error> for Failure {
+    /// An error that left the files as they were.
+    fn from(error: Error) -> Failure {
+        Failure::clean(error)
+    }
+}
+
 impl Failure {
     /// A failure that left the files as they were.
     pub(crate) fn clean(error: Error) -> Failure {

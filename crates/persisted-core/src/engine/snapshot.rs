@@ -13,6 +13,7 @@ use crate::file::atomic::write_atomic;
 use crate::file::vfs::{read_with_id, FileId, Vfs};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
+use crate::report::RecoveryEvent;
 use crate::schema::Persisted;
 
 pub(crate) struct SnapshotEngine {
@@ -60,6 +61,7 @@ impl SnapshotEngine {
             return Ok(false);
         };
         let (state, extras) = self.codec.decode_snapshot::<T>(&self.path, &bytes)?;
+        RecoveryEvent::warn_unknown_keys(&self.path, &extras);
         *view.state.write() = state;
         *view.extras = extras;
         *view.snapshot_len = bytes.len() as u64;

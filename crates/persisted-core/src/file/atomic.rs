@@ -61,6 +61,18 @@ pub(crate) fn side_file(vfs: &dyn Vfs, path: &Path, tag: &str) -> Result<PathBuf
     unreachable!("u32 names run out before a directory does")
 }
 
+/// Copies `bytes` durably into a new [`side_file`] of `path` tagged `tag`
+/// (dropped journal bytes, a replaced journal), for a person to look at;
+/// returns its path.
+pub(crate) fn write_side_file(vfs: &dyn Vfs, path: &Path, tag: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let kept = side_file(vfs, path, tag)?;
+    let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
+    file.write_all(bytes).context("write", &kept)?;
+    file.sync_all().context("fsync", &kept)?;
+    sync_dir(vfs, &parent_dir(path))?;
+    Ok(kept)
+}
+
 pub(crate) fn unix_time() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -93,6 +93,11 @@ pub(crate) trait Vfs: Send + Sync + fmt::Debug {
     fn try_lock(&self, path: &Path, shared: bool) -> io::Result<Option<Box<dyn LockGuard>>>;
     /// Opens (creating it if needed) a lock file to lock per commit.
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn VfsLock>>;
+    /// The wall clock, in nanoseconds since the Unix epoch: what commit
+    /// records are dated with, on the clock file times are set by.
+    fn now_ns(&self) -> i128 {
+        crate::engine::journal::now_ns()
+    }
 }
 
 /// A file's bytes read through one descriptor, with the identity of

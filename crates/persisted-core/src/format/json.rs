@@ -37,25 +37,17 @@ fn position(line: usize, column: usize, bytes: &[u8]) -> (usize, usize) {
 }
 
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let text = super::without_bom(bytes);
+    let mut de = serde_json::Deserializer::from_slice(text);
     let (state, unknown): (T, _) =
-        super::deserialize_noting_unknown(&mut de).map_err(|e| parse_error(path, e, bytes))?;
-    de.end().map_err(|e| parse_error(path, e, bytes))?;
+        super::deserialize_noting_unknown(&mut de).map_err(|e| parse_error(path, e, text))?;
+    de.end().map_err(|e| parse_error(path, e, text))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));
     }
     // Rare: the file has keys the struct does not know; keep their values.
-    let mut extras = serde_json::Map::new();
-    if let Value::Object(mut all) =
-        serde_json::from_slice(bytes).map_err(|e| parse_error(path, e, bytes))?
-    {
-        for key in unknown {
-            if let Some(value) = all.remove(&key) {
-                extras.insert(key, value);
-            }
-        }
-    }
-    Ok((state, Extras::Json(extras)))
+    let doc: Value = serde_json::from_slice(text).map_err(|e| parse_error(path, e, text))?;
+    Ok((state, Extras::Json(super::unknown::collect(&doc, &unknown))))
 }
 
 pub(super) fn encode_snapshot<T: Persisted>(
@@ -65,15 +57,9 @@ pub(super) fn encode_snapshot<T: Persisted>(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     match extras {
-        Extras::Json(extras) if !extras.is_empty() => {
+        Extras::Json(unknown) if !unknown.is_empty() => {
             let mut value = serde_json::to_value(state).map_err(|e| Error::encode(path, e))?;
-            if let Value::Object(map) = &mut value {
-                for (key, extra) in extras {
-                    if !map.contains_key(key) {
-                        map.insert(key.clone(), extra.clone());
-                    }
-                }
-            }
+            super::unknown::restore(&mut value, unknown);
             serde_json::to_writer_pretty(&mut *out, &value)
         }
         _ => serde_json::to_writer_pretty(&mut *out, state),

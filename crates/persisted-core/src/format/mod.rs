@@ -23,19 +23,37 @@ mod toml_check;
 mod yaml;
 #[cfg(feature = "yaml")]
 mod yaml_plain;
+#[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
+mod unknown;
 
-/// Top-level keys of a text snapshot that the struct does not know, kept so
-/// later saves write them back (a downgrade then loses nothing).
+/// Keys of a text snapshot that the struct does not know, at any depth,
+/// kept so later saves write them back where they were (a downgrade then
+/// loses nothing; a typo stays for a person to see and fix).
 #[derive(Debug, Default, Clone)]
 pub(crate) enum Extras {
     #[default]
     None,
     #[cfg(feature = "json")]
-    Json(serde_json::Map<String, serde_json::Value>),
+    Json(Vec<unknown::Unknown<serde_json::Value>>),
     #[cfg(feature = "yaml")]
-    Yaml(serde_yaml::Mapping),
+    Yaml(Vec<unknown::Unknown<serde_yaml::Value>>),
     #[cfg(feature = "toml")]
-    Toml(::toml::Table),
+    Toml(Vec<unknown::Unknown<::toml::Value>>),
+}
+
+impl Extras {
+    /// Each kept key's path in the document (`server.tls_certt`).
+    pub(crate) fn paths(&self) -> Vec<String> {
+        match self {
+            Extras::None => Vec::new(),
+            #[cfg(feature = "json")]
+            Extras::Json(keys) => keys.iter().map(ToString::to_string).collect(),
+            #[cfg(feature = "yaml")]
+            Extras::Yaml(keys) => keys.iter().map(ToString::to_string).collect(),
+            #[cfg(feature = "toml")]
+            Extras::Toml(keys) => keys.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// Where a payload failed to parse, relative to the payload's first byte.
@@ -46,23 +64,28 @@ pub(crate) struct PayloadError {
     pub(crate) message: String,
 }
 
-/// Reads a `T` through `de`, with the top-level keys the struct does not
+/// Reads a `T` through `de`, with the paths of the keys the struct does not
 /// know (kept as [`Extras`] by the text codecs).
 #[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
-fn deserialize_noting_unknown<'de, T, D>(de: D) -> std::result::Result<(T, Vec<String>), D::Error>
+fn deserialize_noting_unknown<'de, T, D>(
+    de: D,
+) -> std::result::Result<(T, Vec<Vec<unknown::Ignored>>), D::Error>
 where
     T: serde::Deserialize<'de>,
     D: serde::Deserializer<'de>,
 {
     let mut unknown = Vec::new();
     let state = serde_ignored::deserialize(de, |ignored| {
-        if let serde_ignored::Path::Map { parent, key } = ignored {
-            if matches!(parent, serde_ignored::Path::Root) {
-                unknown.push(key);
-            }
-        }
+        unknown.push(unknown::ignored_path(&ignored));
     })?;
     Ok((state, unknown))
+}
+
+/// The bytes of a text file without a UTF-8 byte-order mark (which editors
+/// on Windows put first).
+#[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
+fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// A format whose feature is enabled.
@@ -260,8 +283,9 @@ pub(crate) fn tidy_message(message: String, line: usize, column: usize) -> Strin
 fn hint(message: &str) -> Option<&'static str> {
     if message.contains("missing field `") {
         return Some(
-            "if the field is new to the struct, mark it `#[serde(default)]` so that files \
-             written before it still open",
+            "if the field was renamed, mark it `#[serde(alias = \"old_name\")]` so that files \
+             written before keep their value; if it is new to the struct, mark it \
+             `#[serde(default)]` so that files written before it still open",
         );
     }
     const YAML_11_BOOLEANS: [&str; 8] = ["yes", "no", "on", "off", "y", "n", "Yes", "No"];
@@ -298,11 +322,9 @@ mod tests {
     #[test]
     fn a_missing_field_and_a_yaml_11_boolean_get_hints() {
         let missing = tidy_message("missing field `retries` at line 1 column 2".into(), 1, 2);
-        assert_eq!(
-            missing,
-            "missing field `retries` (if the field is new to the struct, mark it \
-             `#[serde(default)]` so that files written before it still open)"
-        );
+        assert!(missing.starts_with("missing field `retries` (if the field was renamed"));
+        assert!(missing.contains("#[serde(alias = \"old_name\")]"), "{missing}");
+        assert!(missing.contains("#[serde(default)]"), "{missing}");
         let yes = tidy_message(
             "verbose: invalid type: string \"yes\", expected a boolean".into(),
             2,

@@ -60,14 +60,9 @@ pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result
         return Ok((state, Extras::None));
     }
     // Rare: the file has keys the struct does not know; keep their values.
-    let mut all: toml::Table = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
-    let mut extras = toml::Table::new();
-    for key in unknown {
-        if let Some(value) = all.remove(&key) {
-            extras.insert(key, value);
-        }
-    }
-    Ok((state, Extras::Toml(extras)))
+    let doc: toml::Table = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
+    let doc = toml::Value::Table(doc);
+    Ok((state, Extras::Toml(super::unknown::collect(&doc, &unknown))))
 }
 
 pub(super) fn encode_snapshot<T: Persisted>(
@@ -78,14 +73,11 @@ pub(super) fn encode_snapshot<T: Persisted>(
 ) -> Result<()> {
     toml_check::state(state).map_err(|e| Error::encode(path, e))?;
     let text = match extras {
-        Extras::Toml(extras) if !extras.is_empty() => {
-            let mut table = toml::Table::try_from(state).map_err(|e| Error::encode(path, e))?;
-            for (key, extra) in extras {
-                if !table.contains_key(key) {
-                    table.insert(key.clone(), extra.clone());
-                }
-            }
-            toml::to_string_pretty(&table)
+        Extras::Toml(unknown) if !unknown.is_empty() => {
+            let table = toml::Table::try_from(state).map_err(|e| Error::encode(path, e))?;
+            let mut doc = toml::Value::Table(table);
+            super::unknown::restore(&mut doc, unknown);
+            toml::to_string_pretty(&doc)
         }
         _ => toml::to_string_pretty(state),
     }
@@ -210,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_kept_in_their_group_and_the_rest_is_unchanged() {
+    fn unknown_keys_are_kept_in_their_place_and_the_rest_is_unchanged() {
         let mut text = encode(&sample(), &Extras::None).unwrap();
         text = format!("legacy = 7\n{text}[old_table]\nx = [1, 2]\n");
         let (state, extras): (MapFirst, Extras) =
@@ -218,7 +210,7 @@ mod tests {
         assert_eq!(state, sample());
         let written = encode(&state, &extras).unwrap();
         assert!(
-            written.starts_with("last_id = 42\ntags = [\"x\"]\nlegacy = 7\n"),
+            written.starts_with("legacy = 7\nlast_id = 42\ntags = [\"x\"]\n"),
             "{written}"
         );
         assert!(

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde::de::DeserializeSeed;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use super::{tidy_message, Extras, PayloadError};
 use crate::change::{Payload, Replay};
@@ -27,24 +27,16 @@ fn parse_error(path: &Path, e: serde_yaml::Error) -> Error {
 }
 
 pub(super) fn decode_snapshot<T: Persisted>(path: &Path, bytes: &[u8]) -> Result<(T, Extras)> {
-    let de = serde_yaml::Deserializer::from_slice(bytes);
+    let text = super::without_bom(bytes);
+    let de = serde_yaml::Deserializer::from_slice(text);
     let (state, unknown): (T, _) =
         super::deserialize_noting_unknown(de).map_err(|e| parse_error(path, e))?;
     if unknown.is_empty() {
         return Ok((state, Extras::None));
     }
-    let mut extras = Mapping::new();
-    if let Value::Mapping(mut all) =
-        serde_yaml::from_slice(bytes).map_err(|e| parse_error(path, e))?
-    {
-        for key in unknown {
-            let key = Value::String(key);
-            if let Some(value) = all.remove(&key) {
-                extras.insert(key, value);
-            }
-        }
-    }
-    Ok((state, Extras::Yaml(extras)))
+    // Rare: the file has keys the struct does not know; keep their values.
+    let doc: Value = serde_yaml::from_slice(text).map_err(|e| parse_error(path, e))?;
+    Ok((state, Extras::Yaml(super::unknown::collect(&doc, &unknown))))
 }
 
 pub(super) fn encode_snapshot<T: Persisted>(
@@ -54,15 +46,9 @@ pub(super) fn encode_snapshot<T: Persisted>(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     match extras {
-        Extras::Yaml(extras) if !extras.is_empty() => {
+        Extras::Yaml(unknown) if !unknown.is_empty() => {
             let mut value = serde_yaml::to_value(state).map_err(|e| Error::encode(path, e))?;
-            if let Value::Mapping(map) = &mut value {
-                for (key, extra) in extras {
-                    if !map.contains_key(key) {
-                        map.insert(key.clone(), extra.clone());
-                    }
-                }
-            }
+            super::unknown::restore(&mut value, unknown);
             serde_yaml::to_writer(&mut *out, &value)
         }
         _ => serde_yaml::to_writer(&mut *out, state),

@@ -69,9 +69,17 @@ pub(crate) struct Fault {
 struct Inode {
     data: Vec<u8>,
     synced: Vec<u8>,
-    /// Bumped at every change: the simulated modification time.
-    version: u64,
+    /// The modification time: the wall clock at the last change, made to
+    /// grow at every change (so a change is always seen).
+    mtime_ns: i128,
 }
+
+/// Where the simulated clock starts (2025-11-24), so crash images are the
+/// same bytes in every run.
+const CLOCK_START_NS: i128 = 1_764_000_000_000_000_000;
+
+/// How far the simulated clock moves at each operation.
+const NS_PER_OP: i128 = 1_000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -95,6 +103,22 @@ struct State {
     sync_delay: std::time::Duration,
     fault: Option<Fault>,
     rng: Option<Rng>,
+    /// The simulated wall clock: `CLOCK_START_NS` plus `NS_PER_OP` per
+    /// operation.
+    clock_ns: i128,
+}
+
+impl State {
+    fn now_ns(&self) -> i128 {
+        CLOCK_START_NS + self.clock_ns
+    }
+
+    /// A change to `inode`: its modification time is now.
+    fn touch(&mut self, inode: usize) {
+        let now = self.now_ns();
+        let node = &mut self.inodes[inode];
+        node.mtime_ns = (node.mtime_ns + 1).max(now);
+    }
 }
 
 /// The simulated file system; clones share it.
@@ -124,7 +148,7 @@ impl SimFs {
                 st.inodes.push(Inode {
                     data: data.clone(),
                     synced: data.clone(),
-                    version: 0,
+                    mtime_ns: CLOCK_START_NS,
                 });
                 st.names.insert(path.clone(), inode);
                 st.durable.insert(path.clone(), inode);
@@ -192,6 +216,7 @@ impl SimFs {
             return Err(crashed());
         }
         st.ops += 1;
+        st.clock_ns += NS_PER_OP;
         st.trace.push(Traced {
             kind,
             path: path.to_path_buf(),
@@ -324,11 +349,11 @@ impl VfsFile for SimFile {
                 None => 0,
             };
             st.inodes[self.inode].data.extend_from_slice(&bytes[..keep]);
-            st.inodes[self.inode].version += 1;
+            st.touch(self.inode);
             return Err(crashed());
         }
         st.inodes[self.inode].data.extend_from_slice(bytes);
-        st.inodes[self.inode].version += 1;
+        st.touch(self.inode);
         Ok(())
     }
 
@@ -338,7 +363,7 @@ impl VfsFile for SimFile {
             return Err(crashed());
         }
         st.inodes[self.inode].data.resize(len as usize, 0);
-        st.inodes[self.inode].version += 1;
+        st.touch(self.inode);
         Ok(())
     }
 
@@ -385,7 +410,7 @@ fn inode_id(st: &State, inode: usize) -> FileId {
         dev: 1,
         ino: inode as u64,
         len: node.data.len() as u64,
-        mtime_ns: i128::from(node.version),
+        mtime_ns: node.mtime_ns,
     }
 }
 
@@ -497,6 +522,10 @@ impl Drop for SimWriterLock {
 }
 
 impl Vfs for SimFs {
+    fn now_ns(&self) -> i128 {
+        self.lock().now_ns()
+    }
+
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let mut st = self.lock();
         if SimFs::begin(&mut st, self.actor, OpKind::Read, path)? {

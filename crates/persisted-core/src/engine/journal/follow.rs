@@ -23,11 +23,14 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
-use super::recovery::{damage_error, pairing, scan_from, superseded, Pairing};
+use super::recovery::{damage_error, pairing, replay, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
+use crate::engine::Failure;
+use crate::history::KeepHistory;
+use crate::report::RecoveryEvent;
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{parent_dir, remove_leftovers, side_file, sync_dir};
+use crate::file::atomic::{parent_dir, remove_leftovers, side_file, sync_dir, write_side_file};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::options::Durability;
@@ -127,7 +130,7 @@ impl Journal {
         &mut self,
         view: &mut View<'_, T>,
         locked: bool,
-    ) -> Result<bool> {
+    ) -> Result<bool, Failure> {
         let mut changed = self.read_appended(view.state, locked, view.recover)?;
         if let Some(sealed) = self.sealed {
             let ours = self.file.id().context("fstat", &self.path)?;
@@ -192,14 +195,7 @@ impl Journal {
             // before appending, or every later record would sit behind
             // them. Copy them aside first if a valid record follows.
             if scan.continuing_later > 0 || scan.stale_later {
-                let kept = side_file(&*self.vfs, &self.path, "dropped")?;
-                let mut file = self
-                    .vfs
-                    .create_new(&kept, &self.path)
-                    .context("create", &kept)?;
-                file.write_all(&bytes[at..]).context("write", &kept)?;
-                file.sync_all().context("fsync", &kept)?;
-                sync_dir(&*self.vfs, &parent_dir(&self.path))?;
+                write_side_file(&*self.vfs, &self.path, "dropped", &bytes[at..])?;
             }
             log::warn!(
                 "`{}`: cut {} bytes a writer left unfinished at offset {}",
@@ -232,7 +228,11 @@ impl Journal {
 
     /// The files changed under this handle: reads the snapshot and the
     /// journal from their paths and takes the pair over.
-    fn reload<T: Persisted>(&mut self, view: &mut View<'_, T>, locked: bool) -> Result<bool> {
+    fn reload<T: Persisted>(
+        &mut self,
+        view: &mut View<'_, T>,
+        locked: bool,
+    ) -> Result<bool, Failure> {
         for _ in 0..RELOAD_TRIES {
             let Some(snapshot) = read_snapshot(&*self.vfs, &self.snapshot_path)? else {
                 std::thread::sleep(Duration::from_micros(200));
@@ -354,6 +354,7 @@ impl Journal {
             self.sealed = Some(fp);
         }
         self.snapshot_id = Some(snapshot.id);
+        self.clock.unchanged(self.seq, self.vfs.now_ns());
         let len = snapshot.bytes.len() as u64;
         Ok(Some((self, state, extras, len)))
     }
@@ -399,50 +400,105 @@ impl Journal {
 
     /// With the writer lock held: when the snapshot is no longer the file
     /// this handle read or wrote, and its content is not the base either,
-    /// a person edited it. The edit wins: the journal is sealed (so other
-    /// processes reload), kept aside as `*.orphaned-<time>`, and replaced by
-    /// an empty one based on the edit. An edit that does not parse is an
-    /// error and changes nothing.
+    /// a person edited it. The edit wins over the commits made before the
+    /// save; every commit made after it is kept on top of it (see
+    /// `edits`). The journal is kept aside as `*.orphaned-<time>` and
+    /// replaced by one based on the edit (sealed first, so other processes
+    /// reload); when commits came after the save, the snapshot is first
+    /// rewritten as the edit with them applied, by a compaction. An edit
+    /// that does not parse is an error and changes nothing.
     pub(crate) fn adopt_edit_if_any<T: Persisted>(
         &mut self,
         view: &mut View<'_, T>,
-    ) -> Result<bool> {
+    ) -> Result<bool, Failure> {
         let now = self
             .vfs
             .stat(&self.snapshot_path)
             .context("stat", &self.snapshot_path)?;
         if now.is_some() && now == self.snapshot_id {
+            self.clock.unchanged(self.seq, self.vfs.now_ns());
             return Ok(false);
         }
         let Some(snapshot) = read_snapshot(&*self.vfs, &self.snapshot_path)? else {
+            // Between an editor's rename steps: looked at again later.
             return Ok(false);
         };
         let fp = fingerprint(&snapshot.bytes);
         if fp == self.base || Some(fp) == self.sealed {
             self.snapshot_id = Some(snapshot.id);
+            self.clock.unchanged(self.seq, self.vfs.now_ns());
             return Ok(false);
         }
-        let (state, extras) = self
+        let (mut state, extras) = self
             .codec
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
-        self.payload = encode_intent(self.codec.format(), fp);
-        self.append(Kind::Intent, true).map_err(|f| f.error)?;
-        let kept = side_file(&*self.vfs, &self.path, "orphaned")?;
-        self.vfs
-            .rename(&self.path, &kept)
-            .context("set aside the journal of", &self.path)?;
-        sync_dir(&*self.vfs, &parent_dir(&self.path))?;
-        self.restart(fp, snapshot.id)?;
+        RecoveryEvent::warn_unknown_keys(&self.snapshot_path, &extras);
+        let (journal, later) = self.commits_after_save(snapshot.id.mtime_ns)?;
+
+        let kept = if later.is_empty() {
+            self.payload = encode_intent(self.codec.format(), fp);
+            self.append(Kind::Intent, true)?;
+            let kept = side_file(&*self.vfs, &self.path, "orphaned")?;
+            self.vfs
+                .rename(&self.path, &kept)
+                .context("set aside the journal of", &self.path)?;
+            sync_dir(&*self.vfs, &parent_dir(&self.path))?;
+            self.restart(fp, snapshot.id)?;
+            *view.snapshot_len = snapshot.bytes.len() as u64;
+            kept
+        } else {
+            for frame in &later {
+                replay(self.codec, &self.path, &journal, frame, &mut state)?;
+            }
+            let mut merged = Vec::new();
+            self.codec
+                .encode_snapshot(&self.snapshot_path, &state, &extras, &mut merged)?;
+            let kept = write_side_file(&*self.vfs, &self.path, "orphaned", &journal)?;
+            // The records before the save are not the history of the edit.
+            let history = std::mem::replace(&mut self.history, KeepHistory::None);
+            let compacted = self.compact_to(&merged);
+            self.history = history;
+            *view.snapshot_len = compacted?;
+            kept
+        };
         log::warn!(
-            "`{}` was edited while the store was open: the edit wins; the journal it replaces \
-             is kept as `{}`",
+            "`{}` was edited while the store was open: the edit wins over the commits made \
+             before it was saved{}; the journal it replaces is kept as `{}`",
             self.snapshot_path.display(),
+            match later.len() {
+                0 => String::new(),
+                n => format!(", and the {n} commit(s) made after it are kept on top of it"),
+            },
             kept.display()
         );
         *view.state.write() = state;
         *view.extras = extras;
-        *view.snapshot_len = snapshot.bytes.len() as u64;
         Ok(true)
+    }
+
+    /// The journal's bytes, and the commits in it made after a save whose
+    /// file time is `saved_ns`.
+    fn commits_after_save(&mut self, saved_ns: i128) -> Result<(Vec<u8>, Vec<Frame>)> {
+        let mut bytes = Vec::new();
+        self.file
+            .read_from(0, &mut bytes)
+            .context("read", &self.path)?;
+        let Some((header, header_len)) = decode_header(&bytes) else {
+            return Ok((bytes, Vec::new()));
+        };
+        let scan = scan_from(self.layout(), &bytes, header_len, header.seq);
+        let later = scan
+            .frames
+            .into_iter()
+            .filter(|frame| self.clock.after_save(frame, saved_ns))
+            .collect();
+        Ok((bytes, later))
+    }
+
+    /// Whether a commit should first look for an edit of the snapshot (an
+    /// exclusive store does every `edits::CHECK_EVERY`).
+    pub(crate) fn edit_check_due(&self) -> bool {
+        self.clock.due(self.vfs.now_ns())
     }
 
     /// Continues in a new journal (a new file, renamed into place) based on
@@ -457,6 +513,7 @@ impl Journal {
             self.seq,
         )?;
         fresh.snapshot_id = Some(snapshot);
+        fresh.clock.unchanged(fresh.seq, fresh.vfs.now_ns());
         fresh.history = self.history;
         *self = fresh;
         Ok(())
@@ -468,6 +525,7 @@ impl Journal {
             .vfs
             .stat(&self.snapshot_path)
             .context("stat", &self.snapshot_path)?;
+        self.clock.unchanged(self.seq, self.vfs.now_ns());
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("FORMAT.md")]
 
+mod edits;
 mod follow;
 mod frame;
 pub(crate) mod group;
@@ -14,6 +15,8 @@ pub(crate) use follow::View;
 pub(crate) use history::History;
 pub(crate) use recovery::{open, prepare};
 
+pub(crate) use self::edits::now_ns;
+use self::edits::EditClock;
 use self::frame::{
     decode_header, encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta,
     MAX_FIELDS, MAX_RECORD, VERSION,
@@ -64,6 +67,9 @@ pub(crate) struct Journal {
     record: Vec<u8>,
     /// Which folded records compaction keeps in the history files.
     history: KeepHistory,
+    /// When this handle's commits were made relative to its last look at
+    /// the snapshot: which of them came after a person's save.
+    clock: EditClock,
 }
 
 impl Journal {
@@ -142,6 +148,7 @@ impl Journal {
             payload: Vec::new(),
             record: Vec::new(),
             history: KeepHistory::None,
+            clock: EditClock::default(),
         }
     }
 
@@ -232,8 +239,9 @@ impl Journal {
             self.fields.clear();
             self.fields.push(b'-');
         }
+        let now = self.vfs.now_ns();
         let meta = Meta {
-            time_ms: now_ms(),
+            time_ms: u64::try_from(now / 1_000_000).unwrap_or(0),
             fields: &self.fields,
         };
         encode_frame(
@@ -254,6 +262,9 @@ impl Journal {
         }
         self.len += self.record.len() as u64;
         self.seq = seq;
+        if kind == Kind::Commit {
+            self.clock.appended(seq, now);
+        }
         if sync {
             self.file
                 .sync_data()
@@ -338,11 +349,7 @@ impl Journal {
             self.durability,
         )
         .map_err(Failure::poison)?;
-        fresh.snapshot_id = self
-            .vfs
-            .stat(&self.snapshot_path)
-            .context("stat", &self.snapshot_path)
-            .map_err(Failure::poison)?;
+        fresh.note_snapshot().map_err(Failure::poison)?;
         fresh.history = self.history;
         *self = fresh;
         Ok(bytes.len() as u64)

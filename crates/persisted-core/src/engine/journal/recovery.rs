@@ -1,15 +1,17 @@
 //! Opening a journal: verify, replay, cut a torn tail, recognise a stale or
 //! orphaned journal (the rules are in the parent module's documentation).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use super::edits::after_save_by_millisecond;
 use super::frame::{decode_frame, decode_header, is_cut_header, Frame, Header, Kind, Layout};
 use super::{compaction_reached_rename, journal_path, Journal};
+use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
-use crate::file::atomic::{parent_dir, side_file, sync_dir};
+use crate::file::atomic::{parent_dir, side_file, sync_dir, write_atomic, write_side_file};
 use crate::file::vfs::Vfs;
-use crate::format::Codec;
+use crate::format::{Codec, Extras};
 use crate::options::Durability;
 use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::Persisted;
@@ -148,7 +150,8 @@ pub(crate) fn open<T: Persisted>(
     codec: Codec,
     durability: Durability,
     state: &mut T,
-    snapshot_fp: u64,
+    extras: &Extras,
+    mut snapshot_fp: u64,
     recover: bool,
     report: &mut Recovery,
     prepared: Prepared,
@@ -251,13 +254,41 @@ pub(crate) fn open<T: Persisted>(
             path: snapshot_path.to_path_buf(),
         });
     } else {
-        let kept = side_file(&**vfs, &path, "orphaned")?;
-        vfs.rename(&path, &kept)
-            .context("set aside orphaned journal", &path)?;
-        sync_dir(&**vfs, &parent_dir(&path))?;
+        // Edited after the journal was written (a crash, or a person's
+        // save while the program ran): the edit wins over the commits made
+        // before the save, and those made after it are kept on top of it.
+        let saved_ns = vfs
+            .stat(snapshot_path)
+            .context("stat", snapshot_path)?
+            .map_or(0, |id| id.mtime_ns);
+        let later: Vec<&Frame> = scan
+            .frames
+            .iter()
+            .filter(|frame| after_save_by_millisecond(frame, saved_ns))
+            .collect();
+        let kept = if later.is_empty() {
+            let kept = side_file(&**vfs, &path, "orphaned")?;
+            vfs.rename(&path, &kept)
+                .context("set aside orphaned journal", &path)?;
+            sync_dir(&**vfs, &parent_dir(&path))?;
+            kept
+        } else {
+            for frame in &later {
+                replay(codec, &path, &bytes, frame, state)?;
+            }
+            let mut merged = Vec::new();
+            codec.encode_snapshot(snapshot_path, state, extras, &mut merged)?;
+            // Kept before the snapshot changes: a crash in between finds
+            // the journal still in place and does this again.
+            let kept = write_side_file(&**vfs, &path, "orphaned", &bytes)?;
+            write_atomic(vfs, snapshot_path, &merged, true)?;
+            snapshot_fp = fingerprint(&merged);
+            kept
+        };
         report.push(RecoveryEvent::JournalOrphaned {
             path: snapshot_path.to_path_buf(),
             commits: commits as u64,
+            kept_on_top: later.len() as u64,
             kept_at: kept,
         });
     }
@@ -353,12 +384,7 @@ fn keep_dropped_bytes(
 ) -> Result<()> {
     let dropped = &bytes[scan.valid_end..];
     let kept = if scan.continuing_later > 0 || scan.stale_later {
-        let kept: PathBuf = side_file(vfs, path, "dropped")?;
-        let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
-        file.write_all(dropped).context("write", &kept)?;
-        file.sync_all().context("fsync", &kept)?;
-        sync_dir(vfs, &parent_dir(path))?;
-        Some(kept)
+        Some(write_side_file(vfs, path, "dropped", dropped)?)
     } else {
         None
     };

@@ -1,0 +1,195 @@
+//! Which commits came after a person's save of the snapshot.
+//!
+//! A snapshot edited by hand while the store is open wins over the commits
+//! made before the save, and every commit acknowledged after the save is
+//! kept on top of it. A handle looks at the snapshot (one `stat`) before a
+//! commit whenever the commit does not follow the previous commit or look
+//! within [`BURST`], and at least every [`CHECK_EVERY`]; an edit found there is
+//! adopted before the commit is appended, so the commit lands on top of it
+//! exactly. What remains to decide by time are the commits appended in a
+//! burst after the last look, and those found in a journal at open:
+//!
+//! * a commit appended right after a look that found the snapshot
+//!   unchanged (within [`COVERED`]) came before any later save;
+//! * another commit this handle appended is compared with the save by the
+//!   exact wall-clock time it was appended at, kept in memory until the
+//!   next look: before the save when it is earlier than the file's
+//!   modification time. File times are taken from a clock that may lag the
+//!   wall clock by a scheduler tick, so a commit made less than a tick
+//!   before a save counts as after it: it is kept, applied on top of the
+//!   edit;
+//! * a commit found at open (after a crash) or appended by another process
+//!   is compared by its record's millisecond: after the save only when it
+//!   is more than [`TICK_MS`] later than the file's time (a crash and an
+//!   edit within that of each other keep the edit alone).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::frame::{Frame, Kind};
+
+/// A commit that follows the previous one by less than this is part of a
+/// burst and does not look at the snapshot first (the look costs about a
+/// `stat`, 1 µs; a burst's commits cost about that each).
+pub(crate) const BURST: Duration = Duration::from_micros(5);
+
+/// A burst of commits still looks at the snapshot this often.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// A commit appended this soon after a look that found the snapshot
+/// unchanged is taken to precede any save the next look finds.
+const COVERED: Duration = Duration::from_micros(100);
+
+/// How far a file's modification time may lag the wall clock (one
+/// scheduler tick at the slowest common kernel timer rate, 100 Hz).
+pub(crate) const TICK_MS: i128 = 10;
+
+/// At most this many commits keep their exact time between two looks;
+/// later ones are judged by their record's millisecond.
+const MAX_EXACT: usize = 1 << 16;
+
+/// The wall clock in nanoseconds since the Unix epoch (0 before it).
+pub(crate) fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+fn ns(d: Duration) -> i128 {
+    d.as_nanos() as i128
+}
+
+/// What a journal handle knows of when its commits were made relative to
+/// the last time it found the snapshot unchanged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EditClock {
+    /// When the snapshot was last found unchanged (wall clock, ns).
+    checked_ns: i128,
+    /// The last sequence number known to precede any save found later.
+    checked_seq: u64,
+    /// When this handle last appended a commit.
+    appended_ns: i128,
+    /// The commits this handle appended since the last look, with their
+    /// exact times.
+    exact: Vec<(u64, i128)>,
+}
+
+impl EditClock {
+    /// The snapshot was found unchanged at `now_ns`, with the journal at
+    /// `seq`.
+    pub(crate) fn unchanged(&mut self, seq: u64, now_ns: i128) {
+        self.checked_ns = now_ns;
+        self.checked_seq = seq;
+        // A burst goes on from a look as from a commit.
+        self.appended_ns = now_ns;
+        self.exact.clear();
+    }
+
+    /// This handle appended commit `seq` at `now_ns`.
+    pub(crate) fn appended(&mut self, seq: u64, now_ns: i128) {
+        let covered = now_ns >= self.checked_ns
+            && now_ns - self.checked_ns <= ns(COVERED)
+            && self.exact.is_empty()
+            && self.checked_seq.checked_add(1) == Some(seq);
+        if covered {
+            self.checked_seq = seq;
+        } else if self.exact.len() < MAX_EXACT {
+            self.exact.push((seq, now_ns));
+        }
+        self.appended_ns = now_ns;
+    }
+
+    /// Whether a commit made at `now_ns` should first look for an edit.
+    pub(crate) fn due(&self, now_ns: i128) -> bool {
+        now_ns < self.checked_ns
+            || now_ns - self.appended_ns >= ns(BURST)
+            || now_ns - self.checked_ns >= ns(CHECK_EVERY)
+    }
+
+    /// Whether the record `frame` is a commit made after a save whose file
+    /// time is `saved_ns`.
+    pub(crate) fn after_save(&self, frame: &Frame, saved_ns: i128) -> bool {
+        if frame.kind != Kind::Commit || frame.seq <= self.checked_seq {
+            return false;
+        }
+        if let Ok(i) = self.exact.binary_search_by_key(&frame.seq, |&(seq, _)| seq) {
+            return self.exact[i].1 >= saved_ns;
+        }
+        after_save_by_millisecond(frame, saved_ns)
+    }
+}
+
+/// Whether `frame` is a commit whose record's millisecond is more than a
+/// tick later than a save at `saved_ns` (a version 1 record has no time:
+/// before).
+pub(crate) fn after_save_by_millisecond(frame: &Frame, saved_ns: i128) -> bool {
+    let saved_ms = saved_ns.div_euclid(1_000_000);
+    frame.kind == Kind::Commit
+        && frame
+            .time_ms
+            .is_some_and(|ms| i128::from(ms) > saved_ms + TICK_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(seq: u64, time_ms: u64) -> Frame {
+        Frame {
+            kind: Kind::Commit,
+            seq,
+            time_ms: Some(time_ms),
+            fields: None,
+            payload_at: 0,
+            end: 0,
+        }
+    }
+
+    const MS: i128 = 1_000_000;
+
+    #[test]
+    fn a_commit_right_after_a_look_precedes_the_save_and_a_burst_goes_by_exact_time() {
+        let mut clock = EditClock::default();
+        let look = 1_000_000 * MS;
+        clock.unchanged(3, look);
+        clock.appended(4, look + 2_000); // covered by the look
+        clock.appended(5, look + 3_000); // a burst: exact times
+        clock.appended(6, look + 9 * MS);
+        let saved = look + 5 * MS;
+        let frame = |seq| commit(seq, 1_000_005);
+        assert!(!clock.after_save(&commit(3, 2_000_000), saved), "before the look");
+        assert!(!clock.after_save(&frame(4), saved));
+        assert!(!clock.after_save(&frame(5), saved));
+        assert!(clock.after_save(&frame(6), saved));
+        // Another process's record: by millisecond, more than a tick later.
+        assert!(!clock.after_save(&commit(7, 1_000_005 + 10), saved));
+        assert!(clock.after_save(&commit(8, 1_000_005 + 11), saved));
+        let intent = Frame {
+            kind: Kind::Intent,
+            ..commit(9, 2_000_000)
+        };
+        assert!(!clock.after_save(&intent, saved));
+    }
+
+    #[test]
+    fn a_commit_long_after_a_look_is_not_covered_by_it() {
+        let mut clock = EditClock::default();
+        clock.unchanged(0, 0);
+        clock.appended(1, ns(COVERED) + 1);
+        assert!(clock.after_save(&commit(1, 0), ns(COVERED)));
+    }
+
+    #[test]
+    fn a_look_is_due_after_a_pause_every_interval_and_after_the_clock_went_back() {
+        let mut clock = EditClock::default();
+        let at = 1_000 * MS;
+        clock.unchanged(0, at);
+        clock.appended(1, at + 1_000);
+        assert!(!clock.due(at + 2_000), "inside a burst");
+        assert!(clock.due(at + 1_000 + ns(BURST)), "after a pause");
+        for i in 2..20_000u64 {
+            clock.appended(i, at + 1_000 * i as i128);
+        }
+        assert!(clock.due(at + ns(CHECK_EVERY) + 1), "a long burst");
+        assert!(clock.due(at - 1), "the clock went back");
+    }
+}
