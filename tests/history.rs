@@ -423,3 +423,65 @@ fn history_survives_kill9_with_every_commit_once() {
         drop(store);
     }
 }
+
+/// DESIGN "History": where the kept history has a gap (a run that opened
+/// the store without `keep_history`), time travel gives the true state or
+/// `Error::NotInHistory`, never an older state.
+#[test]
+fn a_gap_in_the_history_gives_the_true_state_or_not_in_history_never_an_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = state_path(dir.path(), persisted_state::Format::Json);
+    let store = open(&path, KeepHistory::Forever);
+    for n in 1..=3 {
+        store.set_last_id(n).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    store.close().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let in_gap = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(20));
+    // A run without history: its commit is folded and not kept.
+    let store = open(&path, KeepHistory::None);
+    store.set_last_id(100).unwrap();
+    store.close().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+
+    let store = open(&path, KeepHistory::Forever);
+    assert_eq!(store.last_id(), 100);
+    let now = store.state_as_of(SystemTime::now()).unwrap();
+    assert_eq!(now.last_id, 100, "as of now: the true state");
+    match store.state_as_of(in_gap) {
+        Err(Error::NotInHistory { reason, .. }) => assert!(reason.contains("gap"), "{reason}"),
+        other => panic!("inside the gap: {other:?}"),
+    }
+    // Before the gap, the kept commits still answer.
+    let commits = store.history().unwrap();
+    assert_eq!(store.state_at(commits[2].seq).unwrap().last_id, 3);
+    assert_eq!(store.state_as_of(commits[1].time).unwrap().last_id, 2);
+    // A commit after the gap answers for the times after it.
+    store.set_last_id(101).unwrap();
+    store.compact().unwrap();
+    let last = store.history().unwrap().last().unwrap().clone();
+    assert_eq!(store.state_as_of(last.time).unwrap().last_id, 101);
+    assert_eq!(
+        store.state_as_of(SystemTime::now()).unwrap().last_id,
+        101
+    );
+}
+
+/// A hand edit adopted at open changes the state without a commit: the
+/// history shows a gap there, not the state from before the edit.
+#[test]
+fn a_hand_edit_between_runs_is_a_gap_in_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = state_path(dir.path(), persisted_state::Format::Json);
+    let store = open(&path, KeepHistory::Forever);
+    store.set_last_id(5).unwrap();
+    store.close().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace('5', "55");
+    std::fs::write(&path, text).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let store = open(&path, KeepHistory::Forever);
+    assert_eq!(store.last_id(), 55);
+    assert_eq!(store.state_as_of(SystemTime::now()).unwrap().last_id, 55);
+}

@@ -47,11 +47,7 @@ pub fn show(file: &Path, at: Option<u64>, as_of: Option<&str>, output: Option<Fo
     let store = Store::read(file, format)?;
     let state = match (at, as_of) {
         (Some(seq), _) => History::read(&store)?.state_at(format, seq)?,
-        (None, Some(time)) => {
-            let history = History::read(&store)?;
-            let seq = history.seq_as_of(parse_time(time)?)?;
-            history.state_at(format, seq)?
-        }
+        (None, Some(time)) => History::read(&store)?.state_as_of(format, parse_time(time)?)?,
         (None, None) => store.current()?,
     };
     print(&dynamic::encode(output.unwrap_or(format), &state)?)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 pub use persisted_state_core::__tool::Pairing;
-use persisted_state_core::__tool::{self, Record, Records};
+use persisted_state_core::__tool::{self, Dated, NoPoint, Point, Record, Records, Span};
 use persisted_state_core::Format;
 use serde_json::Value;
 
@@ -74,7 +74,17 @@ impl RecordFile {
 
     /// Applies the commits up to and including `upto` to `state`.
     pub fn replay(&self, format: Format, state: &mut Value, upto: u64) -> Result<(), String> {
-        for record in self.commits().filter(|r| r.seq <= upto) {
+        self.replay_where(format, state, |r| r.seq <= upto)
+    }
+
+    /// Applies the commits `which` picks to `state`, in order.
+    pub fn replay_where(
+        &self,
+        format: Format,
+        state: &mut Value,
+        which: impl Fn(&Record) -> bool,
+    ) -> Result<(), String> {
+        for record in self.commits().filter(|r| which(r)) {
             let entries = self.entries(format, record)?;
             replay::apply(state, &entries.0).map_err(|e| {
                 format!(
@@ -145,12 +155,27 @@ impl Store {
         ))
     }
 
-    /// The current state: the snapshot with the journal's commits applied
-    /// when they belong to it.
+    /// The current state, as the next open will see it: the snapshot with
+    /// the journal's commits applied when they belong to it, or, when the
+    /// snapshot was edited after the journal was written, with the commits
+    /// made after the edit was saved.
     pub fn current(&self) -> Result<Value, String> {
         let mut state = parse_snapshot(&self.path, self.format, &self.snapshot)?;
-        if let (Some(Pairing::Applies), Some(journal)) = (self.pairing, &self.journal) {
-            journal.replay(self.format, &mut state, u64::MAX)?;
+        match (self.pairing, &self.journal) {
+            (Some(Pairing::Applies), Some(journal)) => {
+                journal.replay(self.format, &mut state, u64::MAX)?
+            }
+            (Some(Pairing::Orphaned), Some(journal)) => {
+                let saved_ns = std::fs::metadata(&self.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128);
+                journal.replay_where(self.format, &mut state, |record| {
+                    __tool::made_after_save(record.time_ms, saved_ns)
+                })?
+            }
+            _ => {}
         }
         Ok(state)
     }
@@ -230,12 +255,46 @@ impl History {
         Ok(state)
     }
 
-    /// The last commit made at or before `time_ms`.
-    pub fn seq_as_of(&self, time_ms: u64) -> Result<u64, String> {
-        let at = self.commits.partition_point(|c| c.time_ms <= time_ms);
-        match at.checked_sub(1) {
-            Some(i) => Ok(self.commits[i].seq),
-            None => Err("no kept commit was made at or before that time".into()),
+    /// The state as of `time_ms`, by the library's rule: never an older
+    /// state across a gap in the history.
+    pub fn state_as_of(&self, format: Format, time_ms: u64) -> Result<Value, String> {
+        let spans: Vec<Span> = self
+            .files
+            .iter()
+            .map(|file| {
+                let from = file.records.header.map_or(0, |h| h.seq);
+                Span {
+                    from,
+                    last: file.records.records.last().map_or(from, |r| r.seq),
+                    checkpoint_ms: std::fs::metadata(&file.checkpoint)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(u64::MAX, |d| d.as_millis() as u64),
+                }
+            })
+            .collect();
+        let dated: Vec<Dated> = self
+            .commits
+            .iter()
+            .map(|c| Dated {
+                seq: c.seq,
+                time_ms: c.time_ms,
+                span: c.file,
+            })
+            .collect();
+        match __tool::point_as_of(&spans, &dated, 0, time_ms) {
+            Ok(Point::Commit(i)) => self.state_at(format, self.commits[i].seq),
+            Ok(Point::Checkpoint(f)) => {
+                let file = &self.files[f];
+                let bytes = read(&file.checkpoint)?.unwrap_or_default();
+                parse_snapshot(&file.checkpoint, format, &bytes)
+            }
+            Err(NoPoint::TooOld) => Err("no kept commit was made at or before that time".into()),
+            Err(NoPoint::InGap { after, until }) => Err(format!(
+                "that time falls in a gap of the history: the commits after {after} up to \
+                 {until} were folded while history was not kept, so their times are unknown"
+            )),
         }
     }
 }

@@ -151,6 +151,34 @@ fn show_at_and_as_of_are_state_at_and_log_lists_commits_newest_first() {
     assert!(out.contains("insert tags"), "{out}");
 }
 
+#[test]
+fn show_as_of_across_a_gap_in_the_history_is_the_true_state_or_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let forever = || {
+        Store::<State>::options()
+            .keep_history(KeepHistory::Forever)
+            .open(&path)
+            .unwrap()
+    };
+    let store = forever();
+    work(&store, 0, 3);
+    store.close().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let in_gap = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let store = Store::<State>::open(&path).unwrap(); // no history kept
+    work(&store, 3, 2);
+    store.close().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let store = forever();
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    assert_eq!(shown(&path, &["--as-of", &now]), json(&store.get()));
+    let (code, _, err) = run(&["show", s(&path), "--as-of", &in_gap]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gap"), "{err}");
+}
+
 /// Flips a byte inside the payload of the journal's record `n` (0-based).
 fn damage_record(journal: &Path, n: usize) {
     let mut bytes = std::fs::read(journal).unwrap();

@@ -98,9 +98,141 @@ impl Commit {
     }
 }
 
+/// One file of history records (a history segment, or the journal): the
+/// sequence number its checkpoint is at, its last record's, and when its
+/// checkpoint was written (ms since the Unix epoch).
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// The checkpoint's sequence number (the file header's `seq`).
+    pub from: u64,
+    /// The last record's sequence number (`from` when it has none).
+    pub last: u64,
+    /// The checkpoint file's modification time.
+    pub checkpoint_ms: u64,
+}
+
+/// A kept commit as [`point_as_of`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Dated {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its time, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The index of the [`Span`] holding it.
+    pub span: usize,
+}
+
+/// What the state as of a time is: the state after a kept commit, or a
+/// span's checkpoint (the state at the end of a gap in the history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// Right after `commits[i]`.
+    Commit(usize),
+    /// The checkpoint of `spans[i]`, with none of its records.
+    Checkpoint(usize),
+}
+
+/// Why [`point_as_of`] has no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPoint {
+    /// No kept commit is that old.
+    TooOld,
+    /// The time falls in a gap of the history (commits that were folded
+    /// while history was not kept), whose commits' times are unknown.
+    InGap {
+        /// The last commit kept before the gap.
+        after: u64,
+        /// The first sequence number after it.
+        until: u64,
+    },
+}
+
+/// The state as of `time_ms`, from the kept commits (oldest first, each
+/// once, `commits[first_kept..]` still kept by the policy) and the spans
+/// they are in. Never a guess: where spans leave a gap in the sequence
+/// numbers (a run that opened the store without keeping history), the
+/// commits inside it have unknown times, so a time after the last commit
+/// before the gap and before the checkpoint after it has no answer; from
+/// that checkpoint's time on, the state is the checkpoint's.
+pub fn point_as_of(
+    spans: &[Span],
+    commits: &[Dated],
+    first_kept: usize,
+    time_ms: u64,
+) -> Result<Point, NoPoint> {
+    let first_span = commits.get(first_kept).map_or(spans.len(), |c| c.span);
+    let mut answer: Option<(Point, u64)> = None;
+    let mut next = first_kept;
+    for s in first_span..spans.len() {
+        let gap = s > first_span && spans[s].from > spans[s - 1].last;
+        if gap {
+            if spans[s].checkpoint_ms > time_ms {
+                return Err(match answer {
+                    Some((_, after)) => NoPoint::InGap {
+                        after,
+                        until: spans[s].from,
+                    },
+                    None => NoPoint::TooOld,
+                });
+            }
+            answer = Some((Point::Checkpoint(s), spans[s].from));
+        }
+        while let Some(c) = commits.get(next).filter(|c| c.span == s) {
+            if c.time_ms > time_ms {
+                return answer.map(|(point, _)| point).ok_or(NoPoint::TooOld);
+            }
+            answer = Some((Point::Commit(next), c.seq));
+            next += 1;
+        }
+    }
+    answer.map(|(point, _)| point).ok_or(NoPoint::TooOld)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(from: u64, last: u64, checkpoint_ms: u64) -> Span {
+        Span {
+            from,
+            last,
+            checkpoint_ms,
+        }
+    }
+
+    fn dated(seq: u64, time_ms: u64, span: usize) -> Dated {
+        Dated { seq, time_ms, span }
+    }
+
+    #[test]
+    fn a_gap_gives_the_checkpoint_after_it_or_no_answer_never_an_older_state() {
+        // Commits 1-3 kept, 4-6 folded without history, the journal from 6.
+        let spans = [span(0, 3, 5), span(6, 7, 300)];
+        let commits = [dated(1, 10, 0), dated(2, 20, 0), dated(3, 30, 0), dated(7, 400, 1)];
+        let at = |t| point_as_of(&spans, &commits, 0, t);
+        assert_eq!(at(5), Err(NoPoint::TooOld));
+        assert_eq!(at(25), Ok(Point::Commit(1)));
+        assert_eq!(at(30), Ok(Point::Commit(2)));
+        assert_eq!(at(100), Err(NoPoint::InGap { after: 3, until: 6 }));
+        assert_eq!(at(300), Ok(Point::Checkpoint(1)));
+        assert_eq!(at(500), Ok(Point::Commit(3)));
+        // No commit after the gap: from the checkpoint's time on, its state.
+        let spans = [span(0, 3, 5), span(6, 6, 300)];
+        let at = |t| point_as_of(&spans, &commits[..3], 0, t);
+        assert_eq!(at(299), Err(NoPoint::InGap { after: 3, until: 6 }));
+        assert_eq!(at(u64::MAX), Ok(Point::Checkpoint(1)));
+    }
+
+    #[test]
+    fn spans_that_follow_on_are_one_history() {
+        // A compaction's intent takes a number: the next span starts there.
+        let spans = [span(0, 3, 5), span(3, 5, 50)];
+        let commits = [dated(1, 10, 0), dated(2, 20, 0), dated(5, 60, 1)];
+        let at = |t| point_as_of(&spans, &commits, 0, t);
+        assert_eq!(at(40), Ok(Point::Commit(1)));
+        assert_eq!(at(70), Ok(Point::Commit(2)));
+        assert_eq!(point_as_of(&spans, &commits, 1, 15), Err(NoPoint::TooOld));
+    }
 
     #[test]
     fn expired_counts_what_each_policy_drops() {

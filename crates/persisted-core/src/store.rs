@@ -916,9 +916,7 @@ impl<T: Persisted> Store<T> {
         if let Some(result) = self.with_remote(|remote| remote.state_as_of::<T>(time)) {
             return result;
         }
-        self.with_history(|history, vfs, codec| {
-            history.state_at(vfs, codec, history.seq_as_of(ms)?)
-        })
+        self.with_history(|history, vfs, codec| history.state_as_of(vfs, codec, ms))
     }
 
     /// Runs `f` on the history files as they are now: with the writer

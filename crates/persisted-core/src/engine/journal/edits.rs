@@ -122,11 +122,15 @@ impl EditClock {
 /// tick later than a save at `saved_ns` (a version 1 record has no time:
 /// before).
 pub(crate) fn after_save_by_millisecond(frame: &Frame, saved_ns: i128) -> bool {
+    frame.kind == Kind::Commit && made_after_save(frame.time_ms, saved_ns)
+}
+
+/// Whether a commit record dated `time_ms` (none in version 1) was made
+/// after a save of the snapshot whose file time is `saved_ns`, by the rule
+/// open follows for a journal it finds beside an edited snapshot.
+pub fn made_after_save(time_ms: Option<u64>, saved_ns: i128) -> bool {
     let saved_ms = saved_ns.div_euclid(1_000_000);
-    frame.kind == Kind::Commit
-        && frame
-            .time_ms
-            .is_some_and(|ms| i128::from(ms) > saved_ms + TICK_MS)
+    time_ms.is_some_and(|ms| i128::from(ms) > saved_ms + TICK_MS)
 }
 
 #[cfg(test)]

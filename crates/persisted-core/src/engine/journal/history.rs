@@ -23,7 +23,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, sibling, side_file, sync_dir, write_atomic};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
-use crate::history::{Commit, KeepHistory};
+use crate::history::{point_as_of, Commit, Dated, KeepHistory, NoPoint, Point, Span};
 use crate::options::Format;
 use crate::schema::Persisted;
 
@@ -533,15 +533,48 @@ impl History {
         &self.commits[self.expired..]
     }
 
-    /// The last kept commit made at or before `time_ms`.
-    pub(crate) fn seq_as_of(&self, time_ms: u64) -> Result<u64> {
-        let kept = self.kept();
-        let at = kept
-            .partition_point(|&(_, r, i)| self.runs[r].frames[i].time_ms.unwrap_or(0) <= time_ms);
-        match at.checked_sub(1) {
-            Some(i) => Ok(kept[i].0.seq),
-            None => Err(self.not_kept(format!(
+    /// The state as of `time_ms`: right after the last kept commit made at
+    /// or before it, or, past a gap in the history, the checkpoint after
+    /// the gap; never an older state (see [`point_as_of`]).
+    pub(crate) fn state_as_of<T: Persisted>(
+        &self,
+        vfs: &dyn Vfs,
+        codec: Codec,
+        time_ms: u64,
+    ) -> Result<T> {
+        let mut spans = Vec::with_capacity(self.runs.len());
+        for run in &self.runs {
+            let checkpoint_ms = vfs
+                .stat(&run.checkpoint)
+                .context("stat", &run.checkpoint)?
+                .map_or(u64::MAX, |id| {
+                    u64::try_from(id.mtime_ns.div_euclid(1_000_000)).unwrap_or(0)
+                });
+            spans.push(Span {
+                from: run.from,
+                last: run.last(),
+                checkpoint_ms,
+            });
+        }
+        let dated: Vec<Dated> = self
+            .commits
+            .iter()
+            .map(|&(ref c, r, i)| Dated {
+                seq: c.seq,
+                time_ms: self.runs[r].frames[i].time_ms.unwrap_or(0),
+                span: r,
+            })
+            .collect();
+        match point_as_of(&spans, &dated, self.expired, time_ms) {
+            Ok(Point::Commit(i)) => self.state_at(vfs, codec, self.commits[i].0.seq),
+            Ok(Point::Checkpoint(r)) => self.replay(vfs, codec, &self.runs[r], None),
+            Err(NoPoint::TooOld) => Err(self.not_kept(format!(
                 "no kept commit was made at or before {time_ms} ms after the Unix epoch"
+            ))),
+            Err(NoPoint::InGap { after, until }) => Err(self.not_kept(format!(
+                "{time_ms} ms after the Unix epoch falls in a gap of the history: the commits \
+                 after {after} up to {until} were folded while history was not kept, so their \
+                 times are unknown"
             ))),
         }
     }
@@ -556,7 +589,18 @@ impl History {
         let Some((_, r, i)) = self.kept().iter().find(|(c, _, _)| c.seq == seq) else {
             return Err(self.not_kept(format!("commit {seq} is not kept")));
         };
-        let run = &self.runs[*r];
+        self.replay(vfs, codec, &self.runs[*r], Some(*i))
+    }
+
+    /// The checkpoint of `run` with its records up to the `upto`-th
+    /// applied (none with `None`).
+    fn replay<T: Persisted>(
+        &self,
+        vfs: &dyn Vfs,
+        codec: Codec,
+        run: &Run,
+        upto: Option<usize>,
+    ) -> Result<T> {
         let bytes = vfs
             .read(&run.checkpoint)
             .context("read", &run.checkpoint)?
@@ -569,7 +613,7 @@ impl History {
             ));
         }
         let (mut state, _) = codec.decode_snapshot::<T>(&run.checkpoint, &bytes)?;
-        let frames = &run.frames[..=*i];
+        let frames = upto.map_or(&[][..], |i| &run.frames[..=i]);
         for (frame, skip) in frames.iter().zip(superseded(&run.bytes, frames)) {
             if frame.kind == Kind::Commit && !skip {
                 replay(codec, &run.records, &run.bytes, frame, &mut state)?;

@@ -292,7 +292,13 @@ pub(crate) fn open<T: Persisted>(
             kept_at: kept,
         });
     }
-    Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, last_seq)
+    // An edit changed the state without a commit: its number marks the
+    // change, so the history shows a gap there instead of an older state.
+    let seq = match pairing {
+        Pairing::Stale => last_seq,
+        _ => last_seq.saturating_add(1),
+    };
+    Journal::create(vfs, snapshot_path, codec, durability, snapshot_fp, seq)
 }
 
 /// How a journal relates to the snapshot beside it: the rule open follows

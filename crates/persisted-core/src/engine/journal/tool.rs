@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use super::frame::{decode_header, decode_intent, is_cut_header, Kind, Layout};
+pub use super::edits::made_after_save;
 pub use super::recovery::Pairing;
+pub use crate::history::{point_as_of, Dated, NoPoint, Point, Span};
 use super::recovery::{self, scan_from};
 use super::{history, journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
