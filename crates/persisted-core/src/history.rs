@@ -152,8 +152,9 @@ pub enum NoPoint {
 /// they are in. Never a guess: where spans leave a gap in the sequence
 /// numbers (a run that opened the store without keeping history), the
 /// commits inside it have unknown times, so a time after the last commit
-/// before the gap and before the checkpoint after it has no answer; from
-/// that checkpoint's time on, the state is the checkpoint's.
+/// before the gap and before its end has no answer; from the gap's end on
+/// (the checkpoint after it was written, or the first commit after it was
+/// made, whichever is earlier), the state is the checkpoint's.
 pub fn point_as_of(
     spans: &[Span],
     commits: &[Dated],
@@ -166,7 +167,14 @@ pub fn point_as_of(
     for s in first_span..spans.len() {
         let gap = s > first_span && spans[s].from > spans[s - 1].last;
         if gap {
-            if spans[s].checkpoint_ms > time_ms {
+            // The gap's commits came before this span's first: its end is
+            // no later than that commit, even if the checkpoint was written
+            // after it (a compaction starts a segment at the old snapshot).
+            let first = commits.get(next).filter(|c| c.span == s);
+            let end = first.map_or(spans[s].checkpoint_ms, |c| {
+                c.time_ms.min(spans[s].checkpoint_ms)
+            });
+            if end > time_ms {
                 return Err(match answer {
                     Some((_, after)) => NoPoint::InGap {
                         after,
@@ -212,10 +220,18 @@ mod tests {
         let at = |t| point_as_of(&spans, &commits, 0, t);
         assert_eq!(at(5), Err(NoPoint::TooOld));
         assert_eq!(at(25), Ok(Point::Commit(1)));
-        assert_eq!(at(30), Ok(Point::Commit(2)));
+        // The gap's commits may share the millisecond of the last before it.
+        assert_eq!(at(30), Err(NoPoint::InGap { after: 3, until: 6 }));
         assert_eq!(at(100), Err(NoPoint::InGap { after: 3, until: 6 }));
         assert_eq!(at(300), Ok(Point::Checkpoint(1)));
         assert_eq!(at(500), Ok(Point::Commit(3)));
+        // A checkpoint written after the first commit that follows it.
+        let late = [span(0, 3, 5), span(6, 7, 900)];
+        assert_eq!(point_as_of(&late, &commits, 0, 400), Ok(Point::Commit(3)));
+        assert_eq!(
+            point_as_of(&late, &commits, 0, 399),
+            Err(NoPoint::InGap { after: 3, until: 6 })
+        );
         // No commit after the gap: from the checkpoint's time on, its state.
         let spans = [span(0, 3, 5), span(6, 6, 300)];
         let at = |t| point_as_of(&spans, &commits[..3], 0, t);
