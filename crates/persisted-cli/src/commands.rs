@@ -289,9 +289,7 @@ pub fn edit(file: &Path) -> Outcome {
         }
         _ => store.snapshot.clone(),
     };
-    let draft = edit_path(file);
-    std::fs::write(&draft, &before)
-        .map_err(|e| format!("cannot write `{}`: {e}", draft.display()))?;
+    let draft = new_draft(file, &before)?;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".to_string());
@@ -302,14 +300,21 @@ pub fn edit(file: &Path) -> Outcome {
         .arg(&draft)
         .status()
         .map_err(|e| format!("cannot run the editor `{editor}`: {e}"))?;
-    if !status.success() {
-        let _ = std::fs::remove_file(&draft);
-        return Err(format!(
-            "the editor `{editor}` failed ({status}); nothing changed"
-        ));
-    }
     let after =
         std::fs::read(&draft).map_err(|e| format!("cannot read `{}`: {e}", draft.display()))?;
+    if !status.success() {
+        if after == before {
+            let _ = std::fs::remove_file(&draft);
+            return Err(format!(
+                "the editor `{editor}` failed ({status}); nothing changed"
+            ));
+        }
+        return Err(format!(
+            "the editor `{editor}` failed ({status}); nothing changed, what it saved is kept \
+             at `{}`",
+            draft.display()
+        ));
+    }
     if after == before {
         let _ = std::fs::remove_file(&draft);
         println!("{}: no changes", file.display());
@@ -334,15 +339,34 @@ pub fn edit(file: &Path) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `state.json` -> `state.json.edit-<unix time>.json`: beside the store,
-/// with the extension the editor highlights by.
-fn edit_path(file: &Path) -> PathBuf {
+/// Writes `bytes` to a new draft beside the store,
+/// `state.json.edit-<unix time>-<n>.json` (the extension the editor
+/// highlights by), never over an existing file: a draft kept from an
+/// earlier edit is never overwritten.
+fn new_draft(file: &Path, bytes: &[u8]) -> Result<PathBuf, String> {
+    use std::io::Write;
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let ext = file.extension().unwrap_or_default().to_string_lossy();
-    file.with_file_name(format!("{name}.edit-{secs}.{ext}"))
+    for n in 1u32.. {
+        let draft = file.with_file_name(format!("{name}.edit-{secs}-{n}.{ext}"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&draft)
+        {
+            Ok(mut out) => {
+                out.write_all(bytes)
+                    .map_err(|e| format!("cannot write `{}`: {e}", draft.display()))?;
+                return Ok(draft);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create `{}`: {e}", draft.display())),
+        }
+    }
+    Err(format!("no free name for a draft beside `{}`", file.display()))
 }
 
 pub fn convert(file: &Path, out: &Path) -> Outcome {

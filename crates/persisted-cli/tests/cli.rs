@@ -367,6 +367,59 @@ fn edit_applies_an_edit_that_parses_and_keeps_one_that_does_not() {
     assert_eq!(store.processed(), ["a"]);
 }
 
+/// The drafts `persisted edit` kept, name and content.
+fn drafts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut kept: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".edit-"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+#[test]
+fn every_rejected_draft_keeps_its_own_file_and_none_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    State::open(&path).unwrap().close().unwrap();
+    let snapshot = std::fs::read(&path).unwrap();
+    // Two rejected edits in the same second, then an editor that fails
+    // after saving, then one that fails without saving.
+    let write = |text: &str| {
+        let script = dir.path().join(format!("editor-{}.sh", text.len()));
+        std::fs::write(&script, format!("#!/bin/sh\nprintf '{text}' > \"$1\"\n")).unwrap();
+        format!("sh {}", s(&script))
+    };
+    for text in ["{\"last_id\": ", "{\"last_id\": 1,"] {
+        let (code, _, err) = with_editor(&write(text), &path);
+        assert_eq!(code, 1);
+        assert!(err.contains("kept at"), "{err}");
+    }
+    let failing = dir.path().join("failing.sh");
+    std::fs::write(&failing, "#!/bin/sh\nprintf 'half a thought' > \"$1\"\nexit 3\n").unwrap();
+    let (code, _, err) = with_editor(&format!("sh {}", s(&failing)), &path);
+    assert_eq!(code, 1);
+    assert!(err.contains("failed") && err.contains("kept at"), "{err}");
+    let (code, _, err) = with_editor("false", &path);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing changed"), "{err}");
+    let kept = drafts(dir.path());
+    let contents: Vec<&[u8]> = kept.iter().map(|(_, c)| &c[..]).collect();
+    assert_eq!(
+        contents,
+        [&b"{\"last_id\": "[..], &b"{\"last_id\": 1,"[..], &b"half a thought"[..]],
+        "{kept:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), snapshot, "nothing changed");
+}
+
 #[test]
 fn convert_writes_a_store_the_library_opens_in_the_other_format() {
     let dir = tempfile::tempdir().unwrap();
