@@ -37,6 +37,19 @@ impl ChangeSet {
         self.entries.len()
     }
 
+    /// The names of the fields the changes touch, each once, in the order
+    /// first touched.
+    pub(crate) fn field_names(&self, fields: &[crate::schema::FieldSpec]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for entry in &self.entries {
+            let name = fields.get(entry.index).map_or("?", |f| f.name);
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.whole.clear();

@@ -184,17 +184,21 @@ pub enum Error {
     },
 
     /// `compact()` or `close()` was called in `Mode::Batch` with changes not
-    /// yet committed. Nothing was written.
+    /// yet committed. Nothing was written; `close()` drops the handle, and
+    /// with it the changes.
     #[error(
-        "`{}` has {changes} uncommitted change(s) (Mode::Batch); call `commit()` first, \
-         or drop the store to discard them",
-        path.display()
+        "`{}` has {changes} uncommitted change(s) to {} (Mode::Batch); nothing was written: \
+         call `commit()` first, or they are discarded when the store is dropped",
+        path.display(),
+        fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
     )]
     Uncommitted {
         /// The store's file.
         path: PathBuf,
         /// How many changes are pending.
         changes: usize,
+        /// The fields they change, by their names in the file.
+        fields: Vec<String>,
     },
 
     /// A write from a thread that would wait on itself: it holds a `read()`

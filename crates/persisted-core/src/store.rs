@@ -263,6 +263,14 @@ impl<T: Persisted> Store<T> {
         options: OpenOptions<T>,
         initial: Option<T>,
     ) -> Result<Store<T>> {
+        // Not created: a missing directory is more often a typo than a
+        // place the program means to start.
+        let dir = parent_dir(path);
+        if let Err(e) = std::fs::metadata(&dir) {
+            if e.kind() == io::ErrorKind::NotFound {
+                return Err(Error::io("open a store in the directory", &dir, e));
+            }
+        }
         Store::open_on(RealFs::shared(), path, options, initial)
     }
 
@@ -998,6 +1006,7 @@ impl<T: Persisted> Store<T> {
         Err(Error::Uncommitted {
             path: self.inner.path.clone(),
             changes: writer.batch.len(),
+            fields: writer.batch.field_names(T::__FIELDS),
         })
     }
 
@@ -1525,10 +1534,23 @@ impl<T: Persisted> Drop for Inner<T> {
     /// only as the last participant), and logs what it could not do.
     fn drop(&mut self) {
         let writer = self.writer.get_mut();
-        if writer.poisoned
-            || !writer.batch.is_empty()
-            || !matches!(writer.backend, Backend::Journal(_))
-        {
+        if !writer.batch.is_empty() {
+            log::warn!(
+                "`{}` dropped with {} uncommitted change(s) to {} (Mode::Batch): discarded; \
+                 call `commit()` before dropping the store to keep them",
+                self.path.display(),
+                writer.batch.len(),
+                writer
+                    .batch
+                    .field_names(T::__FIELDS)
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return;
+        }
+        if writer.poisoned || !matches!(writer.backend, Backend::Journal(_)) {
             return;
         }
         let _alone = match &mut writer.sharing {
