@@ -56,7 +56,10 @@ fn a_path_in_a_missing_directory_names_the_directory_not_a_lock_file() {
         matches!(&err, Error::Io { path, .. } if *path == missing),
         "{err:?}"
     );
-    assert!(text.contains("no-such-dir") && text.contains("directory"), "{text}");
+    assert!(
+        text.contains("no-such-dir") && text.contains("directory"),
+        "{text}"
+    );
     assert!(!text.contains("lock"), "{text}");
     assert!(!missing.exists(), "the directory is not created");
 }
@@ -101,5 +104,8 @@ fn close_with_uncommitted_changes_says_what_it_discards() {
         other => panic!("{other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("`last_id`") && text.contains("discarded"), "{text}");
+    assert!(
+        text.contains("`last_id`") && text.contains("discarded"),
+        "{text}"
+    );
 }

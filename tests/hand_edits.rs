@@ -212,7 +212,10 @@ fn a_batch_committed_after_a_save_is_kept_on_top_of_it() {
     store.commit().unwrap();
     store.close().unwrap();
     let got = reopen(&path);
-    assert_eq!((got.note.as_str(), got.runs, got.items.len()), ("edited", 4, 1));
+    assert_eq!(
+        (got.note.as_str(), got.runs, got.items.len()),
+        ("edited", 4, 1)
+    );
 }
 
 /// A commit record pushing `item` (what a program appends when it commits
@@ -224,7 +227,15 @@ fn push_record(format: Format, seq: u64, time_ms: u64, item: &str) -> Vec<u8> {
         _ => format!("{{\"push items\":\"{item}\"}}\n"),
     };
     let mut out = Vec::new();
-    spec::encode_record_v2(format, b'@', seq, time_ms, b"+items", payload.as_bytes(), &mut out);
+    spec::encode_record_v2(
+        format,
+        b'@',
+        seq,
+        time_ms,
+        b"+items",
+        payload.as_bytes(),
+        &mut out,
+    );
     out
 }
 

@@ -463,10 +463,7 @@ fn a_gap_in_the_history_gives_the_true_state_or_not_in_history_never_an_older_on
     store.compact().unwrap();
     let last = store.history().unwrap().last().unwrap().clone();
     assert_eq!(store.state_as_of(last.time).unwrap().last_id, 101);
-    assert_eq!(
-        store.state_as_of(SystemTime::now()).unwrap().last_id,
-        101
-    );
+    assert_eq!(store.state_as_of(SystemTime::now()).unwrap().last_id, 101);
 }
 
 /// A hand edit adopted at open changes the state without a commit: the

@@ -797,3 +797,43 @@ fn a_closure_whose_lease_ran_out_while_another_committed_applies_nothing() {
         "memory kept nothing of the conflicting closure"
     );
 }
+
+/// Releasing the lease wakes a handle waiting for it at once (the release
+/// pushes to the wake list the waiter blocks on), whether a commit gives
+/// it up or a rolled-back transaction does; without the wake-up each
+/// waiter would sit out its 100 ms poll.
+#[test]
+fn a_released_lease_wakes_its_waiter_at_once() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let options = || Store::<Board>::options().lock_timeout(Duration::from_secs(10));
+    let a = options().open_redis(&server.url(), "handoff").unwrap();
+    let b = options().open_redis(&server.url(), "handoff").unwrap();
+    let rounds = 20;
+    let mut waited = Duration::ZERO;
+    for round in 0..rounds {
+        server.cli(&["DEL", "{handoff}:waiting"]);
+        let mut tx = a.begin(); // holds the lease
+        tx.counter += 1;
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| b.update(|s| s.counter += 1).unwrap());
+            // `b` marks the lease wanted when its attempt fails.
+            while server.cli(&["EXISTS", "{handoff}:waiting"]) != "1" && !waiter.is_finished() {
+                std::thread::yield_now();
+            }
+            let released = Instant::now();
+            match round % 2 {
+                0 => tx.commit().unwrap(),
+                _ => drop(tx), // rolled back: the release script gives it up
+            }
+            waiter.join().unwrap();
+            waited += released.elapsed();
+        });
+    }
+    assert_eq!(b.get().counter, rounds + rounds / 2);
+    assert!(
+        waited < Duration::from_millis(rounds * 100 / 2),
+        "{rounds} hand-offs took {waited:?}: waiters are not woken"
+    );
+}

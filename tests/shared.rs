@@ -577,3 +577,54 @@ fn the_job_queue_example_records_every_job_once_through_kill9() {
     );
     assert!(stdout.contains("killed with kill -9"), "{stdout}");
 }
+
+/// A participant that adopts a hand edit seals the journal it sets aside,
+/// so another participant still reading it through its old descriptor
+/// reloads instead of adopting the edit a second time (which would set the
+/// first adopter's new journal aside, with its commit).
+#[test]
+fn s8_a_hand_edit_is_adopted_once_and_the_other_participant_follows() {
+    let _serial = serial();
+    let (dir, path) = temp_store();
+    let a = shared(&path);
+    let b = shared(&path);
+    a.push_items("before".into()).unwrap();
+    a.compact().unwrap();
+    assert_eq!(b.read().items, ["before"]);
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("before", "edited");
+    let temp = dir.path().join("jobs.json.swp");
+    std::fs::write(&temp, &edited).unwrap();
+    std::fs::rename(&temp, &path).unwrap();
+    a.push_items("from-a".into()).unwrap(); // adopts the edit
+    assert_eq!(
+        b.read().items,
+        ["edited", "from-a"],
+        "B follows A's adoption"
+    );
+    b.push_items("from-b".into()).unwrap();
+    drop((a, b));
+    let store = shared(&path);
+    assert_eq!(store.read().items, ["edited", "from-a", "from-b"]);
+    let orphans = common::files_in(dir.path())
+        .into_iter()
+        .filter(|f| f.contains(".journal.orphaned-"))
+        .count();
+    assert_eq!(orphans, 1, "the edit was adopted once");
+}
+
+/// The last participant's `Drop` (not `close()`) folds the journal only
+/// after catching up with the others' commits.
+#[test]
+fn s8_the_last_participant_to_drop_folds_every_commit() {
+    let _serial = serial();
+    let (_dir, path) = temp_store();
+    let a = shared(&path);
+    let b = shared(&path);
+    a.set_counter(1).unwrap();
+    b.set_counter(2).unwrap();
+    drop(b);
+    drop(a);
+    assert_eq!(Jobs::open(&path).unwrap().counter(), 2);
+}

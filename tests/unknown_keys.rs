@@ -112,7 +112,11 @@ fn unknown_keys_are_kept_where_they_were_at_every_depth_and_reported() {
         }
         let got = store.get();
         assert_eq!(
-            (got.name.as_str(), got.server.host.as_str(), got.backups[1].host.as_str()),
+            (
+                got.name.as_str(),
+                got.server.host.as_str(),
+                got.backups[1].host.as_str()
+            ),
             ("renamed", "example.org", "c")
         );
     }
@@ -128,7 +132,10 @@ fn a_nested_unknown_key_stays_in_place_among_its_siblings() {
     store.close().unwrap();
     let written = fs::read_to_string(&path).unwrap();
     let order = |a: &str, b: &str| written.find(a).unwrap() < written.find(b).unwrap();
-    assert!(order("\"name\"", "\"nmae\"") && order("\"nmae\"", "\"server\""), "{written}");
+    assert!(
+        order("\"name\"", "\"nmae\"") && order("\"nmae\"", "\"server\""),
+        "{written}"
+    );
     assert!(order("\"hots\"", "\"host\": \"b\""), "{written}");
 }
 

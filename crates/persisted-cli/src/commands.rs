@@ -366,7 +366,10 @@ fn new_draft(file: &Path, bytes: &[u8]) -> Result<PathBuf, String> {
             Err(e) => return Err(format!("cannot create `{}`: {e}", draft.display())),
         }
     }
-    Err(format!("no free name for a draft beside `{}`", file.display()))
+    Err(format!(
+        "no free name for a draft beside `{}`",
+        file.display()
+    ))
 }
 
 pub fn convert(file: &Path, out: &Path) -> Outcome {

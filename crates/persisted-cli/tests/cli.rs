@@ -403,7 +403,11 @@ fn every_rejected_draft_keeps_its_own_file_and_none_is_deleted() {
         assert!(err.contains("kept at"), "{err}");
     }
     let failing = dir.path().join("failing.sh");
-    std::fs::write(&failing, "#!/bin/sh\nprintf 'half a thought' > \"$1\"\nexit 3\n").unwrap();
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\nprintf 'half a thought' > \"$1\"\nexit 3\n",
+    )
+    .unwrap();
     let (code, _, err) = with_editor(&format!("sh {}", s(&failing)), &path);
     assert_eq!(code, 1);
     assert!(err.contains("failed") && err.contains("kept at"), "{err}");
@@ -414,7 +418,11 @@ fn every_rejected_draft_keeps_its_own_file_and_none_is_deleted() {
     let contents: Vec<&[u8]> = kept.iter().map(|(_, c)| &c[..]).collect();
     assert_eq!(
         contents,
-        [&b"{\"last_id\": "[..], &b"{\"last_id\": 1,"[..], &b"half a thought"[..]],
+        [
+            &b"{\"last_id\": "[..],
+            &b"{\"last_id\": 1,"[..],
+            &b"half a thought"[..]
+        ],
         "{kept:?}"
     );
     assert_eq!(std::fs::read(&path).unwrap(), snapshot, "nothing changed");

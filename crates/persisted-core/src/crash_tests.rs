@@ -1096,3 +1096,54 @@ fn run_pair(
         power_image,
     }
 }
+
+/// A shared participant that dies right after its compaction renamed the
+/// new snapshot into place leaves the old journal sealed by its intent and
+/// no new journal: the next lock holder (B, which never compacts itself)
+/// must finish that compaction before appending, or its commits would go
+/// into a journal the next open discards as stale.
+#[test]
+fn a_compaction_a_dead_peer_left_after_its_rename_is_finished_by_the_next_writer() {
+    for format in formats() {
+        let path = path(format);
+        let options = options(Durability::Flush, u64::MAX).shared(true);
+        let probe = SimFs::new();
+        let a = open(&probe.actor(1), &path, options).unwrap();
+        let _b = open(&probe.actor(2), &path, options).unwrap();
+        apply(&a, &Step::Push("from-a".into())).unwrap();
+        let before = probe.trace().len();
+        a.compact().unwrap();
+        let renamed = probe.trace()[before..]
+            .iter()
+            .position(|t| t.kind == OpKind::Rename && t.path == path)
+            .map(|i| before + i)
+            .expect("compaction renames the snapshot");
+        drop((a, _b));
+
+        let sim = SimFs::new();
+        // A dies at its first operation after the rename.
+        sim.crash_actor_at(1, renamed as u64 + 2, 7);
+        let a = open(&sim.actor(1), &path, options).unwrap();
+        let b = open(&sim.actor(2), &path, options).unwrap();
+        apply(&a, &Step::Push("from-a".into())).unwrap();
+        assert!(
+            a.compact().is_err(),
+            "{format:?}: A dies inside its compaction"
+        );
+        apply(&b, &Step::SetCounter(7)).unwrap();
+        apply(&b, &Step::Push("from-b".into())).unwrap();
+        let expected = Model {
+            counter: 7,
+            items: vec!["from-a".into(), "from-b".into()],
+            ..Model::default()
+        };
+        assert_eq!(b.get(), expected, "{format:?}");
+        let image = sim.process_crash_image();
+        drop((a, b));
+        assert_eq!(
+            recover(&image, &path, options, &[]),
+            expected,
+            "{format:?}: B's commits survive A's half-done compaction"
+        );
+    }
+}

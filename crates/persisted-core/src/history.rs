@@ -216,7 +216,12 @@ mod tests {
     fn a_gap_gives_the_checkpoint_after_it_or_no_answer_never_an_older_state() {
         // Commits 1-3 kept, 4-6 folded without history, the journal from 6.
         let spans = [span(0, 3, 5), span(6, 7, 300)];
-        let commits = [dated(1, 10, 0), dated(2, 20, 0), dated(3, 30, 0), dated(7, 400, 1)];
+        let commits = [
+            dated(1, 10, 0),
+            dated(2, 20, 0),
+            dated(3, 30, 0),
+            dated(7, 400, 1),
+        ];
         let at = |t| point_as_of(&spans, &commits, 0, t);
         assert_eq!(at(5), Err(NoPoint::TooOld));
         assert_eq!(at(25), Ok(Point::Commit(1)));

@@ -19,8 +19,8 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::change::Payload;
 use crate::engine::journal::group::GroupSync;
-use crate::engine::Failure;
 use crate::engine::journal::{journal_path, Journal, View};
+use crate::engine::Failure;
 use crate::error::{Error, IoContext, Result};
 use crate::file::lock::{LockFile, WriterLock};
 use crate::file::vfs::Vfs;

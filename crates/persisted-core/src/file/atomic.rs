@@ -64,7 +64,12 @@ pub(crate) fn side_file(vfs: &dyn Vfs, path: &Path, tag: &str) -> Result<PathBuf
 /// Copies `bytes` durably into a new [`side_file`] of `path` tagged `tag`
 /// (dropped journal bytes, a replaced journal), for a person to look at;
 /// returns its path.
-pub(crate) fn write_side_file(vfs: &dyn Vfs, path: &Path, tag: &str, bytes: &[u8]) -> Result<PathBuf> {
+pub(crate) fn write_side_file(
+    vfs: &dyn Vfs,
+    path: &Path,
+    tag: &str,
+    bytes: &[u8],
+) -> Result<PathBuf> {
     let kept = side_file(vfs, path, tag)?;
     let mut file = vfs.create_new(&kept, path).context("create", &kept)?;
     file.write_all(bytes).context("write", &kept)?;

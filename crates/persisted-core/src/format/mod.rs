@@ -19,12 +19,12 @@ mod json;
 mod toml;
 #[cfg(feature = "toml")]
 mod toml_check;
+#[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
+mod unknown;
 #[cfg(feature = "yaml")]
 mod yaml;
 #[cfg(feature = "yaml")]
 mod yaml_plain;
-#[cfg(any(feature = "json", feature = "yaml", feature = "toml"))]
-mod unknown;
 
 /// Keys of a text snapshot that the struct does not know, at any depth,
 /// kept so later saves write them back where they were (a downgrade then
@@ -323,7 +323,10 @@ mod tests {
     fn a_missing_field_and_a_yaml_11_boolean_get_hints() {
         let missing = tidy_message("missing field `retries` at line 1 column 2".into(), 1, 2);
         assert!(missing.starts_with("missing field `retries` (if the field was renamed"));
-        assert!(missing.contains("#[serde(alias = \"old_name\")]"), "{missing}");
+        assert!(
+            missing.contains("#[serde(alias = \"old_name\")]"),
+            "{missing}"
+        );
         assert!(missing.contains("#[serde(default)]"), "{missing}");
         let yes = tidy_message(
             "verbose: invalid type: string \"yes\", expected a boolean".into(),

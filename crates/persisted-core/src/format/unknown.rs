@@ -141,7 +141,10 @@ pub(crate) fn restore<V: Tree>(doc: &mut V, unknown: &[Unknown<V>]) {
             continue;
         }
         let index = match &entry.after {
-            Some(after) => keys.iter().position(|k| k == after).map_or(keys.len(), |i| i + 1),
+            Some(after) => keys
+                .iter()
+                .position(|k| k == after)
+                .map_or(keys.len(), |i| i + 1),
             None => 0,
         };
         node.insert_at(index, entry.key.clone(), entry.value.clone());
@@ -213,9 +216,11 @@ impl Tree for serde_yaml::Value {
     fn variant_step(&self) -> Option<Step> {
         match self {
             serde_yaml::Value::Tagged(_) => Some(Step::Tagged),
-            serde_yaml::Value::Mapping(map) if map.len() == 1 => {
-                map.keys().next()?.as_str().map(|k| Step::Key(k.to_string()))
-            }
+            serde_yaml::Value::Mapping(map) if map.len() == 1 => map
+                .keys()
+                .next()?
+                .as_str()
+                .map(|k| Step::Key(k.to_string())),
             _ => None,
         }
     }

@@ -160,7 +160,10 @@ mod tests {
         clock.appended(6, look + 9 * MS);
         let saved = look + 5 * MS;
         let frame = |seq| commit(seq, 1_000_005);
-        assert!(!clock.after_save(&commit(3, 2_000_000), saved), "before the look");
+        assert!(
+            !clock.after_save(&commit(3, 2_000_000), saved),
+            "before the look"
+        );
         assert!(!clock.after_save(&frame(4), saved));
         assert!(!clock.after_save(&frame(5), saved));
         assert!(clock.after_save(&frame(6), saved));

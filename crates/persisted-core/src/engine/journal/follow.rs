@@ -25,15 +25,15 @@ use parking_lot::RwLock;
 use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
 use super::recovery::{damage_error, pairing, replay, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
-use crate::engine::Failure;
-use crate::history::KeepHistory;
-use crate::report::RecoveryEvent;
 use crate::checksum::fingerprint;
+use crate::engine::Failure;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, remove_leftovers, side_file, sync_dir, write_side_file};
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
+use crate::history::KeepHistory;
 use crate::options::Durability;
+use crate::report::RecoveryEvent;
 use crate::schema::Persisted;
 
 /// How often a reload retries when the snapshot and the journal it read do

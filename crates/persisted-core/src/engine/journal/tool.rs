@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::frame::{decode_header, decode_intent, is_cut_header, Kind, Layout};
 pub use super::edits::made_after_save;
+use super::frame::{decode_header, decode_intent, is_cut_header, Kind, Layout};
 pub use super::recovery::Pairing;
-pub use crate::history::{point_as_of, Dated, NoPoint, Point, Span};
 use super::recovery::{self, scan_from};
 use super::{history, journal_path, Journal};
 use crate::error::{Error, IoContext, Result};
@@ -18,6 +17,7 @@ use crate::file::lock::LockFile;
 use crate::file::vfs::RealFs;
 use crate::format::Codec;
 use crate::history::KeepHistory;
+pub use crate::history::{point_as_of, Dated, NoPoint, Point, Span};
 use crate::options::{Durability, Format};
 
 /// A journal's header.
