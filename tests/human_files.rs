@@ -259,8 +259,9 @@ fn unknown_keys_in_a_toml_snapshot_survive_later_saves() {
     let text = fs::read_to_string(&path).unwrap();
     assert_eq!(
         text,
-        "last_id = 4\nprocessed = []\nkept = [\n    \"a\",\n    \"b\",\n]\n\n[settings]\n\n\
-         [from_a_newer_version]\nnested = [\n    1,\n    2,\n]\n"
+        "last_id = 4\nkept = [\n    \"a\",\n    \"b\",\n]\nprocessed = []\n\n[settings]\n\n\
+         [from_a_newer_version]\nnested = [\n    1,\n    2,\n]\n",
+        "each kept key stays where it was"
     );
     // With the snapshot engine too.
     let store = persisted_state::Store::<State>::options()
