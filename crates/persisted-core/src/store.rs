@@ -121,6 +121,8 @@ pub(crate) struct Writer<T> {
     keep_history: KeepHistory,
 }
 
+// One per store, behind the writer mutex: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Journal(Journal),
     Snapshot(SnapshotEngine),
