@@ -408,6 +408,33 @@ fn commit(c: &mut Criterion) {
         41,
         25,
     );
+    // A commit that does not follow another within 5 us first looks for a
+    // hand edit of the snapshot (one stat): the cost of that look, paired
+    // against a commit in a burst (which does not look). Only the commit
+    // is timed; the pause before it is not.
+    {
+        let timed = |pause: bool| {
+            let mut op = ours(Durability::Flush, Engine::Journal, Format::Json);
+            move || {
+                if pause {
+                    let until = std::time::Instant::now() + std::time::Duration::from_micros(20);
+                    while std::time::Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                }
+                let start = std::time::Instant::now();
+                (op.run)();
+                start.elapsed()
+            }
+        };
+        let (mut after_pause, mut in_burst) = (timed(true), timed(false));
+        let (ta, tb, r) = common::paired_timed(&mut after_pause, &mut in_burst, 41, 2000);
+        eprintln!(
+            "commit: paired hand-edit look: a commit after a pause {ta:.2} us/op, in a burst \
+             {tb:.2} us/op, ratio {r:.2}"
+        );
+        extras.push(("paired hand-edit look: after a pause / in a burst", r));
+    }
     #[cfg(feature = "peers")]
     {
         pair(

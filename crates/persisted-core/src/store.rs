@@ -222,10 +222,11 @@ impl<T: Persisted> fmt::Debug for Store<T> {
 impl<T: Persisted> Store<T> {
     /// Opens the store at `path` with the default options; a missing or
     /// empty (0-byte) file starts from `T::default()`. The format comes
-    /// from the extension.
+    /// from the extension. The directory must exist (it is not created).
     ///
     /// # Errors
     ///
+    /// [`Error::Io`] naming the directory when it does not exist,
     /// [`Error::Locked`] if another process or handle has it open,
     /// [`Error::Parse`]/[`Error::Corrupt`] for a damaged file (left as it
     /// is), [`Error::UnknownFormat`], [`Error::FormatNotEnabled`],
