@@ -3,13 +3,12 @@
 //! re-exports everything here together with `#[derive(Persisted)]`.
 //!
 //! The map of this crate:
-//! * [`Store`] (`store.rs`) opens a file and serves reads from memory;
-//!   writes go through one of two engines (`engine/`): the journal
-//!   (`engine/journal/`; its `FORMAT.md` is the on-disk format, published
-//!   as [`file_format`]) or the whole-file snapshot.
-//! * `sharing.rs`: exclusive, shared (several processes) and read-only
-//!   handles, and catching up with what other processes wrote
-//!   (`engine/journal/follow.rs`).
+//! * [`Store`] (`store/`) serves reads from memory and orders writes; what
+//!   keeps the state is a backend behind one trait (`engine/backend.rs`):
+//!   the files (`engine/file/`: the journal engine, `engine/journal/`,
+//!   whose `FORMAT.md` is the on-disk format published as [`file_format`];
+//!   the whole-file snapshot engine; exclusive, shared between processes,
+//!   or read-only) or a Redis server (`remote/`).
 //! * A write is a mutation (`mutation.rs`) recorded as changes
 //!   (`change.rs`) and encoded by a codec (`format/`).
 //! * `file/` holds the atomic-replace protocol and the advisory lock.
@@ -34,7 +33,6 @@ mod reentry;
 mod remote;
 mod report;
 mod schema;
-mod sharing;
 mod store;
 mod transaction;
 

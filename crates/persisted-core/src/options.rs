@@ -357,7 +357,7 @@ impl<T: Persisted> OpenOptions<T> {
     /// naming the key and field of a value that does not parse.
     #[cfg(feature = "redis")]
     pub fn open_redis(self, url: &str, key: &str) -> Result<Store<T>> {
-        Store::open_remote(self, url, key, None)
+        crate::remote::open_store(self, url, key)
     }
 
     /// Opens the store at `path`; a missing file starts from `T::default()`.

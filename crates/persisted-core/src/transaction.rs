@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::mutation::{self, Discard, Mutation, Queued, QueuedList, Replace, SetValue, Swap};
 use crate::reentry::{Held, Hold};
 use crate::schema::{Field, Persisted};
-use crate::sharing::WriterGuard;
 use crate::store::Store;
+use crate::store::WriterGuard;
 
 /// An open transaction, from [`Store::begin`] or [`Store::transaction`].
 ///

@@ -1,7 +1,11 @@
-//! The two ways commits reach disk.
+//! The places a state lives, behind one trait (`backend.rs`): the files of
+//! this machine (`file/`, built on the two engines `journal/` and
+//! `snapshot.rs`); Redis lives in `crate::remote`.
 
 use crate::error::Error;
 
+pub(crate) mod backend;
+pub(crate) mod file;
 pub(crate) mod journal;
 pub(crate) mod snapshot;
 

@@ -20,7 +20,10 @@
 //!   same commit id and expected version; when the version moved, the log
 //!   says whether the commit id is in it. Never a blind retry.
 
+mod backend;
 mod scripts;
+
+pub(crate) use self::backend::open_store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,12 +37,12 @@ use serde_json::Value as Json;
 
 use crate::change::{Changes, FieldOf};
 use crate::collection::Op;
-use crate::engine::journal::View;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
+use parking_lot::RwLock;
 
 /// How a field is kept on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -807,7 +810,7 @@ impl RedisBackend {
     /// Catches up with commits other handles made: one round trip when
     /// there are none. Applies the log's records, or reloads everything
     /// when the log no longer reaches back to this handle's version.
-    pub(crate) fn catch_up<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
+    pub(crate) fn catch_up<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
         let keys = std::sync::Arc::clone(&self.keys);
         let v: Option<u64> = self.with_retry("read", |conn, _| {
             redis::cmd("HGET").arg(&keys.meta).arg("v").query(conn)
@@ -816,16 +819,16 @@ impl RedisBackend {
         if v == self.version {
             return Ok(false);
         }
-        self.follow(view, v)
+        self.follow(state, v)
     }
 
     /// Applies the log entries after this handle's version up to `v`.
-    fn follow<T: Persisted>(&mut self, view: &mut View<'_, T>, v: u64) -> Result<bool> {
+    fn follow<T: Persisted>(&mut self, state: &RwLock<T>, v: u64) -> Result<bool> {
         while self.version < v {
             let from = format!("({}", self.last_id);
             let entries = self.log_from("read the log of", &from)?;
-            if !self.apply_entries(view, &entries)? {
-                return self.reload(view);
+            if !self.apply_entries(state, &entries)? {
+                return self.reload(state);
             }
         }
         Ok(true)
@@ -835,13 +838,13 @@ impl RedisBackend {
     /// handle's version (trimmed away): the caller reloads.
     fn apply_entries<T: Persisted>(
         &mut self,
-        view: &mut View<'_, T>,
+        state: &RwLock<T>,
         entries: &[LogEntry],
     ) -> Result<bool> {
         if entries.is_empty() || entries[0].v != self.version + 1 {
             return Ok(false);
         }
-        let mut state = view.state.write();
+        let mut state = state.write();
         for entry in entries {
             if entry.v != self.version + 1 {
                 return Ok(false);
@@ -892,10 +895,10 @@ impl RedisBackend {
         }
     }
 
-    fn reload<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<bool> {
+    fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
         match self.load::<T>()? {
-            Some(state) => {
-                *view.state.write() = state;
+            Some(loaded) => {
+                *state.write() = loaded;
                 Ok(true)
             }
             None => Err(self.error("read", "the store was deleted from the server")),
@@ -904,7 +907,7 @@ impl RedisBackend {
 
     /// Takes the lease (waiting at most the lock timeout) and catches up:
     /// what `update`, `transaction` and `begin` run on.
-    pub(crate) fn lock<T: Persisted>(&mut self, view: &mut View<'_, T>) -> Result<()> {
+    pub(crate) fn lock<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<()> {
         let keys = std::sync::Arc::clone(&self.keys);
         // Kept since this handle's last commit (and for at least half its
         // life more): nobody else can have committed, so memory is
@@ -945,9 +948,9 @@ impl RedisBackend {
                 let v = parts.get(1).and_then(as_u64).unwrap_or(0);
                 if v != self.version {
                     let entries = parts.get(2).map(log_entries).unwrap_or_default();
-                    let applied = self.apply_entries(view, &entries)?;
+                    let applied = self.apply_entries(state, &entries)?;
                     if !applied || self.version != v {
-                        self.follow(view, v)?;
+                        self.follow(state, v)?;
                     }
                 }
                 return Ok(());
