@@ -53,6 +53,9 @@ pub(crate) struct Intent<'a> {
     /// The `Mode::Batch` changes not committed yet (kept on top of what a
     /// catch-up reloads).
     pub(crate) batch: &'a ChangeSet,
+    /// Another writer of this process held the store when this one came:
+    /// part of a burst of commits.
+    pub(crate) contended: bool,
 }
 
 /// A commit, as a backend is given it.

@@ -170,10 +170,12 @@ impl<T: Persisted> Store<T> {
     fn lock_writer(&self, closure: bool) -> Result<WriterGuard<'_, T>> {
         let mut guard = WriterGuard::arriving(&self.inner.writer, &self.inner.group);
         guard.check(&self.inner.path)?;
+        let contended = guard.contended;
         let writer = &mut *guard;
         let intent = Intent {
             closure,
             batch: &writer.batch,
+            contended,
         };
         let begun = writer.backend.begin_write(&self.inner.state, intent);
         match begun {

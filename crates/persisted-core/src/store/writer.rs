@@ -15,12 +15,19 @@ pub(crate) struct WriterGuard<'a, T> {
     /// Group commit, where the writer counts as on its way to appending
     /// (`Writer::arrived`) until its record is written or this drops.
     group: Option<&'a GroupSync>,
+    /// Another writer of this process held the mutex when this one came:
+    /// the write is part of a burst.
+    pub(crate) contended: bool,
 }
 
 impl<'a, T> WriterGuard<'a, T> {
     /// The writer mutex alone.
     pub(crate) fn new(guard: MutexGuard<'a, Writer<T>>) -> Self {
-        WriterGuard { guard, group: None }
+        WriterGuard {
+            guard,
+            group: None,
+            contended: false,
+        }
     }
 
     /// The writer mutex, taken by a writer that group commit counts as on
@@ -28,11 +35,15 @@ impl<'a, T> WriterGuard<'a, T> {
     /// waits for the mutex.
     pub(crate) fn arriving(mutex: &'a Mutex<Writer<T>>, group: &'a GroupSync) -> Self {
         let counted = group.arrive();
-        let mut guard = mutex.lock();
+        let (mut guard, contended) = match mutex.try_lock() {
+            Some(guard) => (guard, false),
+            None => (mutex.lock(), true),
+        };
         guard.arrived = counted;
         WriterGuard {
             guard,
             group: Some(group),
+            contended,
         }
     }
 }

@@ -101,7 +101,7 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         // An exclusive store looks for a hand edit (not with a batch
         // pending: adopting rewrites the snapshot from memory, and the
         // batch's commit is kept on top of an edit anyway).
-        if intent.batch.is_empty() && self.journal.edit_check_due() {
+        if intent.batch.is_empty() && self.journal.edit_check_due(intent.contended) {
             let mut view = self.files.view(state);
             return self.journal.adopt_edit_if_any(&mut view);
         }

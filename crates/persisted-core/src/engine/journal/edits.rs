@@ -4,7 +4,8 @@
 //! made before the save, and every commit acknowledged after the save is
 //! kept on top of it. A handle looks at the snapshot (one `stat`) before a
 //! commit whenever the commit does not follow the previous commit or look
-//! within [`BURST`], and at least every [`CHECK_EVERY`]; an edit found there is
+//! within [`BURST`] and did not wait for another commit of this process,
+//! and at least every [`CHECK_EVERY`]; an edit found there is
 //! adopted before the commit is appended, so the commit lands on top of it
 //! exactly. What remains to decide by time are the commits appended in a
 //! burst after the last look, and those found in a journal at open:
@@ -98,10 +99,12 @@ impl EditClock {
         self.appended_ns = now_ns;
     }
 
-    /// Whether a commit made at `now_ns` should first look for an edit.
-    pub(crate) fn due(&self, now_ns: i128) -> bool {
+    /// Whether a commit made at `now_ns` should first look for an edit;
+    /// `burst`: it waited for another commit of this process, so it is
+    /// part of a burst however long that commit took.
+    pub(crate) fn due(&self, now_ns: i128, burst: bool) -> bool {
         now_ns < self.checked_ns
-            || now_ns - self.appended_ns >= ns(BURST)
+            || (!burst && now_ns - self.appended_ns >= ns(BURST))
             || now_ns - self.checked_ns >= ns(CHECK_EVERY)
     }
 
@@ -191,12 +194,16 @@ mod tests {
         let at = 1_000 * MS;
         clock.unchanged(0, at);
         clock.appended(1, at + 1_000);
-        assert!(!clock.due(at + 2_000), "inside a burst");
-        assert!(clock.due(at + 1_000 + ns(BURST)), "after a pause");
+        assert!(!clock.due(at + 2_000, false), "inside a burst");
+        assert!(clock.due(at + 1_000 + ns(BURST), false), "after a pause");
+        assert!(
+            !clock.due(at + 1_000 + ns(BURST), true),
+            "after waiting for another commit"
+        );
         for i in 2..20_000u64 {
             clock.appended(i, at + 1_000 * i as i128);
         }
-        assert!(clock.due(at + ns(CHECK_EVERY) + 1), "a long burst");
-        assert!(clock.due(at - 1), "the clock went back");
+        assert!(clock.due(at + ns(CHECK_EVERY) + 1, true), "a long burst");
+        assert!(clock.due(at - 1, false), "the clock went back");
     }
 }

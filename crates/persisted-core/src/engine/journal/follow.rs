@@ -495,10 +495,11 @@ impl Journal {
         Ok((bytes, later))
     }
 
-    /// Whether a commit should first look for an edit of the snapshot (an
-    /// exclusive store does every `edits::CHECK_EVERY`).
-    pub(crate) fn edit_check_due(&self) -> bool {
-        self.clock.due(self.vfs.now_ns())
+    /// Whether a commit should first look for an edit of the snapshot (see
+    /// `edits`); `burst`: another commit of this process was in progress
+    /// when it came.
+    pub(crate) fn edit_check_due(&self, burst: bool) -> bool {
+        self.clock.due(self.vfs.now_ns(), burst)
     }
 
     /// Continues in a new journal (a new file, renamed into place) based on
