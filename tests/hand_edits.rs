@@ -99,20 +99,63 @@ fn a_commit_after_a_save_is_kept_on_top_of_it_in_every_text_format_and_save_styl
 }
 
 #[test]
-fn the_edit_wins_over_commits_made_before_the_save_and_later_ones_stay() {
+fn the_edit_wins_on_the_fields_it_changed_and_the_journal_keeps_the_others() {
     for format in text_formats() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(dir.path(), format);
         let store: Store<Config> = Store::open(&path).unwrap();
         store.set_runs(1234).unwrap();
         store.compact().unwrap();
-        store.set_note("before".into()).unwrap(); // in the journal, before the save
+        // In the journal, not in the file the person opens.
+        store.set_note("before".into()).unwrap();
+        store.set_runs(1235).unwrap();
+        // The person changes `runs` (from the 1234 they see); `note` they
+        // leave as the file has it.
         edit(&path, Save::RenameOver, "1234", "50");
         store.push_items("after".into()).unwrap();
         drop(store); // Drop, not close: it folds the same way
         let got = reopen(&path);
-        assert_eq!(got.note, "", "{format:?}: the save did not hold the note");
-        assert_eq!((got.runs, got.items.len()), (50, 1), "{format:?}");
+        assert_eq!(got.runs, 50, "{format:?}: the field the person changed");
+        assert_eq!(
+            got.note, "before",
+            "{format:?}: a field the save left as it was keeps its commit"
+        );
+        assert_eq!(got.items, ["after"], "{format:?}");
+    }
+}
+
+/// A program counting in its journal while a person changes another field
+/// of the file: the count goes on from where it was, not from the stale
+/// value the file (and so the save) still held.
+#[test]
+fn a_save_of_one_field_does_not_reset_the_fields_the_program_keeps_changing() {
+    for shared in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), Format::Json);
+        let store = Store::<Config>::options()
+            .shared(shared)
+            .open(&path)
+            .unwrap();
+        for _ in 0..100 {
+            store.update(|c| c.runs += 1).unwrap();
+        }
+        edit(
+            &path,
+            Save::InPlace,
+            "\"note\": \"\"",
+            "\"note\": \"by hand\"",
+        );
+        std::thread::sleep(Duration::from_millis(15));
+        store.update(|c| c.runs += 1).unwrap();
+        assert_eq!(store.runs(), 101, "shared: {shared}");
+        assert_eq!(store.note(), "by hand", "shared: {shared}");
+        drop(store);
+        let got = reopen(&path);
+        assert_eq!(
+            (got.runs, got.note.as_str()),
+            (101, "by hand"),
+            "shared: {shared}"
+        );
     }
 }
 

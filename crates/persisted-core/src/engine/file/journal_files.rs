@@ -119,16 +119,18 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.follow(state, locked)
     }
 
-    fn commit(
-        &mut self,
-        _state: &RwLock<T>,
-        proposal: Proposal<'_, T>,
-    ) -> Result<Outcome, Failure> {
+    fn commit(&mut self, state: &RwLock<T>, proposal: Proposal<'_, T>) -> Result<Outcome, Failure> {
         // Shared mode syncs before it releases the writer lock: no group
         // commit across processes. A batch syncs inline.
         let (changes, inline) = match proposal {
-            Proposal::Changes(changes) => (changes, self.locks.is_shared()),
-            Proposal::Batch(changes) => (changes, true),
+            Proposal::Changes(changes) => {
+                self.journal.note_base(&*state.read(), changes, false);
+                (changes, self.locks.is_shared())
+            }
+            Proposal::Batch(changes) => {
+                self.journal.note_base(&*state.read(), changes, true);
+                (changes, true)
+            }
             Proposal::Whole(_) => {
                 return Err(Failure::clean(Error::Unsupported {
                     path: self.files.path.clone(),

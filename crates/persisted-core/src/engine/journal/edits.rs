@@ -24,9 +24,16 @@
 //!   is more than [`TICK_MS`] later than the file's time (a crash and an
 //!   edit within that of each other keep the edit alone).
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::frame::{Frame, Kind};
+use crate::change::{Changes, FieldOf};
+use crate::checksum::fingerprint;
+use crate::collection::Op;
+use crate::error::Result;
+use crate::format::Codec;
+use crate::schema::{field_index, Persisted};
 
 /// A commit that follows the previous one by less than this is part of a
 /// burst and does not look at the snapshot first (the look costs about a
@@ -134,6 +141,140 @@ pub(crate) fn after_save_by_millisecond(frame: &Frame, saved_ns: i128) -> bool {
 pub fn made_after_save(time_ms: Option<u64>, saved_ns: i128) -> bool {
     let saved_ms = saved_ns.div_euclid(1_000_000);
     time_ms.is_some_and(|ms| i128::from(ms) > saved_ms + TICK_MS)
+}
+
+/// What each field held in the snapshot the journal applies to (its
+/// base), for the fields the journal's records change: the fingerprint of
+/// the field's encoding, taken before the first record changed it.
+///
+/// A person edits the snapshot, which does not show the journal's commits:
+/// a field they left as the snapshot had it is one they did not change, so
+/// adopting their edit keeps the commits' value of it instead of the stale
+/// one their save carries. Only a field they changed takes their value.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BaseFields {
+    fields: Vec<Base>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// No record changed it: memory holds the base.
+    Untouched,
+    /// The fingerprint of its encoding in the base.
+    Known(u64),
+    /// Changed in a way that did not let its base be seen (a batch, a
+    /// record whose fields are not listed): the edit's value wins.
+    Unknown,
+}
+
+impl BaseFields {
+    fn slot(&mut self, index: usize, count: usize) -> Option<&mut Base> {
+        if self.fields.len() < count {
+            self.fields.resize(count, Base::Untouched);
+        }
+        self.fields.get_mut(index)
+    }
+
+    /// Before `state` (still the base for every field no record changed)
+    /// takes a change of field `index`.
+    pub(crate) fn note<T: Persisted>(
+        &mut self,
+        codec: Codec,
+        path: &Path,
+        state: &T,
+        index: usize,
+    ) {
+        if let Some(slot @ Base::Untouched) = self.slot(index, T::__FIELDS.len()) {
+            *slot = match codec.encode_value(path, &FieldOf(state, index)) {
+                Ok(bytes) => Base::Known(fingerprint(&bytes)),
+                Err(_) => Base::Unknown,
+            };
+        }
+    }
+
+    /// Before `state` takes `changes` (made on it).
+    pub(crate) fn note_changes<T: Persisted>(
+        &mut self,
+        codec: Codec,
+        path: &Path,
+        state: &T,
+        changes: &dyn Changes,
+    ) {
+        changes.each(&mut |_, index, _| self.note(codec, path, state, index));
+    }
+
+    /// Field `index` changed in a way whose base cannot be seen.
+    pub(crate) fn unknown(&mut self, index: usize, count: usize) {
+        if let Some(slot @ Base::Untouched) = self.slot(index, count) {
+            *slot = Base::Unknown;
+        }
+    }
+
+    /// Before `state` takes the commit record `frame` (in `bytes`): notes
+    /// the fields its frame lists, or every field when it lists none.
+    pub(crate) fn note_frame<T: Persisted>(
+        &mut self,
+        codec: Codec,
+        path: &Path,
+        state: &T,
+        frame: &Frame,
+        bytes: &[u8],
+    ) {
+        if frame.kind != Kind::Commit {
+            return;
+        }
+        let count = T::__FIELDS.len();
+        let listed = frame
+            .fields
+            .map(|(start, end)| &bytes[start..end])
+            .filter(|list| *list != b"*");
+        let Some(list) = listed else {
+            (0..count).for_each(|index| self.unknown(index, count));
+            return;
+        };
+        for entry in list.split(|&b| b == b',') {
+            let name = std::str::from_utf8(entry.get(1..).unwrap_or_default()).unwrap_or("");
+            match field_index(T::__FIELDS, name) {
+                Some(index) => self.note(codec, path, state, index),
+                // A field this version of the struct does not have.
+                None => {}
+            }
+        }
+    }
+
+    /// The fields a person's `edit` leaves as the base had them while the
+    /// journal changed them: memory's values of them are kept.
+    pub(crate) fn left_by<T: Persisted>(
+        &self,
+        codec: Codec,
+        path: &Path,
+        edit: &T,
+    ) -> Result<Vec<usize>> {
+        let mut left = Vec::new();
+        for (index, base) in self.fields.iter().enumerate() {
+            if let Base::Known(fp) = base {
+                if fingerprint(&codec.encode_value(path, &FieldOf(edit, index))?) == *fp {
+                    left.push(index);
+                }
+            }
+        }
+        Ok(left)
+    }
+}
+
+/// Fields of a state, each set whole: copied from one state to another by
+/// the codec (encoded as a record, replayed).
+pub(crate) struct FieldsOf<'a, T>(pub(crate) &'a T, pub(crate) &'a [usize]);
+
+impl<T: Persisted> Changes for FieldsOf<'_, T> {
+    fn len(&self) -> usize {
+        self.1.len()
+    }
+    fn each(&self, emit: &mut dyn FnMut(Op, usize, &dyn erased_serde::Serialize)) {
+        for &index in self.1 {
+            emit(Op::Set, index, &FieldOf(self.0, index));
+        }
+    }
 }
 
 #[cfg(test)]

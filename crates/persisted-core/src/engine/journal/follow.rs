@@ -22,9 +22,11 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use super::edits::FieldsOf;
 use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
 use super::recovery::{damage_error, pairing, replay, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
+use crate::change::Payload;
 use crate::checksum::fingerprint;
 use crate::engine::Failure;
 use crate::error::{Error, IoContext, Result};
@@ -181,6 +183,13 @@ impl Journal {
         if changed {
             let mut state = state.write();
             for frame in frames.iter().filter(|f| f.kind == Kind::Commit) {
+                self.base_fields.note_frame(
+                    self.codec,
+                    &self.snapshot_path,
+                    &*state,
+                    frame,
+                    &bytes,
+                );
                 self.apply(&bytes, frame, &mut *state)?;
             }
         }
@@ -434,8 +443,12 @@ impl Journal {
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
         RecoveryEvent::warn_unknown_keys(&self.snapshot_path, &extras);
         let (journal, later) = self.commits_after_save(snapshot.id.mtime_ns)?;
-
-        let kept = if later.is_empty() {
+        // The fields the save left as the base had them keep the commits'
+        // values (the person never saw those: they were in the journal).
+        let left = self
+            .base_fields
+            .left_by(self.codec, &self.snapshot_path, &state)?;
+        let kept = if later.is_empty() && left.is_empty() {
             self.payload = encode_intent(self.codec.format(), fp);
             self.append(Kind::Intent, true)?;
             let kept = side_file(&*self.vfs, &self.path, "orphaned")?;
@@ -450,6 +463,23 @@ impl Journal {
             for frame in &later {
                 replay(self.codec, &self.path, &journal, frame, &mut state)?;
             }
+            if !left.is_empty() {
+                let mut payload = Vec::new();
+                let memory = view.state.read();
+                let changes = FieldsOf(&*memory, &left);
+                self.codec.encode_payload(
+                    &self.path,
+                    &Payload {
+                        fields: T::__FIELDS,
+                        changes: &changes,
+                    },
+                    &mut payload,
+                )?;
+                drop(memory);
+                self.codec
+                    .replay_payload(&payload, &mut state)
+                    .map_err(|e| Error::encode(&self.snapshot_path, e.message))?;
+            }
             let mut merged = Vec::new();
             self.codec
                 .encode_snapshot(&self.snapshot_path, &state, &extras, &mut merged)?;
@@ -461,10 +491,24 @@ impl Journal {
             *view.snapshot_len = compacted?;
             kept
         };
+        let names = |fields: &[usize]| {
+            fields
+                .iter()
+                .map(|&i| format!("`{}`", T::__FIELDS[i].name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         log::warn!(
             "`{}` was edited while the store was open: the edit wins over the commits made \
-             before it was saved{}; the journal it replaces is kept as `{}`",
+             before it was saved{}{}; the journal it replaces is kept as `{}`",
             self.snapshot_path.display(),
+            match left.len() {
+                0 => String::new(),
+                _ => format!(
+                    " (the fields the save left as they were keep the commits' values: {})",
+                    names(&left)
+                ),
+            },
             match later.len() {
                 0 => String::new(),
                 n => format!(", and the {n} commit(s) made after it are kept on top of it"),

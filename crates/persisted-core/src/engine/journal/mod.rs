@@ -16,7 +16,7 @@ pub(crate) use history::History;
 pub(crate) use recovery::{open, prepare};
 
 pub(crate) use self::edits::now_ns;
-use self::edits::EditClock;
+use self::edits::{BaseFields, EditClock};
 use self::frame::{
     decode_header, encode_frame, encode_header, encode_intent, Header, Kind, Layout, Meta,
     MAX_FIELDS, MAX_RECORD, VERSION,
@@ -70,6 +70,9 @@ pub(crate) struct Journal {
     /// When this handle's commits were made relative to its last look at
     /// the snapshot: which of them came after a person's save.
     clock: EditClock,
+    /// What the fields the records change held in the base snapshot: which
+    /// of them a person's save left alone.
+    base_fields: BaseFields,
 }
 
 impl Journal {
@@ -149,6 +152,7 @@ impl Journal {
             record: Vec::new(),
             history: KeepHistory::None,
             clock: EditClock::default(),
+            base_fields: BaseFields::default(),
         }
     }
 
@@ -180,6 +184,30 @@ impl Journal {
     /// True when the journal holds records beyond its header.
     pub(crate) fn has_records(&self) -> bool {
         self.len > self.header_len
+    }
+
+    /// Before a commit of `changes`, made on `state` (`applied`: the state
+    /// already holds them, a batch): notes what the fields they change held
+    /// in the base snapshot.
+    pub(crate) fn note_base<T: Persisted>(
+        &mut self,
+        state: &T,
+        changes: &dyn Changes,
+        applied: bool,
+    ) {
+        if applied {
+            let count = T::__FIELDS.len();
+            changes.each(&mut |_, index, _| self.base_fields.unknown(index, count));
+        } else {
+            self.base_fields
+                .note_changes(self.codec, &self.snapshot_path, state, changes);
+        }
+    }
+
+    /// Takes over what open learnt of the base snapshot's fields.
+    pub(crate) fn with_base_fields(mut self, base_fields: BaseFields) -> Journal {
+        self.base_fields = base_fields;
+        self
     }
 
     /// Appends one commit record holding `changes` with one `write(2)`,

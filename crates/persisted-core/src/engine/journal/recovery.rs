@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::edits::after_save_by_millisecond;
+use super::edits::{after_save_by_millisecond, BaseFields};
 use super::frame::{decode_frame, decode_header, is_cut_header, Frame, Header, Kind, Layout};
 use super::{compaction_reached_rename, journal_path, Journal};
 use crate::checksum::fingerprint;
@@ -205,8 +205,10 @@ pub(crate) fn open<T: Persisted>(
     let holds_more = commits > 0 || scan.valid_end < bytes.len();
     let pairing = pairing(&**vfs, &path, snapshot_fp, header.base, intents, holds_more)?;
     if pairing == Pairing::Applies {
+        let mut base_fields = BaseFields::default();
         for (frame, skip) in scan.frames.iter().zip(skip) {
             if frame.kind == Kind::Commit {
+                base_fields.note_frame(codec, snapshot_path, state, frame, &bytes);
                 if !skip {
                     replay(codec, &path, &bytes, frame, state)?;
                 }
@@ -238,7 +240,8 @@ pub(crate) fn open<T: Persisted>(
             last_seq,
             header.base,
             header.version,
-        );
+        )
+        .with_base_fields(base_fields);
         journal.make_entry_durable()?;
         return Ok(journal);
     }
