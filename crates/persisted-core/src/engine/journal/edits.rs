@@ -234,10 +234,9 @@ impl BaseFields {
         };
         for entry in list.split(|&b| b == b',') {
             let name = std::str::from_utf8(entry.get(1..).unwrap_or_default()).unwrap_or("");
-            match field_index(T::__FIELDS, name) {
-                Some(index) => self.note(codec, path, state, index),
-                // A field this version of the struct does not have.
-                None => {}
+            // A field this version of the struct does not have is skipped.
+            if let Some(index) = field_index(T::__FIELDS, name) {
+                self.note(codec, path, state, index);
             }
         }
     }
