@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 pub use persisted_state_core::{
-    file_format, Commit, Durability, Engine, Error, Format, KeepHistory, Mode, OpenOptions,
+    file_format, Commit, Durability, Engine, Error, Format, KeepHistory, Key, Mode, OpenOptions,
     Persisted, ReadGuard, Recovery, RecoveryEvent, Result, Store, Transaction,
 };
 

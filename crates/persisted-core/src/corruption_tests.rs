@@ -263,7 +263,7 @@ fn records_set_aside_never_come_back_after_a_power_cut() {
         let store = Store::<Model>::open_on(
             Arc::new(sim.clone()) as Arc<dyn Vfs>,
             &path,
-            options.journal_limit(u64::MAX),
+            options.clone().journal_limit(u64::MAX),
             None,
         )
         .unwrap();
@@ -276,9 +276,13 @@ fn records_set_aside_never_come_back_after_a_power_cut() {
         std::mem::forget(store);
         image.get_mut(&journal_path(&path)).unwrap()[ends[1] + 1] ^= 0x10;
         let sim = SimFs::from_image(&image);
-        let store =
-            Store::<Model>::open_on(Arc::new(sim.clone()) as Arc<dyn Vfs>, &path, options, None)
-                .unwrap();
+        let store = Store::<Model>::open_on(
+            Arc::new(sim.clone()) as Arc<dyn Vfs>,
+            &path,
+            options.clone(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             store.get().counter,
             2,
@@ -291,7 +295,7 @@ fn records_set_aside_never_come_back_after_a_power_cut() {
             let after = Store::<Model>::open_on(
                 Arc::new(SimFs::from_image(&image)) as Arc<dyn Vfs>,
                 &path,
-                options,
+                options.clone(),
                 None,
             )
             .unwrap()

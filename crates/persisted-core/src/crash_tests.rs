@@ -193,7 +193,7 @@ fn recover(
     commit_states: &[Model],
 ) -> Model {
     let sim = SimFs::from_image(image);
-    let store = open(&sim, path, options).unwrap_or_else(|e| panic!("failed open: {e}"));
+    let store = open(&sim, path, options.clone()).unwrap_or_else(|e| panic!("failed open: {e}"));
     let state = store.get();
     if options.keep_history != KeepHistory::None {
         check_history(&store, commit_states);
@@ -201,7 +201,9 @@ fn recover(
     store.__set::<Counter>(state.counter + 1).unwrap();
     let after = SimFs::from_image(&sim.process_crash_image());
     drop(store);
-    let again = open(&sim, path, options).expect("second open").get();
+    let again = open(&sim, path, options.clone())
+        .expect("second open")
+        .get();
     let mut expected = state.clone();
     expected.counter += 1;
     assert_eq!(again, expected, "recovery is not idempotent");
@@ -336,7 +338,7 @@ fn crash_everywhere(
     }
     let path = path(format);
     let clean = SimFs::new();
-    assert_eq!(run(&clean, &path, options, &steps), steps.len());
+    assert_eq!(run(&clean, &path, options.clone(), &steps), steps.len());
     let total = clean.ops();
     // Recovery is a function of the image's bytes: open each image once.
     let mut seen: HashMap<BTreeMap<PathBuf, Vec<u8>>, Model> = HashMap::new();
@@ -346,14 +348,14 @@ fn crash_everywhere(
             return state.clone();
         }
         tally.recovered += 1;
-        let state = recover(&image, &path, options, &commit_states);
+        let state = recover(&image, &path, options.clone(), &commit_states);
         seen.insert(image, state.clone());
         state
     };
     for crash_at in 1..=total {
         let sim = SimFs::new();
         sim.crash_at(crash_at, seed ^ crash_at);
-        let acked = run(&sim, &path, options, &steps);
+        let acked = run(&sim, &path, options.clone(), &steps);
         assert!(sim.has_crashed());
         let process = recover_once(sim.process_crash_image(), tally);
         assert!(
@@ -401,7 +403,7 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
         let expected = prefix_states(&steps).pop().unwrap();
         // Find the operations compact() performs.
         let probe = SimFs::new();
-        let store = open(&probe, &path, options).unwrap();
+        let store = open(&probe, &path, options.clone()).unwrap();
         for step in &steps {
             apply(&store, step).unwrap();
         }
@@ -418,19 +420,19 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
             for seed in 0..8 {
                 let sim = SimFs::new();
                 sim.crash_at(crash_at, seed);
-                let store = open(&sim, &path, options).unwrap();
+                let store = open(&sim, &path, options.clone()).unwrap();
                 for step in &steps {
                     apply(&store, step).unwrap();
                 }
                 assert!(store.compact().is_err());
                 drop(store);
-                let process = recover(&sim.process_crash_image(), &path, options, &[]);
+                let process = recover(&sim.process_crash_image(), &path, options.clone(), &[]);
                 assert_eq!(
                     process, expected,
                     "{format:?} process crash at op {crash_at}"
                 );
                 let image = sim.power_loss_image(seed);
-                let power = recover(&image, &path, options, &[]);
+                let power = recover(&image, &path, options.clone(), &[]);
                 assert_eq!(
                     power, expected,
                     "{format:?} power loss at op {crash_at} seed {seed}"
@@ -438,7 +440,7 @@ fn a_compaction_cut_at_any_step_recovers_the_state_before_it() {
                 // A compaction cut short is recognised as one (by its
                 // intent, or by its new journal's temp file when the intent
                 // was lost), never taken for an edit by hand.
-                let reopened = open(&SimFs::from_image(&image), &path, options).unwrap();
+                let reopened = open(&SimFs::from_image(&image), &path, options.clone()).unwrap();
                 assert!(
                     !reopened.recovery().events.iter().any(|e| matches!(
                         e,
@@ -462,13 +464,13 @@ fn a_new_journal_left_by_a_cut_compaction_proves_only_the_snapshot_it_names() {
     let path = path(Format::Json);
     let options = options(Durability::Sync, u64::MAX);
     let sim = SimFs::new();
-    let store = open(&sim, &path, options).unwrap();
+    let store = open(&sim, &path, options.clone()).unwrap();
     store.__set::<Counter>(7).unwrap();
     let start = sim.trace().len();
     // Crash right after the new journal's directory fsync, before the
     // snapshot's rename: the new journal's temp file is on the disk.
     let probe = SimFs::new();
-    let probe_store = open(&probe, &path, options).unwrap();
+    let probe_store = open(&probe, &path, options.clone()).unwrap();
     probe_store.__set::<Counter>(7).unwrap();
     let probe_start = probe.trace().len();
     probe_store.compact().unwrap();
@@ -689,7 +691,7 @@ fn a_power_cut_after_concurrent_sync_commits_keeps_every_acknowledged_one() {
     let path = path(Format::Json);
     let options = options(Durability::Sync, u64::MAX);
     let sim = SimFs::new();
-    let store = open(&sim, &path, options).unwrap();
+    let store = open(&sim, &path, options.clone()).unwrap();
     // Writers append while a sync is in flight.
     sim.slow_syncs(std::time::Duration::from_micros(300));
     let mut acked: Vec<String> = Vec::new();
@@ -714,7 +716,7 @@ fn a_power_cut_after_concurrent_sync_commits_keeps_every_acknowledged_one() {
         acked.extend(this_round);
         for seed in 0..4 {
             let image = sim.power_loss_image(round * 10 + seed);
-            let survived = open(&SimFs::from_image(&image), &path, options)
+            let survived = open(&SimFs::from_image(&image), &path, options.clone())
                 .unwrap()
                 .get()
                 .items;
@@ -789,7 +791,7 @@ fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit()
             // belongs to one call.
             let options = options(durability, u64::MAX);
             let clean = SimFs::new();
-            run(&clean, &path, options, &steps);
+            run(&clean, &path, options.clone(), &steps);
             let total = clean.ops();
             let faults = [
                 (io::ErrorKind::Other, false),
@@ -800,7 +802,7 @@ fn an_io_error_at_every_operation_is_reported_and_loses_no_acknowledged_commit()
                 for (kind, persistent) in faults {
                     fault_run(
                         &path,
-                        options,
+                        options.clone(),
                         &steps,
                         Fault {
                             at,
@@ -823,7 +825,7 @@ fn fault_run(path: &Path, options: OpenOptions<Model>, steps: &[Step], fault: Fa
     let context = format!("{fault:?}");
     let mut model = Model::default();
     let mut indeterminate: Option<Model> = None;
-    if let Ok(store) = open(&sim, path, options) {
+    if let Ok(store) = open(&sim, path, options.clone()) {
         for step in steps {
             let before = sim.ops();
             let result = apply(&store, step);
@@ -871,7 +873,7 @@ fn concurrent_sync_commits_share_fsyncs_and_a_failed_fsync_fails_every_undurable
     let options = options(Durability::Sync, u64::MAX);
     for fail_at_sync in [None, Some(40usize)] {
         let sim = SimFs::new();
-        let store = open(&sim, &path, options).unwrap();
+        let store = open(&sim, &path, options.clone()).unwrap();
         let opened_ops = sim.ops();
         if let Some(n) = fail_at_sync {
             // Fail the n-th operation after opening, if it is reached, and
@@ -929,7 +931,7 @@ fn concurrent_sync_commits_share_fsyncs_and_a_failed_fsync_fails_every_undurable
         }
         let image = sim.process_crash_image();
         drop(store);
-        let reopened = recover(&image, &path, options, &[]).items;
+        let reopened = recover(&image, &path, options.clone(), &[]).items;
         for item in &acked {
             assert!(reopened.contains(item), "acknowledged {item} lost");
         }
@@ -959,12 +961,12 @@ fn a_shared_writer_killed_at_any_operation_costs_its_peer_nothing() {
             let options = options(durability, 300).shared(true);
             let path = path(format);
             let probe = SimFs::new();
-            let outcome = run_pair(&probe, &path, options, &steps, seed);
+            let outcome = run_pair(&probe, &path, options.clone(), &steps, seed);
             assert_eq!(outcome.landed.len(), steps.len(), "a clean run");
             for crash_at in 1..=probe.ops() {
                 let sim = SimFs::new();
                 sim.crash_actor_at(1, crash_at, seed ^ crash_at);
-                let outcome = run_pair(&sim, &path, options, &steps, seed ^ crash_at);
+                let outcome = run_pair(&sim, &path, options.clone(), &steps, seed ^ crash_at);
                 runs += 1;
                 let ctx =
                     format!("{format:?} {durability:?} seed {seed}: A killed at op {crash_at}");
@@ -997,9 +999,9 @@ fn a_shared_writer_killed_at_any_operation_costs_its_peer_nothing() {
                     .filter(|(_, k)| candidates[*k] == outcome.b_state)
                     .map(|(order, _)| order)
                     .collect();
-                let process = recover(&outcome.process_image, &path, options, &[]);
+                let process = recover(&outcome.process_image, &path, options.clone(), &[]);
                 assert_eq!(process, outcome.b_state, "{ctx}: the disk disagrees with B");
-                let power = recover(&outcome.power_image, &path, options, &[]);
+                let power = recover(&outcome.power_image, &path, options.clone(), &[]);
                 let allowed = orders.iter().any(|order| {
                     // With Sync every acknowledged commit survives (a step
                     // that wrote nothing, such as a pop of an empty list,
@@ -1049,7 +1051,7 @@ fn run_pair(
     steps: &[Step],
     seed: u64,
 ) -> PairOutcome {
-    let a = open(&sim.actor(1), path, options).ok();
+    let a = open(&sim.actor(1), path, options.clone()).ok();
     let b = open(&sim.actor(2), path, options).expect("B opens");
     let mut a = a;
     let (mut landed, mut in_flight, mut wrote) = (Vec::new(), None, Vec::new());
@@ -1108,8 +1110,8 @@ fn a_compaction_a_dead_peer_left_after_its_rename_is_finished_by_the_next_writer
         let path = path(format);
         let options = options(Durability::Flush, u64::MAX).shared(true);
         let probe = SimFs::new();
-        let a = open(&probe.actor(1), &path, options).unwrap();
-        let _b = open(&probe.actor(2), &path, options).unwrap();
+        let a = open(&probe.actor(1), &path, options.clone()).unwrap();
+        let _b = open(&probe.actor(2), &path, options.clone()).unwrap();
         apply(&a, &Step::Push("from-a".into())).unwrap();
         let before = probe.trace().len();
         a.compact().unwrap();
@@ -1123,8 +1125,8 @@ fn a_compaction_a_dead_peer_left_after_its_rename_is_finished_by_the_next_writer
         let sim = SimFs::new();
         // A dies at its first operation after the rename.
         sim.crash_actor_at(1, renamed as u64 + 2, 7);
-        let a = open(&sim.actor(1), &path, options).unwrap();
-        let b = open(&sim.actor(2), &path, options).unwrap();
+        let a = open(&sim.actor(1), &path, options.clone()).unwrap();
+        let b = open(&sim.actor(2), &path, options.clone()).unwrap();
         apply(&a, &Step::Push("from-a".into())).unwrap();
         assert!(
             a.compact().is_err(),

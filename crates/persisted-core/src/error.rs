@@ -201,6 +201,60 @@ pub enum Error {
         fields: Vec<String>,
     },
 
+    /// The store is encrypted and was opened without a key
+    /// (`OpenOptions::encryption`). Nothing was changed.
+    #[error("`{}` is encrypted: open it with `.encryption(key)`", path.display())]
+    Encrypted {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// The key given does not unlock the store (another key, or a raw key
+    /// for a store made with a passphrase, or the reverse). Nothing was
+    /// changed.
+    #[error("`{}` is encrypted with another key", path.display())]
+    WrongKey {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// A key was given for a store that is not encrypted. Nothing was
+    /// changed; open it with `.encrypt_existing(true)` to encrypt it.
+    #[error(
+        "`{}` is not encrypted; open it without a key, or with `.encrypt_existing(true)` to \
+         encrypt it",
+        path.display()
+    )]
+    NotEncrypted {
+        /// The store's file.
+        path: PathBuf,
+    },
+
+    /// Part of an encrypted file whose checksum is good does not
+    /// authenticate: written with another data key, moved from another
+    /// place or file, or tampered with. Never taken for a torn tail: nothing
+    /// was cut away or applied.
+    #[error(
+        "`{}` at offset {offset} does not authenticate (written with another key, moved, or \
+         tampered with); nothing was applied or cut away",
+        path.display()
+    )]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// Where the part that does not authenticate begins.
+        offset: u64,
+    },
+
+    /// A key could not be read or used.
+    #[error("the key from {origin} cannot be used: {reason}")]
+    Key {
+        /// Where the key came from: an environment variable, a key file.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A write from a thread that would wait on itself: it holds a `read()`
     /// guard, runs an `update` closure or has a `Transaction` open on the
     /// same store. Nothing was written; the message says what to do instead.

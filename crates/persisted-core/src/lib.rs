@@ -20,6 +20,7 @@ mod change;
 mod changeset;
 mod checksum;
 mod collection;
+mod crypt;
 mod digits;
 mod engine;
 mod error;
@@ -65,6 +66,7 @@ pub mod file_format {
     #![doc = include_str!("engine/journal/FORMAT.md")]
 }
 
+pub use crate::crypt::Key;
 pub use crate::error::{Error, Result};
 pub use crate::history::{Commit, KeepHistory};
 pub use crate::options::{Durability, Engine, Format, Mode, OpenOptions};

@@ -59,7 +59,7 @@ fn check(format: Format, actions: &[Action]) -> Result<(), TestCaseError> {
         .durability(Durability::Sync)
         .journal_limit(512);
     let mut sim = SimFs::new();
-    let mut store = open(&sim, &path, options);
+    let mut store = open(&sim, &path, options.clone());
     let mut model = Model::default();
     for (i, action) in actions.iter().enumerate() {
         match action {
@@ -109,19 +109,19 @@ fn check(format: Format, actions: &[Action]) -> Result<(), TestCaseError> {
             Action::Compact => store.compact().unwrap(),
             Action::Reopen => {
                 drop(store);
-                store = open(&sim, &path, options);
+                store = open(&sim, &path, options.clone());
             }
             Action::ProcessCrash => {
                 let image = sim.process_crash_image();
                 drop(store);
                 sim = SimFs::from_image(&image);
-                store = open(&sim, &path, options);
+                store = open(&sim, &path, options.clone());
             }
             Action::PowerCut(seed) => {
                 let image = sim.power_loss_image(*seed);
                 drop(store);
                 sim = SimFs::from_image(&image);
-                store = open(&sim, &path, options);
+                store = open(&sim, &path, options.clone());
             }
         }
         prop_assert_eq!(

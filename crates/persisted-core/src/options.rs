@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::crypt::Key;
 use crate::error::{Error, Result};
 use crate::history::KeepHistory;
 use crate::schema::Persisted;
@@ -147,17 +148,21 @@ pub struct OpenOptions<T> {
     pub(crate) recover: bool,
     pub(crate) keep_history: KeepHistory,
     pub(crate) timeout: Duration,
+    pub(crate) key: Option<Key>,
+    pub(crate) encrypt_existing: bool,
     _state: PhantomData<fn() -> T>,
 }
 
 // Written out: derives would require `T: Clone`/`Debug`.
 impl<T> Clone for OpenOptions<T> {
     fn clone(&self) -> Self {
-        *self
+        OpenOptions {
+            key: self.key.clone(),
+            _state: PhantomData,
+            ..*self
+        }
     }
 }
-
-impl<T> Copy for OpenOptions<T> {}
 
 impl<T> std::fmt::Debug for OpenOptions<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,6 +178,8 @@ impl<T> std::fmt::Debug for OpenOptions<T> {
             .field("recover", &self.recover)
             .field("keep_history", &self.keep_history)
             .field("timeout", &self.timeout)
+            .field("encryption", &self.key)
+            .field("encrypt_existing", &self.encrypt_existing)
             .finish()
     }
 }
@@ -191,6 +198,8 @@ impl<T> Default for OpenOptions<T> {
             recover: false,
             keep_history: KeepHistory::None,
             timeout: DEFAULT_LOCK_TIMEOUT,
+            key: None,
+            encrypt_existing: false,
             _state: PhantomData,
         }
     }
@@ -315,6 +324,50 @@ impl<T: Persisted> OpenOptions<T> {
         self
     }
 
+    /// Encrypts the store at rest with `key` (feature `encryption`): the
+    /// snapshot, the journal's records and the history files are
+    /// authenticated ciphertext (AES-256-GCM-SIV under a random data key
+    /// that `key` wraps). An encrypted store is binary: name it
+    /// `name.<format>.enc` (the format is the extension before `.enc`) and
+    /// edit it with `persisted edit`. A new store is created encrypted;
+    /// an existing one must have been made with this key.
+    ///
+    /// ```no_run
+    /// use persisted_state::{Key, Persisted, Store};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Secrets {
+    ///     api_token: String,
+    /// }
+    ///
+    /// let store = Store::<Secrets>::options()
+    ///     .encryption(Key::from_env("APP_STATE_KEY")?)
+    ///     .open("secrets.json.enc")?;
+    /// store.set_api_token("s3cr3t".into())?;
+    /// # Ok::<(), persisted_state::Error>(())
+    /// ```
+    ///
+    /// Opening fails, naming the file and changing nothing, with
+    /// [`Error::Encrypted`](crate::Error::Encrypted) (an encrypted store
+    /// opened without a key), [`Error::WrongKey`](crate::Error::WrongKey),
+    /// [`Error::NotEncrypted`](crate::Error::NotEncrypted) (a plain store
+    /// opened with a key: see [`encrypt_existing`](Self::encrypt_existing)),
+    /// [`Error::Decrypt`](crate::Error::Decrypt) (a part with a good
+    /// checksum that does not authenticate: never cut away as a torn tail).
+    pub fn encryption(mut self, key: Key) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// With [`encryption`](Self::encryption): a store found unencrypted is
+    /// encrypted as it opens (its snapshot, journal and history files are
+    /// rewritten sealed) instead of failing with
+    /// [`Error::NotEncrypted`](crate::Error::NotEncrypted).
+    pub fn encrypt_existing(mut self, encrypt: bool) -> Self {
+        self.encrypt_existing = encrypt;
+        self
+    }
+
     /// Redis backend: how long one call may take to reach the server —
     /// connecting, each request and reply, reconnecting after a lost
     /// connection, and waiting for a restarted server still loading its
@@ -379,7 +432,12 @@ impl<T: Persisted> OpenOptions<T> {
     }
 
     pub(crate) fn resolve_format(&self, path: &Path) -> Result<Format> {
-        match self.format.or_else(|| Format::from_path(path)) {
+        // `name.<format>.enc`: the format is the extension before `.enc`.
+        let named = match path.extension().is_some_and(|e| e == "enc") {
+            true => Format::from_path(&path.with_extension("")),
+            false => Format::from_path(path),
+        };
+        match self.format.or(named) {
             Some(format) => Ok(format),
             None => Err(Error::UnknownFormat {
                 path: path.to_path_buf(),

@@ -21,6 +21,7 @@ use parking_lot::RwLock;
 use super::Failure;
 use crate::change::Changes;
 use crate::changeset::ChangeSet;
+use crate::crypt::Key;
 use crate::error::Result;
 use crate::file::vfs::VfsFile;
 use crate::format::Codec;
@@ -145,6 +146,10 @@ pub(crate) trait Backend<T>: Send {
     fn drop_last(&mut self, state: &RwLock<T>) {
         let _ = state;
     }
+
+    /// `Store::rekey`: the data key wrapped by `key` from now on, in every
+    /// file. Unsupported by a backend that does not encrypt.
+    fn rekey(&mut self, state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure>;
 
     /// The file group commit syncs ([`Caps::group_commit`]).
     fn sync_handle(&self) -> Result<Option<Box<dyn VfsFile>>> {

@@ -3,10 +3,13 @@
 //! names in [`Format`] exist in every build. TOML writes its journal
 //! payloads with the JSON codec (see `toml.rs`).
 
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::change::{Changes, Payload};
 use crate::collection::Op;
+use crate::crypt::{self, Crypt};
 use crate::error::{Error, Result};
 use crate::options::Format;
 use crate::schema::Persisted;
@@ -88,10 +91,12 @@ fn without_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
-/// A format whose feature is enabled.
-#[derive(Debug, Clone, Copy)]
+/// A format whose feature is enabled, and for an encrypted store what
+/// seals its files (`crypt`).
+#[derive(Debug, Clone)]
 pub(crate) struct Codec {
     format: Format,
+    crypt: Option<Arc<Crypt>>,
 }
 
 impl Codec {
@@ -103,7 +108,10 @@ impl Codec {
             Format::Toml => cfg!(feature = "toml"),
             Format::Bincode => cfg!(feature = "bincode"),
         };
-        let codec = Codec { format };
+        let codec = Codec {
+            format,
+            crypt: None,
+        };
         if enabled {
             Ok(codec)
         } else {
@@ -111,16 +119,45 @@ impl Codec {
         }
     }
 
-    pub(crate) fn format(self) -> Format {
+    pub(crate) fn format(&self) -> Format {
         self.format
+    }
+
+    /// This codec, sealing every file with `crypt`.
+    pub(crate) fn sealed(mut self, crypt: Arc<Crypt>) -> Codec {
+        self.crypt = Some(crypt);
+        self
+    }
+
+    /// What seals the store's files, if it is encrypted.
+    pub(crate) fn crypt(&self) -> Option<&Crypt> {
+        self.crypt.as_deref()
+    }
+
+    /// The plaintext of snapshot `bytes`: opened when the store is
+    /// encrypted. An encrypted file without a key, or a plain one with a
+    /// key, is an error.
+    fn snapshot_plaintext<'a>(&self, path: &Path, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        match (&self.crypt, crypt::is_sealed(bytes)) {
+            (None, false) => Ok(Cow::Borrowed(bytes)),
+            (Some(crypt), true) => Ok(Cow::Owned(crypt.open_snapshot(path, bytes)?)),
+            (None, true) => Err(Error::Encrypted {
+                path: path.to_path_buf(),
+            }),
+            (Some(_), false) => Err(Error::NotEncrypted {
+                path: path.to_path_buf(),
+            }),
+        }
     }
 
     /// Reads a snapshot. Never returns a default in place of a bad file.
     pub(crate) fn decode_snapshot<T: Persisted>(
-        self,
+        &self,
         path: &Path,
         bytes: &[u8],
     ) -> Result<(T, Extras)> {
+        let plain = self.snapshot_plaintext(path, bytes)?;
+        let bytes = &plain[..];
         match self.format {
             #[cfg(feature = "json")]
             Format::Json => json::decode_snapshot(path, bytes),
@@ -135,9 +172,26 @@ impl Codec {
         }
     }
 
-    /// Writes a whole snapshot into `out` (cleared first).
+    /// Writes a whole snapshot into `out` (cleared first), sealed when the
+    /// store is encrypted.
     pub(crate) fn encode_snapshot<T: Persisted>(
-        self,
+        &self,
+        path: &Path,
+        state: &T,
+        extras: &Extras,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if let Some(crypt) = &self.crypt {
+            let mut plain = zeroize::Zeroizing::new(Vec::new());
+            self.encode_plain_snapshot(path, state, extras, &mut plain)?;
+            crypt.seal_snapshot(&plain, out);
+            return Ok(());
+        }
+        self.encode_plain_snapshot(path, state, extras, out)
+    }
+
+    fn encode_plain_snapshot<T: Persisted>(
+        &self,
         path: &Path,
         state: &T,
         extras: &Extras,
@@ -163,7 +217,7 @@ impl Codec {
 
     /// Appends a record payload to `out`; text payloads end with `\n`.
     pub(crate) fn encode_payload(
-        self,
+        &self,
         path: &Path,
         payload: &Payload<'_>,
         out: &mut Vec<u8>,
@@ -189,7 +243,7 @@ impl Codec {
 
     /// Applies a verified payload to `state`.
     pub(crate) fn replay_payload<T: Persisted>(
-        self,
+        &self,
         payload: &[u8],
         state: &mut T,
     ) -> std::result::Result<(), PayloadError> {
@@ -217,7 +271,7 @@ impl Codec {
     /// Encodes one value compactly, to tell whether a field changed when its
     /// type has no `PartialEq`.
     pub(crate) fn encode_value(
-        self,
+        &self,
         path: &Path,
         value: &dyn erased_serde::Serialize,
     ) -> Result<Vec<u8>> {
@@ -248,11 +302,11 @@ impl Codec {
 
     /// Text formats keep their journal readable by a person (a TOML
     /// store's journal is JSON lines).
-    pub(crate) fn is_text(self) -> bool {
+    pub(crate) fn is_text(&self) -> bool {
         !matches!(self.format, Format::Bincode)
     }
 
-    fn not_enabled(self, path: &Path) -> Error {
+    fn not_enabled(&self, path: &Path) -> Error {
         Error::FormatNotEnabled {
             path: path.to_path_buf(),
             format: self.format,

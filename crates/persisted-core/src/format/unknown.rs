@@ -17,6 +17,7 @@ pub(crate) enum Step {
     /// An element of a sequence.
     Index(usize),
     /// The value inside a tagged value (YAML's `!Variant value`).
+    #[cfg_attr(not(feature = "yaml"), allow(dead_code))]
     Tagged,
 }
 

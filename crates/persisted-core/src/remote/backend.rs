@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use parking_lot::RwLock;
 
 use super::{Connect, Outcome as Sent, RedisBackend};
+use crate::crypt::Key;
 use crate::engine::backend::{Backend, Caps, Intent, Opened, Outcome, Proposal, Replaced};
 use crate::engine::Failure;
 use crate::error::{Error, Result};
@@ -161,6 +162,13 @@ impl<T: Persisted> Backend<T> for RedisBackend {
                 Sent::Leased => self.lock(state)?,
             }
         }
+    }
+
+    fn rekey(&mut self, _state: &RwLock<T>, _key: &Key) -> Result<Replaced, Failure> {
+        Err(Failure::clean(Error::Unsupported {
+            path: self.target.clone(),
+            reason: "Redis stores are not encrypted by this version".into(),
+        }))
     }
 
     fn history(&mut self) -> Result<Vec<Commit>> {

@@ -45,6 +45,46 @@ impl<T: Persisted> Store<T> {
         self.files_replaced(writer, closed)
     }
 
+    /// Encrypted stores: from now on the store's data key is wrapped by
+    /// `key` in every file (the snapshot and journal are written anew by a
+    /// compaction, the history files get the new envelope); the old key no
+    /// longer opens it. O(1) cryptography: the data itself is not
+    /// re-encrypted. In shared mode, the other participants keep their
+    /// unlocked data key and take the new envelope from the files the
+    /// compaction wrote.
+    ///
+    /// ```
+    /// use persisted_state::{Key, Persisted, Store};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Secrets {
+    ///     token: String,
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("secrets.json.enc");
+    /// let store = Store::<Secrets>::options().encryption(Key::from_bytes([1; 32])).open(&path)?;
+    /// store.set_token("t".into())?;
+    /// store.rekey(Key::from_bytes([2; 32]))?;
+    /// store.close()?;
+    /// let err = Store::<Secrets>::options().encryption(Key::from_bytes([1; 32])).open(&path);
+    /// assert!(matches!(err, Err(persisted_state::Error::WrongKey { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotEncrypted`] for a store opened without encryption;
+    /// [`Error::Uncommitted`], [`Error::Io`], [`Error::Poisoned`],
+    /// [`Error::ReadOnly`], [`Error::Reentrant`].
+    pub fn rekey(&self, key: crate::Key) -> Result<()> {
+        let mut guard = self.writer()?;
+        self.check_committed(&guard)?;
+        let writer = &mut *guard;
+        let rekeyed = writer.backend.rekey(&self.inner.state, &key);
+        self.files_replaced(writer, rekeyed)
+    }
+
     fn check_committed(&self, writer: &Writer<T>) -> Result<()> {
         if writer.batch.is_empty() {
             return Ok(());

@@ -14,8 +14,9 @@ use parking_lot::RwLock;
 
 use super::locks::Locks;
 use super::{catch_up_failure, Files};
+use crate::crypt::Key;
 use crate::engine::backend::{Backend, Caps, Intent, Outcome, Proposal, Replaced};
-use crate::engine::journal::Journal;
+use crate::engine::journal::{self, Journal};
 use crate::engine::Failure;
 use crate::error::{Error, Result};
 use crate::file::vfs::VfsFile;
@@ -206,6 +207,17 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.locks.release();
     }
 
+    /// Wraps the data key with `key`, then writes every file anew with the
+    /// new envelope: a compaction for the snapshot and the journal, and
+    /// each history file.
+    fn rekey(&mut self, state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure> {
+        self.files.crypt()?.rewrap(key, &self.files.path)?;
+        let len = self.journal.compact(&*state.read(), &self.files.extras)?;
+        self.files.snapshot_len = len;
+        journal::rewrap_history(&self.files.vfs, &self.files.path, &self.files.codec)?;
+        Ok(true)
+    }
+
     fn sync_handle(&self) -> Result<Option<Box<dyn VfsFile>>> {
         self.journal.sync_handle().map(Some)
     }
@@ -220,7 +232,7 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.locks.lock(&self.files.path)?;
         self.files
             .with_history(self.keep_history, 1, |history, vfs, codec| {
-                history.state_at(vfs, codec, seq)
+                history.state_at(vfs, &codec, seq)
             })
     }
 
@@ -229,7 +241,7 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         let ms = millis(time);
         self.files
             .with_history(self.keep_history, 1, |history, vfs, codec| {
-                history.state_as_of(vfs, codec, ms)
+                history.state_as_of(vfs, &codec, ms)
             })
     }
 }

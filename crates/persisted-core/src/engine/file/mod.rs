@@ -8,6 +8,7 @@
 mod journal_files;
 mod locks;
 mod read_only;
+mod sealing;
 mod snapshot_files;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use parking_lot::RwLock;
 use self::journal_files::JournalFiles;
 use self::locks::Locks;
 pub(crate) use self::read_only::open_read_only;
+use self::sealing::Sealing;
 use self::snapshot_files::SnapshotFiles;
 use super::backend::Opened;
 use super::journal::{self, journal_path, History, View};
@@ -69,12 +71,12 @@ impl Files {
         &self,
         policy: KeepHistory,
         tries: u32,
-        f: impl Fn(&History, &dyn Vfs, Codec) -> Result<R>,
+        f: impl Fn(&History, &dyn Vfs, &Codec) -> Result<R>,
     ) -> Result<R> {
         let mut attempt = 1;
         loop {
-            let result = History::read(&*self.vfs, &self.path, self.codec, policy)
-                .and_then(|history| f(&history, &*self.vfs, self.codec));
+            let result = History::read(&*self.vfs, &self.path, &self.codec, policy)
+                .and_then(|history| f(&history, &*self.vfs, &self.codec));
             match result {
                 Err(Error::Corrupt { .. } | Error::Parse { .. }) if attempt < tries => {
                     attempt += 1;
@@ -83,6 +85,15 @@ impl Files {
                 result => return result,
             }
         }
+    }
+}
+
+impl Files {
+    /// The store's [`Crypt`], or [`Error::NotEncrypted`].
+    pub(crate) fn crypt(&self) -> Result<&crate::crypt::Crypt> {
+        self.codec.crypt().ok_or_else(|| Error::NotEncrypted {
+            path: self.path.clone(),
+        })
     }
 }
 
@@ -138,6 +149,19 @@ pub(crate) fn open<T: Persisted>(
                 .into(),
         });
     }
+    let codec = match sealing::codec(&vfs, path, options, codec)? {
+        Sealing::Ready(codec) => codec,
+        Sealing::ConvertFirst(key) => {
+            let mut plain_options = options.clone();
+            plain_options.key = None;
+            let plain = open(Arc::clone(&vfs), path, &plain_options, None)?;
+            let state = RwLock::new(plain.state);
+            let mut backend = plain.backend;
+            sealing::convert(&vfs, path, &key, &plain.codec, &mut *backend, &state)?;
+            drop(backend);
+            return open(vfs, path, options, initial);
+        }
+    };
     let locks = Locks::acquire(&*vfs, path, options.shared, options.lock_timeout)?;
     remove_leftovers(&*vfs, path)?;
     let journal_file = journal_path(path);
@@ -152,7 +176,7 @@ pub(crate) fn open<T: Persisted>(
     let in_parallel = options.engine == Engine::Journal && journal_len >= PARALLEL_OPEN;
     let (snapshot, mut prepared) = std::thread::scope(|scope| {
         let prepared = in_parallel.then(|| scope.spawn(|| journal::prepare(&*vfs, path)));
-        let snapshot = read_snapshot(&vfs, path, codec, initial, &mut recovery);
+        let snapshot = read_snapshot(&vfs, path, &codec, initial, &mut recovery);
         let prepared = prepared.map(|thread| {
             thread
                 .join()
@@ -174,7 +198,7 @@ pub(crate) fn open<T: Persisted>(
         journal::open(
             &vfs,
             path,
-            codec,
+            codec.clone(),
             durability,
             state,
             &extras,
@@ -212,7 +236,7 @@ pub(crate) fn open<T: Persisted>(
                 vfs.remove(&journal_file).context("remove", &journal_file)?;
                 sync_dir(&*vfs, &parent_dir(path))?;
             }
-            let mut engine = SnapshotEngine::new(&vfs, path, codec, durability);
+            let mut engine = SnapshotEngine::new(&vfs, path, codec.clone(), durability);
             engine.note_file()?;
             Opening::Snapshot(engine)
         }
@@ -224,7 +248,7 @@ pub(crate) fn open<T: Persisted>(
     let files = Files {
         vfs,
         path: path.to_path_buf(),
-        codec,
+        codec: codec.clone(),
         extras,
         snapshot_len: snapshot_len as u64,
         recover: options.recover,
@@ -254,7 +278,7 @@ pub(crate) fn open<T: Persisted>(
 fn read_snapshot<T: Persisted>(
     vfs: &Arc<dyn Vfs>,
     path: &Path,
-    codec: Codec,
+    codec: &Codec,
     initial: Option<T>,
     recovery: &mut Recovery,
 ) -> Result<(T, Extras, u64, usize)> {

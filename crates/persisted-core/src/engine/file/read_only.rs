@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use parking_lot::RwLock;
 
 use super::journal_files::millis;
+use super::sealing::{self, Sealing};
 use super::{catch_up_failure, Files};
+use crate::crypt::Key;
 use crate::engine::backend::{Backend, Caps, Intent, Opened, Outcome, Proposal, Replaced};
 use crate::engine::journal::{journal_path, Journal};
 use crate::engine::snapshot::SnapshotEngine;
@@ -49,9 +51,22 @@ pub(crate) fn open_read_only<T: Persisted>(
     path: &Path,
     options: &OpenOptions<T>,
 ) -> Result<Opened<T>> {
-    let codec = Codec::new(options.resolve_format(path)?, path)?;
+    let codec = match sealing::codec(
+        &vfs,
+        path,
+        options,
+        Codec::new(options.resolve_format(path)?, path)?,
+    )? {
+        Sealing::Ready(codec) => codec,
+        // Nothing is written read-only: a plain store stays plain.
+        Sealing::ConvertFirst(_) => {
+            return Err(Error::NotEncrypted {
+                path: path.to_path_buf(),
+            })
+        }
+    };
     let (followed, state, extras, snapshot_len) =
-        match Journal::open_read_only::<T>(&vfs, path, codec)? {
+        match Journal::open_read_only::<T>(&vfs, path, codec.clone())? {
             Some((journal, state, extras, len)) => {
                 (Followed::Journal(Box::new(journal)), state, extras, len)
             }
@@ -60,7 +75,7 @@ pub(crate) fn open_read_only<T: Persisted>(
                     Error::io("open read-only", path, io::ErrorKind::NotFound.into())
                 })?;
                 let (state, extras) = codec.decode_snapshot::<T>(path, &bytes)?;
-                let mut engine = SnapshotEngine::new(&vfs, path, codec, options.durability);
+                let mut engine = SnapshotEngine::new(&vfs, path, codec.clone(), options.durability);
                 engine.note_file()?;
                 let len = bytes.len() as u64;
                 (Followed::Snapshot(engine), state, extras, len)
@@ -69,7 +84,7 @@ pub(crate) fn open_read_only<T: Persisted>(
     let files = Files {
         vfs,
         path: path.to_path_buf(),
-        codec,
+        codec: codec.clone(),
         extras,
         snapshot_len,
         recover: options.recover,
@@ -126,7 +141,7 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
                 if let Some((journal, next, extras, len)) = Journal::open_read_only::<T>(
                     &self.files.vfs,
                     &self.files.path,
-                    self.files.codec,
+                    self.files.codec.clone(),
                 )? {
                     self.followed = Followed::Journal(Box::new(journal));
                     *state.write() = next;
@@ -153,6 +168,10 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
         Err(Failure::clean(self.refused()))
     }
 
+    fn rekey(&mut self, _state: &RwLock<T>, _key: &Key) -> Result<Replaced, Failure> {
+        Err(Failure::clean(self.refused()))
+    }
+
     fn history(&mut self) -> Result<Vec<Commit>> {
         self.files
             .with_history(self.keep_history, RELOAD_TRIES, |history, _, _| {
@@ -163,7 +182,7 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
     fn state_at(&mut self, seq: u64) -> Result<T> {
         self.files
             .with_history(self.keep_history, RELOAD_TRIES, |history, vfs, codec| {
-                history.state_at(vfs, codec, seq)
+                history.state_at(vfs, &codec, seq)
             })
     }
 
@@ -171,7 +190,7 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
         let ms = millis(time);
         self.files
             .with_history(self.keep_history, RELOAD_TRIES, |history, vfs, codec| {
-                history.state_as_of(vfs, codec, ms)
+                history.state_as_of(vfs, &codec, ms)
             })
     }
 }

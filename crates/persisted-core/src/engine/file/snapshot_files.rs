@@ -12,6 +12,7 @@ use super::journal_files::millis;
 use super::locks::Locks;
 use super::Files;
 use crate::change::Payload;
+use crate::crypt::Key;
 use crate::engine::backend::{Backend, Caps, Intent, Outcome, Proposal, Replaced};
 use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
@@ -107,6 +108,13 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
         Ok(Outcome::Durable)
     }
 
+    /// Wraps the data key with `key` and rewrites the file with it.
+    fn rekey(&mut self, state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure> {
+        self.files.crypt()?.rewrap(key, &self.files.path)?;
+        self.engine.write(&*state.read(), &self.files.extras)?;
+        Ok(false)
+    }
+
     /// Keeps no records: an empty history.
     fn history(&mut self) -> Result<Vec<Commit>> {
         self.files
@@ -116,7 +124,7 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
     fn state_at(&mut self, seq: u64) -> Result<T> {
         self.files
             .with_history(KeepHistory::None, 1, |history, vfs, codec| {
-                history.state_at(vfs, codec, seq)
+                history.state_at(vfs, &codec, seq)
             })
     }
 
@@ -124,7 +132,7 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
         let ms = millis(time);
         self.files
             .with_history(KeepHistory::None, 1, |history, vfs, codec| {
-                history.state_as_of(vfs, codec, ms)
+                history.state_as_of(vfs, &codec, ms)
             })
     }
 }

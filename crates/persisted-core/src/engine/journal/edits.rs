@@ -179,7 +179,7 @@ impl BaseFields {
     /// takes a change of field `index`.
     pub(crate) fn note<T: Persisted>(
         &mut self,
-        codec: Codec,
+        codec: &Codec,
         path: &Path,
         state: &T,
         index: usize,
@@ -195,7 +195,7 @@ impl BaseFields {
     /// Before `state` takes `changes` (made on it).
     pub(crate) fn note_changes<T: Persisted>(
         &mut self,
-        codec: Codec,
+        codec: &Codec,
         path: &Path,
         state: &T,
         changes: &dyn Changes,
@@ -214,7 +214,7 @@ impl BaseFields {
     /// the fields its frame lists, or every field when it lists none.
     pub(crate) fn note_frame<T: Persisted>(
         &mut self,
-        codec: Codec,
+        codec: &Codec,
         path: &Path,
         state: &T,
         frame: &Frame,
@@ -245,7 +245,7 @@ impl BaseFields {
     /// journal changed them: memory's values of them are kept.
     pub(crate) fn left_by<T: Persisted>(
         &self,
-        codec: Codec,
+        codec: &Codec,
         path: &Path,
         edit: &T,
     ) -> Result<Vec<usize>> {

@@ -24,7 +24,7 @@ use parking_lot::RwLock;
 
 use super::edits::FieldsOf;
 use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
-use super::recovery::{damage_error, pairing, replay, scan_from, superseded, Pairing};
+use super::recovery::{damage_error, opened, pairing, replay, scan_from, superseded, Pairing};
 use super::{journal_path, Journal};
 use crate::change::Payload;
 use crate::checksum::fingerprint;
@@ -109,7 +109,8 @@ impl Journal {
             let Some(file) = vfs.open_read(&path).context("open", &path)? else {
                 return Ok(None);
             };
-            let unread = Journal::unread(vfs, snapshot_path, file, codec, Durability::Flush);
+            let unread =
+                Journal::unread(vfs, snapshot_path, file, codec.clone(), Durability::Flush);
             if let Some(opened) = unread.pair(snapshot)? {
                 return Ok(Some(opened));
             }
@@ -184,7 +185,7 @@ impl Journal {
             let mut state = state.write();
             for frame in frames.iter().filter(|f| f.kind == Kind::Commit) {
                 self.base_fields.note_frame(
-                    self.codec,
+                    &self.codec,
                     &self.snapshot_path,
                     &*state,
                     frame,
@@ -221,9 +222,9 @@ impl Journal {
     }
 
     fn apply<T: Persisted>(&self, bytes: &[u8], frame: &Frame, state: &mut T) -> Result<()> {
-        let payload = &bytes[frame.payload_at..frame.end];
+        let payload = opened(&self.codec, &self.path, bytes, frame)?;
         self.codec
-            .replay_payload(payload, state)
+            .replay_payload(&payload, state)
             .map_err(|e| Error::Parse {
                 path: self.path.clone(),
                 line: 0,
@@ -258,7 +259,7 @@ impl Journal {
                 &self.vfs,
                 &self.snapshot_path,
                 file,
-                self.codec,
+                self.codec.clone(),
                 self.durability,
             );
             match next.pair::<T>(snapshot)? {
@@ -345,7 +346,7 @@ impl Journal {
             .codec
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
         if replay {
-            let skip = superseded(&bytes, &frames);
+            let skip = superseded(layout, &bytes, &frames);
             for (frame, skip) in frames.iter().zip(skip) {
                 if frame.kind == Kind::Commit && !skip {
                     self.apply(&bytes, frame, &mut state)?;
@@ -447,7 +448,7 @@ impl Journal {
         // values (the person never saw those: they were in the journal).
         let left = self
             .base_fields
-            .left_by(self.codec, &self.snapshot_path, &state)?;
+            .left_by(&self.codec, &self.snapshot_path, &state)?;
         let kept = if later.is_empty() && left.is_empty() {
             self.payload = encode_intent(self.codec.format(), fp);
             self.append(Kind::Intent, true)?;
@@ -461,7 +462,7 @@ impl Journal {
             kept
         } else {
             for frame in &later {
-                replay(self.codec, &self.path, &journal, frame, &mut state)?;
+                replay(&self.codec, &self.path, &journal, frame, &mut state)?;
             }
             if !left.is_empty() {
                 let mut payload = Vec::new();
@@ -552,7 +553,7 @@ impl Journal {
         let mut fresh = Journal::create(
             &self.vfs,
             &self.snapshot_path,
-            self.codec,
+            self.codec.clone(),
             self.durability,
             base,
             self.seq,

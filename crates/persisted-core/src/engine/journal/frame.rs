@@ -2,6 +2,9 @@
 //! layout is specified in the parent module's documentation).
 
 use crate::checksum::checksum;
+use std::borrow::Cow;
+
+use crate::crypt::{Crypt, RecordAad, ENVELOPE, MAGIC};
 use crate::digits::{push_hex8, push_u64};
 use crate::options::Format;
 
@@ -31,7 +34,7 @@ impl Kind {
         }
     }
 
-    fn binary_tag(self) -> u8 {
+    pub(crate) fn binary_tag(self) -> u8 {
         match self {
             Kind::Commit => 0xC0,
             Kind::Intent => 0xC1,
@@ -51,11 +54,21 @@ impl Kind {
 /// journals are still read, and appended to in version 1.
 pub(crate) const VERSION: u8 = 2;
 
-/// How a journal's frames are laid out: its format and its version.
+/// How a journal's frames are laid out: its format, its version, and
+/// whether it is an encrypted store's (binary frames whatever the format,
+/// commit payloads sealed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub(crate) format: Format,
     pub(crate) version: u8,
+    pub(crate) sealed: bool,
+}
+
+impl Layout {
+    /// Binary frames: bincode journals, and every encrypted one.
+    fn binary(self) -> bool {
+        self.format == Format::Bincode || self.sealed
+    }
 }
 
 /// What a version 2 frame says of its record besides the payload.
@@ -78,6 +91,19 @@ pub(crate) struct Header {
     pub(crate) base: u64,
     /// The sequence number the snapshot is at; the first record is `seq + 1`.
     pub(crate) seq: u64,
+    /// An encrypted store's journal: an envelope precedes the header.
+    pub(crate) sealed: bool,
+}
+
+impl Header {
+    /// How the records after this header are laid out.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            format: self.format,
+            version: self.version,
+            sealed: self.sealed,
+        }
+    }
 }
 
 /// A verified record inside the journal bytes.
@@ -99,6 +125,15 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
+    /// The fields list as written (`*` when the record could not list
+    /// them).
+    pub(crate) fn fields_bytes<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        match self.fields {
+            Some((start, end)) => &bytes[start..end],
+            None => b"*",
+        }
+    }
+
     /// The fingerprint this frame's intent record names (in `bytes`, the
     /// buffer it was decoded from); `None` for a commit.
     pub(crate) fn intent(&self, format: Format, bytes: &[u8]) -> Option<u64> {
@@ -132,16 +167,23 @@ fn format_name(format: Format) -> &'static str {
     }
 }
 
-/// The format byte of a binary header. Only bincode journals are binary,
-/// so only bincode's byte is written; JSON's and YAML's are still read,
-/// to name the mismatch. TOML journals are text and have none.
-const BINCODE_FORMAT_BYTE: u8 = 3;
+/// The format byte of a binary header (bincode journals, and encrypted
+/// ones of every format).
+fn format_byte(format: Format) -> u8 {
+    match format {
+        Format::Json => 1,
+        Format::Yaml => 2,
+        Format::Bincode => 3,
+        Format::Toml => 4,
+    }
+}
 
 fn format_from_byte(byte: u8) -> Option<Format> {
     match byte {
         1 => Some(Format::Json),
         2 => Some(Format::Yaml),
-        BINCODE_FORMAT_BYTE => Some(Format::Bincode),
+        3 => Some(Format::Bincode),
+        4 => Some(Format::Toml),
         _ => None,
     }
 }
@@ -156,15 +198,20 @@ fn text_prefix(format: Format) -> &'static [u8] {
     }
 }
 
-pub(crate) fn encode_header(header: Header) -> Vec<u8> {
-    if header.format == Format::Bincode {
-        let mut out = Vec::with_capacity(BINARY_HEADER);
+/// The journal's first bytes: an encrypted store's `envelope` (see
+/// `crate::crypt`), then the header, binary for bincode and encrypted
+/// journals, a text line otherwise.
+pub(crate) fn encode_header(header: Header, envelope: Option<&[u8]>) -> Vec<u8> {
+    if header.format == Format::Bincode || envelope.is_some() {
+        let mut out = Vec::with_capacity(ENVELOPE + BINARY_HEADER);
+        out.extend_from_slice(envelope.unwrap_or_default());
+        let start = out.len();
         out.extend_from_slice(BINARY_MAGIC);
         out.push(header.version);
-        out.push(BINCODE_FORMAT_BYTE);
+        out.push(format_byte(header.format));
         out.extend_from_slice(&header.base.to_le_bytes());
         out.extend_from_slice(&header.seq.to_le_bytes());
-        let crc = checksum(&[&out]);
+        let crc = checksum(&[&out[start..]]);
         out.extend_from_slice(&crc.to_le_bytes());
         return out;
     }
@@ -183,6 +230,10 @@ pub(crate) fn encode_header(header: Header) -> Vec<u8> {
 /// the header: a text journal without one line break, or fewer bytes than
 /// a binary header that start like one. No record can follow such a cut.
 pub(crate) fn is_cut_header(bytes: &[u8]) -> bool {
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] == MAGIC[..n] {
+        return bytes.len() < ENVELOPE + BINARY_HEADER;
+    }
     if bytes.first() == Some(&BINARY_MAGIC[0]) {
         let n = bytes.len().min(BINARY_MAGIC.len());
         return bytes.len() < BINARY_HEADER && bytes[..n] == BINARY_MAGIC[..n];
@@ -192,6 +243,21 @@ pub(crate) fn is_cut_header(bytes: &[u8]) -> bool {
 
 /// Parses the header at the start of `bytes`; returns it and its length.
 pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
+    if bytes.starts_with(MAGIC) {
+        // An encrypted store's journal: the envelope (checked when the
+        // store is unlocked), then a binary header.
+        let (header, len) = decode_header(bytes.get(ENVELOPE..)?)?;
+        if !bytes[ENVELOPE..].starts_with(BINARY_MAGIC) {
+            return None;
+        }
+        return Some((
+            Header {
+                sealed: true,
+                ..header
+            },
+            ENVELOPE + len,
+        ));
+    }
     if bytes.starts_with(BINARY_MAGIC) {
         let raw = bytes.get(..BINARY_HEADER)?;
         let (body, crc) = raw.split_at(BINARY_HEADER - 4);
@@ -206,6 +272,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
             version,
             base: u64::from_le_bytes(raw[6..14].try_into().ok()?),
             seq: u64::from_le_bytes(raw[14..22].try_into().ok()?),
+            sealed: false,
         };
         return Some((header, BINARY_HEADER));
     }
@@ -238,6 +305,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Option<(Header, usize)> {
             version,
             base,
             seq,
+            sealed: false,
         },
         line_end + 1,
     ))
@@ -282,7 +350,7 @@ pub(crate) fn encode_frame(
 ) {
     let meta = (layout.version >= 2).then_some(meta);
     let crc = record_checksum(kind, seq, meta, payload);
-    if layout.format == Format::Bincode {
+    if layout.binary() {
         out.push(kind.binary_tag());
         out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -318,7 +386,7 @@ pub(crate) fn encode_frame(
 pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Frame> {
     let v2 = layout.version >= 2;
     let rest = bytes.get(at..)?;
-    let (kind, seq, len, crc, meta, header_len) = if layout.format == Format::Bincode {
+    let (kind, seq, len, crc, meta, header_len) = if layout.binary() {
         let raw = rest.get(..BINARY_FRAME)?;
         let fixed = (
             Kind::from_binary_tag(raw[0])?,
@@ -392,7 +460,7 @@ pub(crate) fn decode_frame(layout: Layout, bytes: &[u8], at: usize) -> Option<Fr
     if record_checksum(kind, seq, written, payload) != crc {
         return None;
     }
-    if layout.format != Format::Bincode && payload.last() != Some(&b'\n') {
+    if !layout.binary() && payload.last() != Some(&b'\n') {
         return None;
     }
     Some(Frame {
@@ -496,6 +564,27 @@ fn parse_hex(word: &str) -> Option<u64> {
     u64::from_str_radix(word, 16).ok()
 }
 
+/// The plaintext payload of the commit `frame` in `bytes`: as it is, or
+/// opened with `crypt` in an encrypted store's journal; `None` when it does
+/// not authenticate (another key, moved, tampered with).
+pub(crate) fn commit_payload<'a>(
+    crypt: Option<&Crypt>,
+    bytes: &'a [u8],
+    frame: &Frame,
+) -> Option<Cow<'a, [u8]>> {
+    let payload = &bytes[frame.payload_at..frame.end];
+    let Some(crypt) = crypt else {
+        return Some(Cow::Borrowed(payload));
+    };
+    let aad = RecordAad {
+        tag: frame.kind.binary_tag(),
+        seq: frame.seq,
+        time_ms: frame.time_ms.unwrap_or(0),
+        fields: frame.fields_bytes(bytes),
+    };
+    crypt.open_record(aad, payload).map(Cow::Owned)
+}
+
 /// The payload of an intent record, naming the new snapshot's fingerprint.
 pub(crate) fn encode_intent(format: Format, fingerprint: u64) -> Vec<u8> {
     if format == Format::Bincode {
@@ -524,9 +613,13 @@ mod tests {
 
     /// Every format in both versions.
     fn layouts() -> impl Iterator<Item = Layout> {
-        FORMATS
-            .into_iter()
-            .flat_map(|format| [1, 2].map(|version| Layout { format, version }))
+        FORMATS.into_iter().flat_map(|format| {
+            [1, 2].map(|version| Layout {
+                format,
+                version,
+                sealed: false,
+            })
+        })
     }
 
     const META: Meta<'static> = Meta {
@@ -564,8 +657,9 @@ mod tests {
                 version: layout.version,
                 base: 0x0123_4567_89ab_cdef,
                 seq: 41,
+                sealed: false,
             };
-            let bytes = encode_header(header);
+            let bytes = encode_header(header, None);
             assert_eq!(decode_header(&bytes), Some((header, bytes.len())));
             for i in 0..bytes.len() {
                 let mut bad = bytes.clone();

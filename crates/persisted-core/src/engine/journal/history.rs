@@ -19,6 +19,7 @@ use super::frame::{
 use super::recovery::{replay, scan_from, superseded};
 use super::{journal_path, now_ms};
 use crate::checksum::fingerprint;
+use crate::crypt::{RecordAad, ENVELOPE};
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{parent_dir, sibling, side_file, sync_dir, write_atomic};
 use crate::file::vfs::Vfs;
@@ -116,10 +117,7 @@ impl Run {
                 format!("it holds {:?} records, not {format:?}", header.format),
             ));
         }
-        let layout = Layout {
-            format,
-            version: header.version,
-        };
+        let layout = header.layout();
         let scan = scan_from(layout, &bytes, header_len, header.seq);
         Ok(Some(Run {
             records,
@@ -163,7 +161,7 @@ impl Run {
 pub(crate) struct Folding<'a> {
     pub(crate) vfs: &'a Arc<dyn Vfs>,
     pub(crate) snapshot_path: &'a Path,
-    pub(crate) codec: Codec,
+    pub(crate) codec: &'a Codec,
     pub(crate) policy: KeepHistory,
     /// The fingerprint of the snapshot the folded journal applies to.
     pub(crate) base: u64,
@@ -216,6 +214,7 @@ pub(crate) fn keep(fold: &Folding<'_>) -> Result<()> {
     let layout = Layout {
         format,
         version: VERSION,
+        sealed: fold.codec.crypt().is_some(),
     };
     let segment = match newest {
         Some(run) => {
@@ -363,12 +362,17 @@ fn start(
     }
     let checkpoint = checkpoint_path(fold.snapshot_path, seq);
     write_atomic(fold.vfs, &checkpoint, state, true)?;
-    let mut bytes = encode_header(Header {
-        format: fold.codec.format(),
-        version: VERSION,
-        base: fingerprint(state),
-        seq,
-    });
+    let envelope = fold.codec.crypt().map(|crypt| crypt.envelope());
+    let mut bytes = encode_header(
+        Header {
+            format: fold.codec.format(),
+            version: VERSION,
+            base: fingerprint(state),
+            seq,
+            sealed: envelope.is_some(),
+        },
+        envelope.as_deref(),
+    );
     bytes.extend_from_slice(records);
     write_atomic(
         fold.vfs,
@@ -464,7 +468,7 @@ impl History {
     pub(crate) fn read(
         vfs: &dyn Vfs,
         snapshot_path: &Path,
-        codec: Codec,
+        codec: &Codec,
         policy: KeepHistory,
     ) -> Result<History> {
         let format = codec.format();
@@ -539,7 +543,7 @@ impl History {
     pub(crate) fn state_as_of<T: Persisted>(
         &self,
         vfs: &dyn Vfs,
-        codec: Codec,
+        codec: &Codec,
         time_ms: u64,
     ) -> Result<T> {
         let mut spans = Vec::with_capacity(self.runs.len());
@@ -583,7 +587,7 @@ impl History {
     pub(crate) fn state_at<T: Persisted>(
         &self,
         vfs: &dyn Vfs,
-        codec: Codec,
+        codec: &Codec,
         seq: u64,
     ) -> Result<T> {
         let Some((_, r, i)) = self.kept().iter().find(|(c, _, _)| c.seq == seq) else {
@@ -597,7 +601,7 @@ impl History {
     fn replay<T: Persisted>(
         &self,
         vfs: &dyn Vfs,
-        codec: Codec,
+        codec: &Codec,
         run: &Run,
         upto: Option<usize>,
     ) -> Result<T> {
@@ -614,7 +618,10 @@ impl History {
         }
         let (mut state, _) = codec.decode_snapshot::<T>(&run.checkpoint, &bytes)?;
         let frames = upto.map_or(&[][..], |i| &run.frames[..=i]);
-        for (frame, skip) in frames.iter().zip(superseded(&run.bytes, frames)) {
+        for (frame, skip) in frames
+            .iter()
+            .zip(superseded(run.layout, &run.bytes, frames))
+        {
             if frame.kind == Kind::Commit && !skip {
                 replay(codec, &run.records, &run.bytes, frame, &mut state)?;
             }
@@ -650,4 +657,115 @@ fn field_names(list: &[u8]) -> Vec<String> {
         }
     }
     names
+}
+
+/// `.encrypt_existing(true)`: rewrites every history file of the store at
+/// `snapshot_path`, written by `plain`, sealed by `sealed`: each checkpoint
+/// sealed whole, each commit's payload sealed for its frame, the frames
+/// rewritten binary after the envelope.
+pub(crate) fn seal_history(
+    vfs: &Arc<dyn Vfs>,
+    snapshot_path: &Path,
+    plain: &Codec,
+    sealed: &Codec,
+) -> Result<()> {
+    let Some(crypt) = sealed.crypt() else {
+        return Ok(());
+    };
+    let envelope = crypt.envelope();
+    for (_, records, checkpoint) in files(&**vfs, snapshot_path)? {
+        let Some(run) = Run::read(&**vfs, records.clone(), checkpoint.clone(), plain.format())?
+        else {
+            continue;
+        };
+        let old = vfs
+            .read(&checkpoint)
+            .context("read", &checkpoint)?
+            .unwrap_or_default();
+        let mut new_checkpoint = Vec::new();
+        crypt.seal_snapshot(&old, &mut new_checkpoint);
+        let layout = Layout {
+            format: plain.format(),
+            version: VERSION,
+            sealed: true,
+        };
+        let mut out = encode_header(
+            Header {
+                format: plain.format(),
+                version: VERSION,
+                base: fingerprint(&new_checkpoint),
+                seq: run.from,
+                sealed: true,
+            },
+            Some(&envelope),
+        );
+        for frame in &run.frames {
+            let time_ms = frame.time_ms.unwrap_or(0);
+            let fields = frame.fields_bytes(&run.bytes);
+            let payload = &run.bytes[frame.payload_at..frame.end];
+            let mut sealed_payload = Vec::new();
+            let payload = match frame.kind {
+                Kind::Commit => {
+                    let aad = RecordAad {
+                        tag: frame.kind.binary_tag(),
+                        seq: frame.seq,
+                        time_ms,
+                        fields,
+                    };
+                    crypt.seal_record(aad, payload, &mut sealed_payload);
+                    &sealed_payload[..]
+                }
+                Kind::Intent => payload,
+            };
+            let meta = Meta { time_ms, fields };
+            encode_frame(layout, frame.kind, frame.seq, meta, payload, &mut out);
+        }
+        write_atomic(vfs, &checkpoint, &new_checkpoint, true)?;
+        write_atomic(vfs, &records, &out, true)?;
+    }
+    Ok(())
+}
+
+/// `Store::rekey`: every history file of the store at `snapshot_path`
+/// starts with `codec`'s envelope (its data key wrapped by the new key);
+/// nothing else changes but the records' header, which names the
+/// checkpoint's new fingerprint.
+pub(crate) fn rewrap_history(
+    vfs: &Arc<dyn Vfs>,
+    snapshot_path: &Path,
+    codec: &Codec,
+) -> Result<()> {
+    let Some(crypt) = codec.crypt() else {
+        return Ok(());
+    };
+    let envelope = crypt.envelope();
+    for (_, records, checkpoint) in files(&**vfs, snapshot_path)? {
+        let old = vfs
+            .read(&checkpoint)
+            .context("read", &checkpoint)?
+            .unwrap_or_default();
+        let Some(sealed) = old.get(ENVELOPE..) else {
+            return Err(Error::corrupt(&checkpoint, "it is shorter than its header"));
+        };
+        let mut new_checkpoint = envelope.clone();
+        new_checkpoint.extend_from_slice(sealed);
+        let bytes = vfs
+            .read(&records)
+            .context("read", &records)?
+            .unwrap_or_default();
+        let Some((header, header_len)) = decode_header(&bytes) else {
+            return Err(Error::corrupt(&records, "the header does not verify"));
+        };
+        let mut out = encode_header(
+            Header {
+                base: fingerprint(&new_checkpoint),
+                ..header
+            },
+            Some(&envelope),
+        );
+        out.extend_from_slice(&bytes[header_len..]);
+        write_atomic(vfs, &checkpoint, &new_checkpoint, true)?;
+        write_atomic(vfs, &records, &out, true)?;
+    }
+    Ok(())
 }

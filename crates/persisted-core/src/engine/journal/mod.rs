@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(crate) use follow::View;
-pub(crate) use history::History;
+pub(crate) use history::{rewrap_history, seal_history, History};
 pub(crate) use recovery::{open, prepare};
 
 pub(crate) use self::edits::now_ns;
@@ -24,6 +24,7 @@ use self::frame::{
 use super::Failure;
 use crate::change::{Changes, Payload};
 use crate::checksum::fingerprint;
+use crate::crypt::RecordAad;
 use crate::error::{Error, IoContext, Result};
 use crate::file::atomic::{leftovers, parent_dir, sibling, sync_dir, TempFile};
 use crate::file::vfs::{FileId, Vfs, VfsFile};
@@ -62,8 +63,10 @@ pub(crate) struct Journal {
     /// The snapshot file as this handle last read or wrote it, to notice
     /// an edit by hand.
     snapshot_id: Option<FileId>,
-    /// Reused buffers: the payload, then the whole record.
+    /// Reused buffers: the payload, sealed in an encrypted store, then the
+    /// whole record.
     payload: Vec<u8>,
+    sealing: Vec<u8>,
     record: Vec<u8>,
     /// Which folded records compaction keeps in the history files.
     history: KeepHistory,
@@ -86,7 +89,7 @@ impl Journal {
         base: u64,
         seq: u64,
     ) -> Result<Journal> {
-        let fresh = Fresh::write(vfs, snapshot_path, codec, base, seq)?;
+        let fresh = Fresh::write(vfs, snapshot_path, &codec.clone(), base, seq)?;
         Journal::install(vfs, fresh, snapshot_path, codec, durability)
     }
 
@@ -149,6 +152,7 @@ impl Journal {
             sealed: None,
             snapshot_id: None,
             payload: Vec::new(),
+            sealing: Vec::new(),
             record: Vec::new(),
             history: KeepHistory::None,
             clock: EditClock::default(),
@@ -200,7 +204,7 @@ impl Journal {
             changes.each(&mut |_, index, _| self.base_fields.unknown(index, count));
         } else {
             self.base_fields
-                .note_changes(self.codec, &self.snapshot_path, state, changes);
+                .note_changes(&self.codec, &self.snapshot_path, state, changes);
         }
     }
 
@@ -231,6 +235,7 @@ impl Journal {
         Layout {
             format: self.codec.format(),
             version: self.version,
+            sealed: self.codec.crypt().is_some(),
         }
     }
 
@@ -272,14 +277,21 @@ impl Journal {
             time_ms: u64::try_from(now / 1_000_000).unwrap_or(0),
             fields: &self.fields,
         };
-        encode_frame(
-            self.layout(),
-            kind,
-            seq,
-            meta,
-            &self.payload,
-            &mut self.record,
-        );
+        let payload = match (kind, self.codec.crypt()) {
+            (Kind::Commit, Some(crypt)) => {
+                self.sealing.clear();
+                let aad = RecordAad {
+                    tag: kind.binary_tag(),
+                    seq,
+                    time_ms: meta.time_ms,
+                    fields: meta.fields,
+                };
+                crypt.seal_record(aad, &self.payload, &mut self.sealing);
+                &self.sealing
+            }
+            _ => &self.payload,
+        };
+        encode_frame(self.layout(), kind, seq, meta, payload, &mut self.record);
         if let Err(e) = self.file.write_all(&self.record) {
             let error = Error::io("append a record to", &self.path, e);
             // Cut a partial record off, or later commits would sit behind it.
@@ -342,7 +354,7 @@ impl Journal {
             history::keep(&history::Folding {
                 vfs: &self.vfs,
                 snapshot_path: &self.snapshot_path,
-                codec: self.codec,
+                codec: &self.codec,
                 policy: self.history,
                 base: self.base,
                 new_snapshot: bytes,
@@ -353,7 +365,7 @@ impl Journal {
         let fresh = Fresh::write(
             &self.vfs,
             &self.snapshot_path,
-            self.codec,
+            &self.codec.clone(),
             new_base,
             self.seq,
         )
@@ -373,7 +385,7 @@ impl Journal {
             &self.vfs,
             fresh,
             &self.snapshot_path,
-            self.codec,
+            self.codec.clone(),
             self.durability,
         )
         .map_err(Failure::poison)?;
@@ -397,16 +409,21 @@ impl Fresh {
     fn write(
         vfs: &Arc<dyn Vfs>,
         snapshot_path: &Path,
-        codec: Codec,
+        codec: &Codec,
         base: u64,
         seq: u64,
     ) -> Result<Fresh> {
-        let header = encode_header(Header {
-            format: codec.format(),
-            version: VERSION,
-            base,
-            seq,
-        });
+        let envelope = codec.crypt().map(|crypt| crypt.envelope());
+        let header = encode_header(
+            Header {
+                format: codec.format(),
+                version: VERSION,
+                base,
+                seq,
+                sealed: envelope.is_some(),
+            },
+            envelope.as_deref(),
+        );
         let temp = TempFile::write(vfs, &journal_path(snapshot_path), &header, true)?;
         Ok(Fresh {
             temp,
@@ -415,6 +432,11 @@ impl Fresh {
             seq,
         })
     }
+}
+
+/// The sequence number the snapshot a journal's `bytes` name is at.
+pub(crate) fn header_seq(bytes: &[u8]) -> Option<u64> {
+    decode_header(bytes).map(|(header, _)| header.seq)
 }
 
 /// Whether a journal temp file a compaction left beside `journal` (see

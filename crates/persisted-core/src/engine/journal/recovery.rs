@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::edits::{after_save_by_millisecond, BaseFields};
-use super::frame::{decode_frame, decode_header, is_cut_header, Frame, Header, Kind, Layout};
+use super::frame::{
+    commit_payload, decode_frame, decode_header, is_cut_header, Frame, Header, Kind, Layout,
+};
 use super::{compaction_reached_rename, journal_path, Journal};
 use crate::checksum::fingerprint;
 use crate::error::{Error, IoContext, Result};
@@ -61,10 +63,7 @@ pub(super) fn scan_from(layout: Layout, bytes: &[u8], mut at: usize, mut seq: u6
 }
 
 fn scan(bytes: &[u8], header: Header, header_len: usize) -> Scan {
-    let layout = Layout {
-        format: header.format,
-        version: header.version,
-    };
+    let layout = header.layout();
     scan_from(layout, bytes, header_len, header.seq)
 }
 
@@ -73,7 +72,12 @@ fn scan(bytes: &[u8], header: Header, header_len: usize) -> Scan {
 /// record touches, `=` whole, `+` by an operation). Open skips those
 /// without parsing their payload, so replaying a long journal of `set`s
 /// costs little more than verifying it.
-pub(super) fn superseded(bytes: &[u8], frames: &[Frame]) -> Vec<bool> {
+/// An encrypted journal's records are all opened, so that every tag is
+/// checked: none is skipped unread.
+pub(super) fn superseded(layout: Layout, bytes: &[u8], frames: &[Frame]) -> Vec<bool> {
+    if layout.sealed {
+        return vec![false; frames.len()];
+    }
     // A handful of fields: a list searched in order beats hashing.
     let mut replaced_later: Vec<&[u8]> = Vec::new();
     let mut skip = vec![false; frames.len()];
@@ -131,7 +135,7 @@ pub(crate) fn prepare(vfs: &dyn Vfs, snapshot_path: &Path) -> Result<Prepared> {
     });
     let skip = scanned
         .as_ref()
-        .map(|(_, _, scan)| superseded(&bytes, &scan.frames))
+        .map(|(header, _, scan)| superseded(header.layout(), &bytes, &scan.frames))
         .unwrap_or_default();
     Ok(Prepared {
         bytes,
@@ -208,9 +212,9 @@ pub(crate) fn open<T: Persisted>(
         let mut base_fields = BaseFields::default();
         for (frame, skip) in scan.frames.iter().zip(skip) {
             if frame.kind == Kind::Commit {
-                base_fields.note_frame(codec, snapshot_path, state, frame, &bytes);
+                base_fields.note_frame(&codec, snapshot_path, state, frame, &bytes);
                 if !skip {
-                    replay(codec, &path, &bytes, frame, state)?;
+                    replay(&codec, &path, &bytes, frame, state)?;
                 }
                 report.replayed += 1;
             }
@@ -277,7 +281,7 @@ pub(crate) fn open<T: Persisted>(
             kept
         } else {
             for frame in &later {
-                replay(codec, &path, &bytes, frame, state)?;
+                replay(&codec, &path, &bytes, frame, state)?;
             }
             let mut merged = Vec::new();
             codec.encode_snapshot(snapshot_path, state, extras, &mut merged)?;
@@ -350,15 +354,15 @@ pub(crate) fn pairing(
 }
 
 pub(super) fn replay<T: Persisted>(
-    codec: Codec,
+    codec: &Codec,
     path: &Path,
     bytes: &[u8],
     frame: &Frame,
     state: &mut T,
 ) -> Result<()> {
-    let payload = &bytes[frame.payload_at..frame.end];
-    codec.replay_payload(payload, state).map_err(|e| {
-        if codec.is_text() {
+    let payload = opened(codec, path, bytes, frame)?;
+    codec.replay_payload(&payload, state).map_err(|e| {
+        if codec.is_text() && codec.crypt().is_none() {
             let first_line = 1 + bytes[..frame.payload_at]
                 .iter()
                 .filter(|&&b| b == b'\n')
@@ -379,6 +383,21 @@ pub(super) fn replay<T: Persisted>(
                 format!("record {} does not decode: {}", frame.seq, e.message),
             )
         }
+    })
+}
+
+/// The plaintext payload of commit `frame`: in an encrypted store's
+/// journal, opened; one whose checksum is good but whose tag is not is
+/// [`Error::Decrypt`], never taken for a torn tail.
+pub(super) fn opened<'a>(
+    codec: &Codec,
+    path: &Path,
+    bytes: &'a [u8],
+    frame: &Frame,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    commit_payload(codec.crypt(), bytes, frame).ok_or_else(|| Error::Decrypt {
+        path: path.to_path_buf(),
+        offset: frame.payload_at as u64,
     })
 }
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 pub use super::edits::made_after_save;
-use super::frame::{decode_header, decode_intent, is_cut_header, Kind, Layout};
+use super::frame::{decode_header, decode_intent, is_cut_header, Kind};
 pub use super::recovery::Pairing;
 use super::recovery::{self, scan_from};
 use super::{history, journal_path, Journal};
@@ -77,10 +77,7 @@ pub fn read_records(bytes: &[u8]) -> Records {
             ..Records::default()
         };
     };
-    let layout = Layout {
-        format: header.format,
-        version: header.version,
-    };
+    let layout = header.layout();
     let scan = scan_from(layout, bytes, header_len, header.seq);
     let mut start = header_len;
     let records = scan
