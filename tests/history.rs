@@ -332,7 +332,7 @@ fn shared_participants_build_one_history() {
         .shared(true)
         .keep_history(KeepHistory::Forever)
         .journal_limit(600);
-    let a = opts.open(&path).unwrap();
+    let a = opts.clone().open(&path).unwrap();
     let b = opts.open(&path).unwrap();
     let mut model = State::default();
     let mut states = Vec::new();

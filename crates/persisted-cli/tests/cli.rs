@@ -294,7 +294,7 @@ fn compact_edit_convert_repair_refuse_while_a_program_holds_the_store() {
 fn compact_folds_the_journal_and_keeps_the_history_going() {
     let live = tempfile::tempdir().unwrap();
     let opts = Store::<State>::options().keep_history(KeepHistory::Forever);
-    let store = opts.open(live.path().join("state.toml")).unwrap();
+    let store = opts.clone().open(live.path().join("state.toml")).unwrap();
     work(&store, 0, 12);
     store.compact().unwrap();
     work(&store, 12, 12);
