@@ -434,7 +434,7 @@ impl<T: Persisted> OpenOptions<T> {
     pub(crate) fn resolve_format(&self, path: &Path) -> Result<Format> {
         // `name.<format>.enc`: the format is the extension before `.enc`.
         let named = match path.extension().is_some_and(|e| e == "enc") {
-            true => Format::from_path(&path.with_extension("")),
+            true => Format::from_path(path.with_extension("")),
             false => Format::from_path(path),
         };
         match self.format.or(named) {

@@ -144,7 +144,7 @@ fn wrap(
     let mut wrapped = Zeroizing::new(data_key.to_vec());
     let (aad, _) = env.split_at(WRAP_AT);
     let tag = wrapper
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut *wrapped)
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut wrapped)
         .map_err(|_| Error::encode(path, "the data key could not be wrapped"))?;
     env[68..100].copy_from_slice(&wrapped);
     env[100..116].copy_from_slice(&tag);

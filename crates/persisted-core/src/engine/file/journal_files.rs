@@ -232,7 +232,7 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.locks.lock(&self.files.path)?;
         self.files
             .with_history(self.keep_history, 1, |history, vfs, codec| {
-                history.state_at(vfs, &codec, seq)
+                history.state_at(vfs, codec, seq)
             })
     }
 
@@ -241,7 +241,7 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         let ms = millis(time);
         self.files
             .with_history(self.keep_history, 1, |history, vfs, codec| {
-                history.state_as_of(vfs, &codec, ms)
+                history.state_as_of(vfs, codec, ms)
             })
     }
 }

@@ -182,7 +182,7 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
     fn state_at(&mut self, seq: u64) -> Result<T> {
         self.files
             .with_history(self.keep_history, RELOAD_TRIES, |history, vfs, codec| {
-                history.state_at(vfs, &codec, seq)
+                history.state_at(vfs, codec, seq)
             })
     }
 
@@ -190,7 +190,7 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
         let ms = millis(time);
         self.files
             .with_history(self.keep_history, RELOAD_TRIES, |history, vfs, codec| {
-                history.state_as_of(vfs, &codec, ms)
+                history.state_as_of(vfs, codec, ms)
             })
     }
 }

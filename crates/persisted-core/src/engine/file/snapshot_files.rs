@@ -124,7 +124,7 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
     fn state_at(&mut self, seq: u64) -> Result<T> {
         self.files
             .with_history(KeepHistory::None, 1, |history, vfs, codec| {
-                history.state_at(vfs, &codec, seq)
+                history.state_at(vfs, codec, seq)
             })
     }
 
@@ -132,7 +132,7 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
         let ms = millis(time);
         self.files
             .with_history(KeepHistory::None, 1, |history, vfs, codec| {
-                history.state_as_of(vfs, &codec, ms)
+                history.state_as_of(vfs, codec, ms)
             })
     }
 }
