@@ -159,6 +159,16 @@ fn verify_records(file: &RecordFile, format: Format, report: &mut Report, live: 
                 .push(format!("{at}: {rest} bytes after the last valid record"));
         }
     }
+    // An encrypted store's records: a good checksum with a bad tag is
+    // damage or another key's record, never a torn tail (for the text
+    // formats `entries` below opens them and says so).
+    if __tool::is_sealed(&file.bytes) && format == Format::Bincode {
+        for record in file.commits() {
+            if let Err(e) = file.payload(record) {
+                report.problems.push(e);
+            }
+        }
+    }
     if format != Format::Bincode {
         for record in file.commits() {
             if let Err(e) = file.entries(format, record) {
@@ -265,7 +275,9 @@ pub fn compact(file: &Path) -> Outcome {
     }
     let state = store.current()?;
     let bytes = dynamic::encode(format, &state)?;
-    __tool::replace_snapshot(&_lock, file, format, &bytes).map_err(|e| e.to_string())?;
+    let (bytes, sealing) = sealed_as_store(&store, bytes);
+    __tool::replace_snapshot(&_lock, file, format, &bytes, sealing.as_deref())
+        .map_err(|e| e.to_string())?;
     println!(
         "{}: folded {records} commit(s) into the snapshot",
         file.display()
@@ -287,9 +299,15 @@ pub fn edit(file: &Path) -> Outcome {
         {
             dynamic::encode(format, &store.current()?)?
         }
-        _ => store.snapshot.clone(),
+        _ => crate::sealed::snapshot(file, &store.snapshot)?.into_owned(),
     };
-    let draft = new_draft(file, &before)?;
+    // An encrypted store's draft is plaintext: it goes to a private
+    // directory, never beside the store (a synced folder, a backup).
+    let private = match __tool::is_sealed(&store.snapshot) {
+        true => Some(private_dir()?),
+        false => None,
+    };
+    let draft = new_draft(file, private.as_deref(), &before)?;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".to_string());
@@ -328,7 +346,8 @@ pub fn edit(file: &Path) -> Outcome {
             draft.display()
         ));
     }
-    __tool::replace_snapshot(&lock, file, format, &after).map_err(|e| {
+    let (sealed_after, sealing) = sealed_as_store(&store, after);
+    __tool::replace_snapshot(&lock, file, format, &sealed_after, sealing.as_deref()).map_err(|e| {
         format!(
             "{e}; nothing changed, your edit is kept at `{}`",
             draft.display()
@@ -339,24 +358,56 @@ pub fn edit(file: &Path) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to a new draft beside the store,
+/// `plain` sealed as the store's snapshot when the store is encrypted,
+/// with what seals its new journal.
+fn sealed_as_store(
+    store: &Store,
+    plain: Vec<u8>,
+) -> (Vec<u8>, Option<std::sync::Arc<__tool::Unlocked>>) {
+    match crate::sealed::current().filter(|_| __tool::is_sealed(&store.snapshot)) {
+        Some(unlocked) => (unlocked.seal_snapshot(&plain), Some(unlocked)),
+        None => (plain, None),
+    }
+}
+
+/// A new directory only its owner can enter, for an encrypted store's
+/// plaintext draft; kept (it is not removed with the draft it holds).
+fn private_dir() -> Result<PathBuf, String> {
+    tempfile::Builder::new()
+        .prefix("persisted-edit-")
+        .tempdir()
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| format!("cannot make a private directory for the draft: {e}"))
+}
+
+/// Writes `bytes` to a new draft beside the store (or in `dir`),
 /// `state.json.edit-<unix time>-<n>.json` (the extension the editor
 /// highlights by), never over an existing file: a draft kept from an
-/// earlier edit is never overwritten.
-fn new_draft(file: &Path, bytes: &[u8]) -> Result<PathBuf, String> {
+/// earlier edit is never overwritten. Readable by its owner only.
+fn new_draft(file: &Path, dir: Option<&Path>, bytes: &[u8]) -> Result<PathBuf, String> {
     use std::io::Write;
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let name = file.file_name().unwrap_or_default().to_string_lossy();
-    let ext = file.extension().unwrap_or_default().to_string_lossy();
+    let plain_name = file.with_extension("");
+    let ext = match file.extension().is_some_and(|e| e == "enc") {
+        true => plain_name.extension(),
+        false => file.extension(),
+    }
+    .unwrap_or_default()
+    .to_string_lossy();
     for n in 1u32.. {
-        let draft = file.with_file_name(format!("{name}.edit-{secs}-{n}.{ext}"));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&draft)
-        {
+        let draft_name = format!("{name}.edit-{secs}-{n}.{ext}");
+        let draft = match dir {
+            Some(dir) => dir.join(draft_name),
+            None => file.with_file_name(draft_name),
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&draft) {
             Ok(mut out) => {
                 out.write_all(bytes)
                     .map_err(|e| format!("cannot write `{}`: {e}", draft.display()))?;
@@ -384,7 +435,15 @@ pub fn convert(file: &Path, out: &Path) -> Outcome {
             out.display()
         ));
     }
-    let state = Store::read(file, format)?.current()?;
+    let store = Store::read(file, format)?;
+    if __tool::is_sealed(&store.snapshot) {
+        return Err(format!(
+            "refused: `{}` is encrypted, and the new store would be plain text; `persisted \
+             show --json` prints it decrypted",
+            file.display()
+        ));
+    }
+    let state = store.current()?;
     let bytes = dynamic::encode(out_format, &state)?;
     let temp = out.with_file_name(format!(
         ".{}.tmp-{}",

@@ -132,7 +132,13 @@ pub fn needs_type(format: Format) -> String {
 
 /// The format a file name's extension names.
 pub fn format_of(path: &std::path::Path) -> Result<Format, String> {
-    Format::from_path(path).ok_or_else(|| {
+    // `name.<format>.enc`: an encrypted store; the format is the extension
+    // before `.enc`.
+    let named = match path.extension().is_some_and(|e| e == "enc") {
+        true => path.with_extension(""),
+        false => path.to_path_buf(),
+    };
+    Format::from_path(&named).ok_or_else(|| {
         format!(
             "cannot tell the format of `{}` from its extension (.json, .yaml, .yml, .toml, \
              .bin, .bincode)",

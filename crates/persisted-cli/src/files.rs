@@ -39,8 +39,9 @@ impl RecordFile {
         self.records.records.iter().filter(|r| !r.intent)
     }
 
-    pub fn payload(&self, record: &Record) -> &[u8] {
-        &self.bytes[record.payload_at..record.end]
+    /// A commit's payload, opened when the file is an encrypted store's.
+    pub fn payload(&self, record: &Record) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        crate::sealed::payload(&self.path, &self.bytes, record)
     }
 
     /// `path:line:col` (text) or `path: offset N` (bincode) for `offset`.
@@ -55,7 +56,8 @@ impl RecordFile {
 
     /// A commit's entries, or where and why they do not parse.
     pub fn entries(&self, format: Format, record: &Record) -> Result<dynamic::Entries, String> {
-        dynamic::parse_payload(format, self.payload(record)).map_err(|e| {
+        let payload = self.payload(record)?;
+        dynamic::parse_payload(format, &payload).map_err(|e| {
             let (line, column) = line_col(&self.bytes, record.payload_at);
             let column = if e.line <= 1 {
                 column + e.column.saturating_sub(1)
@@ -108,8 +110,10 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// Reads a snapshot as a value, naming the file and position on failure.
+/// An encrypted store's snapshot is opened first.
 pub fn parse_snapshot(path: &Path, format: Format, bytes: &[u8]) -> Result<Value, String> {
-    dynamic::parse_snapshot(format, bytes).map_err(|e| format!("{}:{e}", path.display()))
+    let plain = crate::sealed::snapshot(path, bytes)?;
+    dynamic::parse_snapshot(format, &plain).map_err(|e| format!("{}:{e}", path.display()))
 }
 
 /// The snapshot and journal of a store as one consistent pair.

@@ -8,6 +8,7 @@ mod commands;
 mod dynamic;
 mod files;
 mod replay;
+mod sealed;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "persisted", version, about, long_about = None)]
 struct Cli {
+    /// An encrypted store's key: a file of 32 bytes (or their base64),
+    /// readable by its owner only. Without it, the key is read from the
+    /// environment variable PERSISTED_KEY (base64 of 32 bytes).
+    #[arg(long, global = true, value_name = "PATH")]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,6 +110,7 @@ struct Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    sealed::set_key_file(cli.key_file);
     let result = match cli.command {
         Command::Show {
             file,

@@ -154,6 +154,60 @@ pub fn history_files(snapshot: &Path) -> Result<Vec<(u64, PathBuf, PathBuf)>> {
     history::files(&*RealFs::shared(), snapshot)
 }
 
+/// Whether `bytes` (a file's first bytes) are an encrypted store's.
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    crate::crypt::is_sealed(bytes)
+}
+
+/// An encrypted store's data key, unlocked with the caller's key: opens
+/// and seals the store's files.
+pub struct Unlocked {
+    crypt: std::sync::Arc<crate::crypt::Crypt>,
+}
+
+/// Unlocks the envelope at the start of `file` (a file of the store at
+/// `snapshot`) with `key`.
+///
+/// # Errors
+///
+/// [`Error::WrongKey`], or [`Error::Corrupt`] for a damaged envelope.
+pub fn unlock(key: &crate::Key, snapshot: &Path, file: &[u8]) -> Result<Unlocked> {
+    Ok(Unlocked {
+        crypt: std::sync::Arc::new(crate::crypt::Crypt::unlock(key, snapshot, file)?),
+    })
+}
+
+impl Unlocked {
+    /// The plaintext of a sealed snapshot (or history checkpoint).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decrypt`] when it does not authenticate.
+    pub fn open_snapshot(&self, path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.crypt.open_snapshot(path, bytes)
+    }
+
+    /// The plaintext payload of the commit `record` of a sealed journal
+    /// (or history file) `bytes`; `None` when it does not authenticate.
+    pub fn open_record(&self, bytes: &[u8], record: &Record) -> Option<Vec<u8>> {
+        let aad = crate::crypt::RecordAad {
+            tag: Kind::Commit.binary_tag(),
+            seq: record.seq,
+            time_ms: record.time_ms.unwrap_or(0),
+            fields: record.fields.as_deref().unwrap_or("*").as_bytes(),
+        };
+        self.crypt
+            .open_record(aad, &bytes[record.payload_at..record.end])
+    }
+
+    /// `plain` sealed as a snapshot of this store.
+    pub fn seal_snapshot(&self, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.crypt.seal_snapshot(plain, &mut out);
+        out
+    }
+}
+
 /// The store's lifetime lock, held exclusively as a program holds it.
 pub struct StoreLock {
     _lock: LockFile,
@@ -175,15 +229,22 @@ pub fn lock(snapshot: &Path) -> Result<StoreLock> {
 /// the journal's last record, or an edit of it) the way compaction does —
 /// intent, history (if the store keeps history files), rename, a new
 /// journal — fully synced. The journal must belong to the current
-/// snapshot and hold nothing after its last valid record.
+/// snapshot and hold nothing after its last valid record. An encrypted
+/// store's `bytes` are sealed already, and `sealing` writes its new journal.
 pub fn replace_snapshot(
     _lock: &StoreLock,
     snapshot: &Path,
     format: Format,
     bytes: &[u8],
+    sealing: Option<&Unlocked>,
 ) -> Result<()> {
     let vfs = RealFs::shared();
-    let codec = Codec::new(format, snapshot)?;
+    let codec = match sealing {
+        Some(unlocked) => {
+            Codec::new(format, snapshot)?.sealed(std::sync::Arc::clone(&unlocked.crypt))
+        }
+        None => Codec::new(format, snapshot)?,
+    };
     let path = journal_path(snapshot);
     let current = vfs.read(snapshot).context("read", snapshot)?;
     let journal = vfs.read(&path).context("read", &path)?;
