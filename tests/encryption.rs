@@ -369,3 +369,31 @@ fn no_nonce_repeats_across_kill9_of_an_encrypted_writer() {
     }
     assert!(frames > 100, "{frames} frames captured");
 }
+
+/// After one participant's `rekey`, the other takes the new envelope from
+/// the files the rekey wrote: its own compactions do not bring the old key
+/// back.
+#[test]
+fn a_rekey_in_shared_mode_is_kept_by_the_other_participant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.json.enc");
+    let shared = |key: Key| {
+        Store::<Secrets>::options()
+            .encryption(key)
+            .shared(true)
+            .open(&path)
+            .unwrap()
+    };
+    let a = shared(key());
+    let b = shared(key());
+    a.set_seen(1).unwrap();
+    a.rekey(other_key()).unwrap();
+    b.set_seen(2).unwrap(); // catches up with A's compaction
+    b.compact().unwrap();
+    drop((a, b));
+    assert!(matches!(
+        open_with(&path, key()).unwrap_err(),
+        Error::WrongKey { .. }
+    ));
+    assert_eq!(open_with(&path, other_key()).unwrap().seen(), 2);
+}

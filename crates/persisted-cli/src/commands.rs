@@ -347,12 +347,14 @@ pub fn edit(file: &Path) -> Outcome {
         ));
     }
     let (sealed_after, sealing) = sealed_as_store(&store, after);
-    __tool::replace_snapshot(&lock, file, format, &sealed_after, sealing.as_deref()).map_err(|e| {
-        format!(
-            "{e}; nothing changed, your edit is kept at `{}`",
-            draft.display()
-        )
-    })?;
+    __tool::replace_snapshot(&lock, file, format, &sealed_after, sealing.as_deref()).map_err(
+        |e| {
+            format!(
+                "{e}; nothing changed, your edit is kept at `{}`",
+                draft.display()
+            )
+        },
+    )?;
     let _ = std::fs::remove_file(&draft);
     println!("{}: replaced with your edit", file.display());
     Ok(ExitCode::SUCCESS)

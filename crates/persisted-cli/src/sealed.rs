@@ -72,13 +72,16 @@ pub fn payload<'a>(path: &Path, bytes: &'a [u8], record: &Record) -> Result<Cow<
         return Ok(Cow::Borrowed(&bytes[record.payload_at..record.end]));
     }
     let unlocked = unlocked(path, bytes)?;
-    unlocked.open_record(bytes, record).map(Cow::Owned).ok_or_else(|| {
-        format!(
-            "{}: offset {}: record {}: its checksum is good but it does not authenticate \
+    unlocked
+        .open_record(bytes, record)
+        .map(Cow::Owned)
+        .ok_or_else(|| {
+            format!(
+                "{}: offset {}: record {}: its checksum is good but it does not authenticate \
              (written with another key, moved, or tampered with)",
-            path.display(),
-            record.payload_at,
-            record.seq
-        )
-    })
+                path.display(),
+                record.payload_at,
+                record.seq
+            )
+        })
 }

@@ -628,7 +628,10 @@ fn an_encrypted_store_is_shown_logged_and_verified_with_its_key() {
     assert_eq!(shown_keyed(&path), json(&store.get()));
     let (code, _, err) = run(&["show", s(&path)]);
     assert_eq!(code, 1);
-    assert!(err.contains("PERSISTED_KEY") && err.contains("--key-file"), "{err}");
+    assert!(
+        err.contains("PERSISTED_KEY") && err.contains("--key-file"),
+        "{err}"
+    );
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, [0x42u8; 32]).unwrap();
     #[cfg(unix)]
@@ -638,7 +641,10 @@ fn an_encrypted_store_is_shown_logged_and_verified_with_its_key() {
     }
     let (code, out, err) = run(&["show", s(&path), "--key-file", s(&key_file), "--json"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), json(&store.get()));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        json(&store.get())
+    );
     let (code, out, _) = run_keyed(&["log", s(&path), "-n", "2"]);
     assert_eq!((code, out.lines().count()), (0, 2), "{out}");
     let (code, out, _) = run_keyed(&["verify", s(&path)]);
@@ -690,7 +696,9 @@ fn verify_tells_a_torn_tail_from_a_record_that_does_not_authenticate() {
     );
     std::fs::write(&journal, &tampered).unwrap();
     assert_eq!(
-        persisted_state_core::__tool::read_records(&tampered).records.len(),
+        persisted_state_core::__tool::read_records(&tampered)
+            .records
+            .len(),
         records.records.len(),
         "the frame still verifies"
     );
@@ -714,9 +722,15 @@ fn edit_of_an_encrypted_store_keeps_its_draft_private_and_seals_the_result() {
         .env("EDITOR", "sed -i s/42/43/")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        common_files(dir.path()).iter().all(|f| !f.contains(".edit-")),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        common_files(dir.path())
+            .iter()
+            .all(|f| !f.contains(".edit-")),
         "no plaintext draft beside the store"
     );
     let bytes = std::fs::read(&path).unwrap();

@@ -239,6 +239,22 @@ impl Crypt {
             && file[24..28] == self.generation.to_le_bytes()
     }
 
+    /// Takes the envelope of `file` (a file of this store another process
+    /// wrote) for the files this process writes from now on: after
+    /// another participant's `rekey`, so the old key is not brought back.
+    pub(crate) fn adopt(&self, file: &[u8]) {
+        let Some(env) = file.get(..ENVELOPE) else {
+            return;
+        };
+        let crc = u32::from_le_bytes(env[116..120].try_into().unwrap_or_default());
+        if self.same_store(file) && checksum(&[&env[..116]]) == crc {
+            let mut current = self.envelope.write();
+            if current[..] != *env {
+                current.copy_from_slice(env);
+            }
+        }
+    }
+
     /// The envelope new files start with.
     pub(crate) fn envelope(&self) -> Vec<u8> {
         self.envelope.read().to_vec()

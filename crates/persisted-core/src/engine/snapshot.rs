@@ -61,6 +61,9 @@ impl SnapshotEngine {
             return Ok(false);
         };
         let (state, extras) = self.codec.decode_snapshot::<T>(&self.path, &bytes)?;
+        if let Some(crypt) = self.codec.crypt() {
+            crypt.adopt(&bytes);
+        }
         RecoveryEvent::warn_unknown_keys(&self.path, &extras);
         *view.state.write() = state;
         *view.extras = extras;

@@ -71,6 +71,14 @@ fn open<T: Persisted>(
     if options.read_only {
         return Err(refuse("`read_only`"));
     }
+    if options.key.is_some() {
+        return Err(Error::Unsupported {
+            path: target.clone(),
+            reason: "encryption is not built for Redis stores yet: their values would be \
+                     stored in plain text"
+                .into(),
+        });
+    }
     let (backend, state) = RedisBackend::open(
         Connect {
             url,

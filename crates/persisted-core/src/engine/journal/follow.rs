@@ -345,6 +345,9 @@ impl Journal {
         let (mut state, extras) = self
             .codec
             .decode_snapshot::<T>(&self.snapshot_path, &snapshot.bytes)?;
+        if let Some(crypt) = self.codec.crypt() {
+            crypt.adopt(&snapshot.bytes);
+        }
         if replay {
             let skip = superseded(layout, &bytes, &frames);
             for (frame, skip) in frames.iter().zip(skip) {
