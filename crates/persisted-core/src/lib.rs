@@ -34,6 +34,8 @@ mod reentry;
 mod remote;
 mod report;
 mod schema;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod server;
 mod store;
 mod transaction;
 

@@ -73,39 +73,11 @@ impl RedisBackend {
                         entry.id, entry.v, e.message
                     ),
                 })?;
-            self.note_kinds(&entry.rec, &*state);
+            note_kinds(&mut self.kinds, &entry.rec, &*state);
             self.version = entry.v;
             self.last_id = entry.id.clone();
         }
         Ok(true)
-    }
-
-    /// Tracks which fields a replayed record left as native collections:
-    /// a field set whole by the shape of its value; a field changed by an
-    /// operation that this handle did not know as native (the committer
-    /// converted it) by the shape of its value in `state`.
-    pub(super) fn note_kinds<T: Persisted>(&mut self, record: &str, state: &T) {
-        let Ok(Json::Object(map)) = serde_json::from_str::<Json>(record) else {
-            return;
-        };
-        for (key, value) in map {
-            let Some((op, field)) = key.split_once(' ') else {
-                continue;
-            };
-            let shape = match op {
-                "set" => value,
-                _ if self.kinds.contains_key(field) => continue,
-                _ => match crate::schema::field_index(T::__FIELDS, field) {
-                    Some(index) => serde_json::to_value(FieldOf(state, index)).unwrap_or_default(),
-                    None => continue,
-                },
-            };
-            match shape {
-                Json::Array(_) => drop(self.kinds.insert(field.into(), Kind::List)),
-                Json::Object(_) => drop(self.kinds.insert(field.into(), Kind::Hash)),
-                _ => drop(self.kinds.remove(field)),
-            }
-        }
     }
 
     pub(super) fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
@@ -155,21 +127,6 @@ pub(super) fn log_entries(value: &Value) -> Vec<LogEntry> {
             })
         })
         .collect()
-}
-
-/// The fields a record's keys name, each once.
-pub(super) fn record_fields(record: &str) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    if let Ok(Json::Object(map)) = serde_json::from_str::<Json>(record) {
-        for key in map.keys() {
-            if let Some((_, field)) = key.split_once(' ') {
-                if !names.iter().any(|n| n == field) {
-                    names.push(field.to_string());
-                }
-            }
-        }
-    }
-    names
 }
 
 pub(super) fn as_string(value: &Value) -> Option<String> {

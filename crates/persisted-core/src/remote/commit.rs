@@ -31,7 +31,8 @@ impl RedisBackend {
         applied: bool,
         release: bool,
     ) -> Result<Outcome> {
-        let (ops, record, kinds) = self.encode(fields, changes, state, applied)?;
+        let (ops, record, kinds) =
+            encode(&self.target, &self.kinds, fields, changes, state, applied)?;
         let keys = std::sync::Arc::clone(&self.keys);
         let cid = unique_id();
         let expected = self.version;

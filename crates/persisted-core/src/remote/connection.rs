@@ -42,27 +42,6 @@ pub(super) fn scripts() -> &'static [Script; 5] {
     &SCRIPTS
 }
 
-/// A process-wide unique id: time, process and a counter, hashed.
-pub(super) fn unique_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seed = format!(
-        "{nanos}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let hash = xxhash_rust::xxh3::xxh3_128(seed.as_bytes());
-    format!("{hash:032x}")
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// `url` with its password (if any) replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

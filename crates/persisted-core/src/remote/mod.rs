@@ -36,11 +36,10 @@ mod scripts;
 mod state;
 
 pub(crate) use self::backend::open_store;
-use self::{catch_up::*, connection::*, state::*};
+use self::{catch_up::*, connection::*};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
@@ -49,22 +48,15 @@ use redis::{
 };
 use serde_json::Value as Json;
 
-use crate::change::{Changes, FieldOf};
-use crate::collection::Op;
+use crate::change::Changes;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
-
-/// How a field is kept on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A native list of JSON elements.
-    List,
-    /// A native hash: key text -> JSON value.
-    Hash,
-}
+use crate::server::{
+    decode, encode, note_kinds, now_ms, record_fields, unique_id, AllFields, Kind,
+};
 
 /// What a commit attempt came to.
 pub(crate) enum Outcome {
