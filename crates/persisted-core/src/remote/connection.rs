@@ -42,20 +42,6 @@ pub(super) fn scripts() -> &'static [Script; 5] {
     &SCRIPTS
 }
 
-/// `url` with its password (if any) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((user, host)) if user.contains(':') => {
-            let name = user.split_once(':').map_or("", |(name, _)| name);
-            format!("{scheme}://{name}:***@{host}")
-        }
-        Some((_, host)) => format!("{scheme}://***@{host}"),
-        None => url.to_string(),
-    }
-}
 
 impl RedisBackend {
     /// A connection with every timeout set, made when there is none, with

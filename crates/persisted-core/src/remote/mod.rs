@@ -40,7 +40,7 @@ use self::{catch_up::*, connection::*};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
 use redis::{
@@ -55,7 +55,8 @@ use crate::history::{Commit, KeepHistory};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    decode, encode, note_kinds, now_ms, record_fields, unique_id, AllFields, Kind,
+    decode, encode, note_kinds, now_ms, record_fields, redact, replay_log, replay_log_as_of,
+    unique_id, AllFields, Kind,
 };
 
 /// What a commit attempt came to.

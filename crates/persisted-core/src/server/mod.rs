@@ -14,6 +14,8 @@ use serde_json::Value as Json;
 use crate::change::{Changes, FieldOf};
 use crate::collection::Op;
 use crate::error::{Error, Result};
+use crate::format::Codec;
+use crate::history::Commit;
 use crate::schema::{FieldSpec, Persisted};
 
 /// How a field is kept on the server.
@@ -275,4 +277,83 @@ impl<T: Persisted> Changes for AllFields<'_, T> {
             emit(Op::Set, index, &FieldOf(self.0, index));
         }
     }
+}
+
+/// `url` with its password (if any) replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or("", |(name, _)| name);
+            format!("{scheme}://{name}:***@{host}")
+        }
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Replays `log` (every kept commit, oldest first, with its record) up to
+/// commit `seq`, from the store's first commit, which sets every field.
+pub(crate) fn replay_log<T: Persisted>(
+    target: &Path,
+    codec: &Codec,
+    log: &[(Commit, String)],
+    seq: u64,
+) -> Result<T> {
+    let first = log.first().map(|(c, _)| c.seq);
+    if first != Some(1) || !log.iter().any(|(c, _)| c.seq == seq) {
+        let holds = match (log.first(), log.last()) {
+            (Some((a, _)), Some((b, _))) => format!("commits {} to {}", a.seq, b.seq),
+            _ => "no commit".into(),
+        };
+        let why = if first.is_some_and(|f| f != 1) {
+            "the log no longer reaches back to the store's creation (keep more with \
+             `keep_history`)"
+        } else {
+            "it is not a kept commit"
+        };
+        return Err(Error::NotInHistory {
+            path: target.to_path_buf(),
+            reason: format!("commit {seq}: {why}; the log holds {holds}"),
+        });
+    }
+    let mut state = T::default();
+    for (commit, rec) in log.iter().take_while(|(c, _)| c.seq <= seq) {
+        codec
+            .replay_payload(rec.as_bytes(), &mut state)
+            .map_err(|e| Error::Parse {
+                path: target.to_path_buf(),
+                line: 0,
+                column: e.column,
+                message: format!("log entry of version {}: {}", commit.seq, e.message),
+            })?;
+    }
+    Ok(state)
+}
+
+/// The state right after the last commit of `log` made at or before
+/// `time`.
+pub(crate) fn replay_log_as_of<T: Persisted>(
+    target: &Path,
+    codec: &Codec,
+    log: &[(Commit, String)],
+    time: SystemTime,
+) -> Result<T> {
+    let seq = log
+        .iter()
+        .take_while(|(c, _)| c.time <= time)
+        .last()
+        .map(|(c, _)| c.seq)
+        .ok_or_else(|| {
+            let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            Error::NotInHistory {
+                path: target.to_path_buf(),
+                reason: format!(
+                    "no kept commit was made at or before {ms} ms after the Unix epoch"
+                ),
+            }
+        })?;
+    replay_log(target, codec, log, seq)
 }
