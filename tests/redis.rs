@@ -4,16 +4,16 @@
 //! the connection, durability, the layout `redis-cli` sees, history.
 #![cfg(feature = "redis")]
 
+mod proxy;
 mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use persisted_state::{Durability, Error, KeepHistory, Mode, Persisted, Store};
+use proxy::Proxy;
 use redis_server::{Aof, RedisServer};
 use serde::{Deserialize, Serialize};
 
@@ -404,105 +404,15 @@ fn a_server_outage_is_an_error_within_the_timeout_and_the_next_call_reconnects()
     assert_eq!(open(&server, "outage").counter(), 4);
 }
 
-/// A loopback proxy in front of the server that, when armed, forwards the
-/// next request holding `EVALSHA` and then cuts both connections before
-/// the reply comes back: the commit is applied but its reply is lost. With
-/// `loading` above 0 it answers that many such requests itself with the
-/// `LOADING` error of a server still reading its data after a restart.
-struct Proxy {
-    port: u16,
-    arm: Arc<AtomicBool>,
-    loading: Arc<AtomicU32>,
-}
-
-impl Proxy {
-    fn start(server_port: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let arm = Arc::new(AtomicBool::new(false));
-        let loading = Arc::new(AtomicU32::new(0));
-        let (armed, still_loading) = (Arc::clone(&arm), Arc::clone(&loading));
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                let Ok(upstream) = TcpStream::connect(("127.0.0.1", server_port)) else {
-                    continue;
-                };
-                let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                let knobs = Knobs {
-                    armed: Arc::clone(&armed),
-                    loading: Arc::clone(&still_loading),
-                    cutting: Arc::new(AtomicBool::new(false)),
-                };
-                let cutting = Arc::clone(&knobs.cutting);
-                std::thread::spawn(move || requests(client, upstream, knobs));
-                std::thread::spawn(move || replies(u2, c2, cutting));
-            }
-        });
-        Proxy { port, arm, loading }
-    }
-}
-
-/// What one proxied connection does to the requests it forwards.
-struct Knobs {
-    armed: Arc<AtomicBool>,
-    loading: Arc<AtomicU32>,
-    cutting: Arc<AtomicBool>,
-}
-
-/// Client to server; when armed, the next commit is forwarded and the
-/// connection cut before its reply can come back; while `loading`, a
-/// commit is answered `LOADING` and not forwarded.
-fn requests(mut from: TcpStream, mut to: TcpStream, knobs: Knobs) {
-    let mut buf = [0u8; 64 * 1024];
-    while let Ok(n @ 1..) = from.read(&mut buf) {
-        let is_commit = buf[..n].windows(7).any(|w| w == b"EVALSHA");
-        let loading = is_commit
-            && knobs
-                .loading
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        if loading {
-            let reply = b"-LOADING Redis is loading the dataset in memory\r\n";
-            if from.write_all(reply).is_err() {
-                break;
-            }
-            continue;
-        }
-        let cut = is_commit && knobs.armed.swap(false, Ordering::SeqCst);
-        if cut {
-            knobs.cutting.store(true, Ordering::SeqCst);
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        if cut {
-            // Let the server run it; its reply is dropped.
-            std::thread::sleep(Duration::from_millis(50));
-            break;
-        }
-    }
-    let _ = from.shutdown(std::net::Shutdown::Both);
-    let _ = to.shutdown(std::net::Shutdown::Both);
-}
-
-/// Server to client, except once a cut began.
-fn replies(mut from: TcpStream, mut to: TcpStream, cutting: Arc<AtomicBool>) {
-    let mut buf = [0u8; 64 * 1024];
-    while let Ok(n @ 1..) = from.read(&mut buf) {
-        if cutting.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = from.shutdown(std::net::Shutdown::Both);
-    let _ = to.shutdown(std::net::Shutdown::Both);
-}
-
 /// A server, a proxy in front of it, and a store at `key` opened through
 /// the proxy (2 s timeout); `None` when this machine has no server.
 fn behind_proxy(key: &str) -> Option<(RedisServer, Proxy, Store<Board>)> {
     let server = RedisServer::start(Aof::Everysec)?;
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(
+        server.port,
+        b"EVALSHA",
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+    );
     let store = Store::<Board>::options()
         .timeout(Duration::from_secs(2))
         .open_redis(&format!("redis://127.0.0.1:{}/0", proxy.port), key)

@@ -29,6 +29,8 @@ mod format;
 mod history;
 mod mutation;
 mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod reentry;
 #[cfg(feature = "redis")]
 mod remote;

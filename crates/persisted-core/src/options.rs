@@ -413,6 +413,46 @@ impl<T: Persisted> OpenOptions<T> {
         crate::remote::open_store(self, url, key)
     }
 
+    /// Opens the store kept under `key` in the PostgreSQL database at `url`
+    /// (`postgres://user[:password]@host:port/db`; feature `postgres`):
+    /// every process on every host that opens the same URL and key shares
+    /// it, with the guarantees of [`shared`](OpenOptions::shared) mode. The
+    /// tables are made on first open; a missing store starts from
+    /// `T::default()`. See the README's "PostgreSQL" section for the layout
+    /// and how to query it with `psql`.
+    ///
+    /// [`durability`](OpenOptions::durability): every session commits with
+    /// `synchronous_commit = on`; `Durability::Sync` also checks that the
+    /// server's `fsync` is on. [`timeout`](OpenOptions::timeout) bounds each
+    /// call (then [`Error::Remote`](crate::Error::Remote); the next call
+    /// connects again); [`lock_timeout`](OpenOptions::lock_timeout) bounds
+    /// how long a closure waits for another holder of the store's row lock
+    /// ([`Error::LockTimeout`](crate::Error::LockTimeout)).
+    ///
+    /// ```no_run
+    /// # use persisted_state::{Durability, Persisted, Store};
+    /// # #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// # struct Jobs { queue: std::collections::VecDeque<String> }
+    /// let store = Store::<Jobs>::options()
+    ///     .durability(Durability::Sync)
+    ///     .open_postgres("postgres://app@127.0.0.1:5432/app", "jobs:state")?;
+    /// store.push_queue("job-1".into())?;
+    /// # Ok::<(), persisted_state::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Remote`](crate::Error::Remote) when the server cannot be
+    /// reached within the timeout; [`Error::Unsupported`](crate::Error::Unsupported)
+    /// for `Durability::Sync` on a server whose `fsync` is off, or options
+    /// without a PostgreSQL meaning (`read_only`, a format other than JSON,
+    /// `Engine::Snapshot`, `encryption`); [`Error::Parse`](crate::Error::Parse)
+    /// naming the field of a value that does not parse.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(self, url: &str, key: &str) -> Result<Store<T>> {
+        crate::postgres::open_store(self, url, key)
+    }
+
     /// Opens the store at `path`; a missing file starts from `T::default()`.
     ///
     /// # Errors

@@ -47,7 +47,12 @@ pub(super) struct Connection {
 impl Connection {
     /// Starts the I/O thread for the server at `url` (not connected yet).
     /// `options` are the session's settings (`-c name=value ...`).
-    pub(super) fn start(url: &str, target: PathBuf, timeout: Duration, options: &str) -> Result<Connection> {
+    pub(super) fn start(
+        url: &str,
+        target: PathBuf,
+        timeout: Duration,
+        options: &str,
+    ) -> Result<Connection> {
         let mut config = postgres::Config::from_str(url).map_err(|e| Error::Remote {
             path: target.clone(),
             op: "connect to",
@@ -85,10 +90,7 @@ impl Connection {
     }
 
     /// Runs `f` on the I/O thread and returns its result.
-    fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Link) -> R + Send + 'static,
-    ) -> Result<R> {
+    fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Link) -> R + Send + 'static) -> Result<R> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |link| {
             let _ = reply.send(f(link));
@@ -108,9 +110,7 @@ impl Connection {
     pub(super) fn with_retry<R: Send + 'static>(
         &self,
         op: &'static str,
-        f: impl Fn(&mut postgres::Client) -> std::result::Result<R, postgres::Error>
-            + Send
-            + 'static,
+        f: impl Fn(&mut postgres::Client) -> std::result::Result<R, postgres::Error> + Send + 'static,
     ) -> Result<R> {
         let timeout = self.timeout;
         let outcome = self.run(move |link| {

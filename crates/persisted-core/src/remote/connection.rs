@@ -42,7 +42,6 @@ pub(super) fn scripts() -> &'static [Script; 5] {
     &SCRIPTS
 }
 
-
 impl RedisBackend {
     /// A connection with every timeout set, made when there is none, with
     /// no reply left to read.

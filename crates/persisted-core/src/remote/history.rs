@@ -33,6 +33,4 @@ impl RedisBackend {
         let log = self.history()?;
         replay_log_as_of(&self.target, &self.codec, &log, time)
     }
-
-
 }

@@ -1,0 +1,503 @@
+//! One store in a PostgreSQL database: opening (tables, durability check,
+//! the first commit), loading, committing (with a lost reply resolved by
+//! its commit id), catching up from the log, and the row lock a closure
+//! runs under.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+use serde_json::Value as Json;
+
+use super::connection::{is_connection_error, Connection};
+use crate::change::Changes;
+use crate::error::{Error, Result};
+use crate::format::Codec;
+use crate::history::{Commit, KeepHistory};
+use crate::options::{Durability, Format};
+use crate::schema::{FieldSpec, Persisted};
+use crate::server::{
+    decode, encode, note_kinds, now_ms, record_fields, redact, replay_log, replay_log_as_of,
+    unique_id, AllFields, Kind, ServerOp,
+};
+
+/// The log is trimmed to about this many entries unless history asks for
+/// more (lost-reply resolution and catching up read it).
+const DEFAULT_LOG: u64 = 10_000;
+
+/// At most this many log entries are read at once.
+const LOG_PAGE: i64 = 1000;
+
+const COMMIT: &str = "SELECT persisted_commit($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8)";
+
+/// What opening needs.
+pub(crate) struct Connect<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) timeout: Duration,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) durability: Durability,
+    pub(crate) keep: KeepHistory,
+}
+
+/// What a commit attempt came to.
+pub(crate) enum Sent {
+    /// Applied on the server (memory may now apply it too).
+    Committed,
+    /// Another commit came first: nothing applied.
+    Behind,
+}
+
+/// A connection to one store in one database.
+pub(crate) struct PgBackend {
+    conn: Connection,
+    /// The server and database (without the password) and the key: names
+    /// the store in errors and logs.
+    pub(crate) target: PathBuf,
+    key: String,
+    lock_timeout: Duration,
+    /// The version this handle's memory is at.
+    version: u64,
+    kinds: HashMap<String, Kind>,
+    keep: KeepHistory,
+    codec: Codec,
+    /// This handle holds the store's row lock in an open transaction (a
+    /// closure is running); its commit ends it.
+    pub(crate) locked: bool,
+}
+
+impl PgBackend {
+    /// `postgres://host:port/db key <key>`, without the password.
+    pub(crate) fn target_of(url: &str, key: &str) -> PathBuf {
+        PathBuf::from(format!("{} key {key}", redact(url)))
+    }
+
+    /// Connects, makes the tables, checks the durability asked for, and
+    /// loads the store (creating it from `initial` when missing).
+    pub(crate) fn open<T: Persisted>(connect: Connect<'_>, initial: T) -> Result<(Self, T)> {
+        let target = PgBackend::target_of(connect.url, connect.key);
+        let ms = |d: Duration| d.as_millis().max(1);
+        // A statement may wait for a row lock up to the lock timeout; a
+        // session idle inside a transaction (a vanished client holding a
+        // closure's lock) is ended after twice that.
+        let options = format!(
+            "-c synchronous_commit=on -c statement_timeout={} -c \
+             idle_in_transaction_session_timeout={}",
+            ms(connect.timeout + connect.lock_timeout),
+            ms(connect.lock_timeout * 2),
+        );
+        let conn = Connection::start(connect.url, target.clone(), connect.timeout, &options)?;
+        let mut backend = PgBackend {
+            conn,
+            target,
+            key: connect.key.to_string(),
+            lock_timeout: connect.lock_timeout,
+            version: 0,
+            kinds: HashMap::new(),
+            keep: connect.keep,
+            codec: Codec::new(
+                Format::Json,
+                &PgBackend::target_of(connect.url, connect.key),
+            )?,
+            locked: false,
+        };
+        backend.conn.with_retry("create the tables of", |client| {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(include_str!("schema.sql"))?;
+            tx.commit()
+        })?;
+        if connect.durability == Durability::Sync {
+            backend.check_fsync()?;
+        }
+        let key = backend.key.clone();
+        backend.conn.with_retry("create", move |client| {
+            client.execute(
+                "INSERT INTO persisted_state (key) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&key],
+            )
+        })?;
+        loop {
+            if let Some(state) = backend.load::<T>()? {
+                return Ok((backend, state));
+            }
+            // A new store: its first commit sets every field.
+            let all = AllFields(&initial, T::__FIELDS.len());
+            if let Sent::Committed = backend.commit(T::__FIELDS, &all, &initial, true)? {
+                return Ok((backend, initial));
+            }
+        }
+    }
+
+    /// `Durability::Sync` needs a server that fsyncs its write-ahead log.
+    fn check_fsync(&mut self) -> Result<()> {
+        let fsync: String = self.conn.with_retry("check the durability of", |client| {
+            client.query_one("SHOW fsync", &[]).map(|row| row.get(0))
+        })?;
+        if fsync != "on" {
+            return Err(Error::Unsupported {
+                path: self.target.clone(),
+                reason: format!(
+                    "`Durability::Sync` needs the server's `fsync` on (it is {fsync}): set \
+                     `fsync = on` in postgresql.conf, or open with `Durability::Flush`"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the whole store in one statement (one consistent snapshot):
+    /// the version, the plain fields and every native collection. `None`
+    /// for a store whose first commit has not been made.
+    pub(crate) fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
+        let key = self.key.clone();
+        let row = self.conn.with_retry("load", move |client| {
+            client
+                .query_opt(
+                    "SELECT s.version, s.state::text, s.kinds::text,
+                    coalesce((SELECT jsonb_object_agg(field, items) FROM
+                        (SELECT field, jsonb_agg(value ORDER BY pos) AS items
+                         FROM persisted_item WHERE key = $1 GROUP BY field) l), '{}')::text,
+                    coalesce((SELECT jsonb_object_agg(field, entries) FROM
+                        (SELECT field, jsonb_object_agg(k, value) AS entries
+                         FROM persisted_entry WHERE key = $1 GROUP BY field) m), '{}')::text
+                 FROM persisted_state s WHERE s.key = $1",
+                    &[&key],
+                )
+                .map(|row| {
+                    row.map(|r| {
+                        (
+                            r.get::<_, i64>(0),
+                            r.get::<_, String>(1),
+                            r.get::<_, String>(2),
+                            r.get::<_, String>(3),
+                            r.get::<_, String>(4),
+                        )
+                    })
+                })
+        })?;
+        let Some((version, state, kinds, lists, maps)) = row else {
+            return Err(self
+                .conn
+                .error("load", "the store was deleted from the database"));
+        };
+        let parse = |what: &str, text: &str| -> Result<serde_json::Map<String, Json>> {
+            match serde_json::from_str(text) {
+                Ok(Json::Object(map)) => Ok(map),
+                Ok(_) => Ok(serde_json::Map::new()),
+                Err(e) => Err(Error::Parse {
+                    path: self.target.clone(),
+                    line: e.line(),
+                    column: e.column(),
+                    message: format!("{what}: {e}"),
+                }),
+            }
+        };
+        let mut object = parse("persisted_state.state", &state)?;
+        let mut lists = parse("persisted_item", &lists)?;
+        let mut maps = parse("persisted_entry", &maps)?;
+        self.kinds.clear();
+        for (field, kind) in parse("persisted_state.kinds", &kinds)? {
+            let (kind, value) = match kind.as_str() {
+                Some("list") => (
+                    Kind::List,
+                    lists.remove(&field).unwrap_or(Json::Array(vec![])),
+                ),
+                _ => (
+                    Kind::Hash,
+                    maps.remove(&field)
+                        .unwrap_or_else(|| Json::Object(serde_json::Map::new())),
+                ),
+            };
+            self.kinds.insert(field.clone(), kind);
+            object.insert(field, value);
+        }
+        self.version = u64::try_from(version).unwrap_or(0);
+        if self.version == 0 {
+            return Ok(None);
+        }
+        decode::<T>(&self.target, "persisted_state", object).map(Some)
+    }
+
+    /// How much of the log a commit keeps: entries, and entries since.
+    fn trim(&self) -> (i64, i64) {
+        match self.keep {
+            KeepHistory::Forever => (0, 0),
+            KeepHistory::Last(n) => (i64::try_from(n.max(1)).unwrap_or(i64::MAX), 0),
+            KeepHistory::For(age) => {
+                let since = now_ms().saturating_sub(age.as_millis() as u64);
+                (0, i64::try_from(since).unwrap_or(0).max(1))
+            }
+            KeepHistory::None => (DEFAULT_LOG as i64, 0),
+        }
+    }
+
+    /// Tries to commit `changes` (made on `state`, at this handle's
+    /// version; `applied`: `state` holds them already). A reply lost with
+    /// the connection is resolved by the commit id.
+    pub(crate) fn commit<T: Persisted>(
+        &mut self,
+        fields: &'static [FieldSpec],
+        changes: &dyn Changes,
+        state: &T,
+        applied: bool,
+    ) -> Result<Sent> {
+        let (ops, record, kinds) =
+            encode(&self.target, &self.kinds, fields, changes, state, applied)?;
+        let ops = ops_json(&ops);
+        let cid = unique_id();
+        let expected = i64::try_from(self.version).unwrap_or(i64::MAX);
+        let (keep, keep_after) = self.trim();
+        let key = self.key.clone();
+        let time = i64::try_from(now_ms()).unwrap_or(0);
+        let locked = self.locked;
+        let (c_key, c_cid, c_record) = (key.clone(), cid.clone(), record.clone());
+        let sent = self.conn.once(move |client| {
+            let v: i64 = client
+                .query_one(
+                    COMMIT,
+                    &[
+                        &c_key,
+                        &expected,
+                        &c_cid,
+                        &time,
+                        &c_record,
+                        &ops,
+                        &keep,
+                        &keep_after,
+                    ],
+                )?
+                .get(0);
+            if locked && v >= 0 {
+                // The closure's transaction: its commit makes it durable.
+                client.batch_execute("COMMIT")?;
+            } else if locked {
+                client.batch_execute("ROLLBACK")?;
+            }
+            Ok(v)
+        })?;
+        self.locked = false;
+        let v = match sent {
+            Ok(v) => v,
+            Err(e) if is_connection_error(&e) => match self.find_commit(&cid)? {
+                Some(v) => v,
+                None if locked => {
+                    return Err(Error::Conflict {
+                        path: self.target.clone(),
+                        reason: "the connection was lost before the commit reached the \
+                                 server; nothing was applied"
+                            .into(),
+                    })
+                }
+                // Not there: never applied; the caller sends it again.
+                None => -1,
+            },
+            Err(e) => return Err(self.conn.db_error("commit to", &e)),
+        };
+        if v < 0 {
+            return Ok(Sent::Behind);
+        }
+        self.version = u64::try_from(v).unwrap_or(0);
+        self.kinds = kinds;
+        Ok(Sent::Committed)
+    }
+
+    /// The version commit id `cid` was committed at, if it was (looked up
+    /// once the connection is back).
+    fn find_commit(&mut self, cid: &str) -> Result<Option<i64>> {
+        let (key, cid) = (self.key.clone(), cid.to_string());
+        self.conn.with_retry("resolve a commit to", move |client| {
+            client
+                .query_opt(
+                    "SELECT seq FROM persisted_log WHERE key = $1 AND cid = $2",
+                    &[&key, &cid],
+                )
+                .map(|row| row.map(|r| r.get(0)))
+        })
+    }
+
+    /// Catches up with commits other clients made: one round trip when
+    /// there are none. Applies the log's records, or reloads everything
+    /// when the log no longer reaches back to this handle's version.
+    pub(crate) fn catch_up<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
+        let key = self.key.clone();
+        let v: Option<i64> = self.conn.with_retry("read", move |client| {
+            client
+                .query_opt(
+                    "SELECT version FROM persisted_state WHERE key = $1",
+                    &[&key],
+                )
+                .map(|row| row.map(|r| r.get(0)))
+        })?;
+        let v = u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+        if v == self.version {
+            return Ok(false);
+        }
+        self.follow(state, v)
+    }
+
+    /// Applies the log entries after this handle's version up to `v`.
+    fn follow<T: Persisted>(&mut self, state: &RwLock<T>, v: u64) -> Result<bool> {
+        while self.version < v {
+            let entries = self.log_after(self.version, LOG_PAGE)?;
+            if entries.first().map(|(seq, _, _)| *seq) != Some(self.version + 1) {
+                // Trimmed away: read everything again.
+                let Some(loaded) = self.load::<T>()? else {
+                    return Err(self.conn.error("read", "the store was emptied"));
+                };
+                *state.write() = loaded;
+                return Ok(true);
+            }
+            let mut state = state.write();
+            for (seq, _, record) in entries {
+                self.codec
+                    .replay_payload(record.as_bytes(), &mut *state)
+                    .map_err(|e| Error::Parse {
+                        path: self.target.clone(),
+                        line: 0,
+                        column: e.column,
+                        message: format!("log entry of version {seq}: {}", e.message),
+                    })?;
+                note_kinds(&mut self.kinds, &record, &*state);
+                self.version = seq;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Up to `limit` log entries after version `after`: version, time and
+    /// record.
+    fn log_after(&mut self, after: u64, limit: i64) -> Result<Vec<(u64, u64, String)>> {
+        let key = self.key.clone();
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.conn.with_retry("read the log of", move |client| {
+            client
+                .query(
+                    "SELECT seq, time_ms, record FROM persisted_log
+                     WHERE key = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&key, &after, &limit],
+                )
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            let seq: i64 = r.get(0);
+                            let time: i64 = r.get(1);
+                            (seq as u64, time as u64, r.get::<_, String>(2))
+                        })
+                        .collect()
+                })
+        })
+    }
+
+    /// Locks the store's row for a closure (waiting at most the lock
+    /// timeout) in a transaction its commit ends, and catches up inside
+    /// it: the closure runs once, on the current state, with no other
+    /// commit anywhere until this one.
+    pub(crate) fn lock<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<()> {
+        let key = self.key.clone();
+        let wait = self.lock_timeout.as_millis().max(1);
+        let started = std::time::Instant::now();
+        let v: Result<i64> = self.conn.with_retry("lock", move |client| {
+            client.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = {wait}"))?;
+            let row = client.query_one(
+                "SELECT version FROM persisted_state WHERE key = $1 FOR UPDATE",
+                &[&key],
+            );
+            match row {
+                Ok(row) => Ok(row.get(0)),
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        let _ = client.batch_execute("ROLLBACK");
+                    }
+                    Err(e)
+                }
+            }
+        });
+        let v = match v {
+            Ok(v) => v,
+            Err(Error::LockTimeout { path, .. }) => {
+                return Err(Error::LockTimeout {
+                    path,
+                    waited: started.elapsed(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        self.locked = true;
+        let v = u64::try_from(v).unwrap_or(0);
+        if v != self.version {
+            if let Err(e) = self.follow(state, v) {
+                self.release();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a closure's transaction that did not commit (rolled back).
+    pub(crate) fn release(&mut self) {
+        if !std::mem::take(&mut self.locked) {
+            return;
+        }
+        let ended = self.conn.once(|client| client.batch_execute("ROLLBACK"));
+        if let Ok(Err(e)) = ended {
+            log::warn!(
+                "`{}`: {e} (the server ends the transaction with the connection)",
+                self.target.display()
+            );
+        }
+    }
+
+    /// The log as history: every entry kept, oldest first.
+    pub(crate) fn history(&mut self) -> Result<Vec<(Commit, String)>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let entries = self.log_after(after, LOG_PAGE)?;
+            let Some(&(last, _, _)) = entries.last() else {
+                break;
+            };
+            after = last;
+            for (seq, time, record) in entries {
+                let fields = record_fields(&record);
+                out.push((Commit::new(seq, time, fields), record));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn state_at<T: Persisted>(&mut self, seq: u64) -> Result<T> {
+        let log = self.history()?;
+        replay_log(&self.target, &self.codec, &log, seq)
+    }
+
+    pub(crate) fn state_as_of<T: Persisted>(&mut self, time: SystemTime) -> Result<T> {
+        let log = self.history()?;
+        replay_log_as_of(&self.target, &self.codec, &log, time)
+    }
+
+    pub(crate) fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+/// A commit's operations as the JSON array `persisted_commit` reads.
+fn ops_json(ops: &[ServerOp]) -> String {
+    let array: Vec<Json> = ops
+        .iter()
+        .map(|op| {
+            serde_json::json!({
+                "op": op.code,
+                "f": op.field,
+                "a": op.args,
+            })
+        })
+        .collect();
+    Json::Array(array).to_string()
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

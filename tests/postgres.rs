@@ -1,0 +1,438 @@
+//! The PostgreSQL backend against a real server that each test starts on a
+//! free loopback port (a copy of one `initdb` per test binary) and stops by
+//! pid (`tests/postgres_server`): every kind of commit, several processes,
+//! a crash of the server, a lost reply, an outage, the lock timeout, the
+//! layout `psql` sees, history, a caller inside a tokio runtime.
+#![cfg(feature = "postgres")]
+
+mod postgres_server;
+mod proxy;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use persisted_state::{Durability, Error, KeepHistory, Mode, Persisted, Store};
+use postgres_server::PostgresServer;
+use proxy::Proxy;
+use serde::{Deserialize, Serialize};
+
+#[derive(Persisted, Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+struct Board {
+    counter: u64,
+    items: Vec<String>,
+    queue: VecDeque<u64>,
+    tags: BTreeSet<String>,
+    scores: BTreeMap<String, u64>,
+    note: Option<String>,
+}
+
+fn open(server: &PostgresServer, key: &str) -> Store<Board> {
+    Store::<Board>::open_postgres(&server.url(), key).unwrap()
+}
+
+#[test]
+fn every_kind_of_commit_round_trips_and_psql_reads_the_layout() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let store = open(&server, "board");
+    let mut model = Board::default();
+    for n in 0..20u64 {
+        store.set_counter(n).unwrap();
+        model.counter = n;
+        store.push_items(format!("i{n}")).unwrap();
+        model.items.push(format!("i{n}"));
+        store.extend_items(vec!["x".into(), "y".into()]).unwrap();
+        model.items.extend(["x".to_string(), "y".to_string()]);
+        assert_eq!(store.pop_items().unwrap(), model.items.pop());
+        store.push_queue(n).unwrap();
+        store.push_front_queue(n + 100).unwrap();
+        model.queue.push_back(n);
+        model.queue.push_front(n + 100);
+        assert_eq!(store.pop_front_queue().unwrap(), model.queue.pop_front());
+        assert_eq!(
+            store.insert_tags(format!("t{}", n % 3)).unwrap(),
+            model.tags.insert(format!("t{}", n % 3))
+        );
+        assert_eq!(
+            store.insert_scores(format!("s{}", n % 4), n).unwrap(),
+            model.scores.insert(format!("s{}", n % 4), n)
+        );
+        if n % 5 == 4 {
+            assert_eq!(
+                store.remove_scores("s0").unwrap(),
+                model.scores.remove("s0")
+            );
+            assert_eq!(store.remove_tags("t1").unwrap(), model.tags.remove("t1"));
+        }
+        store.set_note(Some(format!("note {n}"))).unwrap();
+        model.note = Some(format!("note {n}"));
+        store
+            .transaction(|tx| {
+                tx.counter += 1;
+                tx.push_items("tx".into());
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        model.counter += 1;
+        model.items.push("tx".into());
+    }
+    assert_eq!(store.get(), model);
+    assert_eq!(
+        open(&server, "board").get(),
+        model,
+        "a fresh handle reads it back"
+    );
+    // The layout: one row per store, plain fields as JSON members,
+    // collections as rows.
+    let note = server.psql("SELECT state->>'note' FROM persisted_state WHERE key = 'board'");
+    assert_eq!(note, "note 19");
+    let items =
+        server.psql("SELECT count(*) FROM persisted_item WHERE key = 'board' AND field = 'items'");
+    assert_eq!(items, model.items.len().to_string());
+    let score = server.psql(
+        "SELECT value FROM persisted_entry WHERE key = 'board' AND field = 'scores' AND k = 's1'",
+    );
+    assert_eq!(score, model.scores["s1"].to_string());
+    let log = server.psql("SELECT count(*) FROM persisted_log WHERE key = 'board'");
+    assert!(log.parse::<u64>().unwrap() > 200, "{log}");
+}
+
+#[test]
+fn fields_the_struct_does_not_know_are_kept_and_a_bad_value_is_named() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let store = open(&server, "unknown");
+    store.set_counter(1).unwrap();
+    server.psql(
+        "UPDATE persisted_state SET state = state || '{\"from_v2\": [1, 2]}' WHERE key = 'unknown'",
+    );
+    store.set_counter(2).unwrap();
+    drop(store);
+    let store = open(&server, "unknown");
+    assert_eq!(store.counter(), 2);
+    let kept = server.psql("SELECT state->'from_v2' FROM persisted_state WHERE key = 'unknown'");
+    assert_eq!(kept, "[1, 2]");
+    server.psql(
+        "UPDATE persisted_state SET state = jsonb_set(state, '{counter}', '\"many\"') WHERE key = \
+         'unknown'",
+    );
+    let err = Store::<Board>::open_postgres(&server.url(), "unknown").unwrap_err();
+    assert!(
+        matches!(&err, Error::Parse { message, .. } if message.contains("counter")),
+        "{err:?}"
+    );
+}
+
+const CHILD: &str = "PERSISTED_POSTGRES_CHILD";
+
+/// Runs only as a child process: `update(+1)` and a push, N times.
+#[test]
+fn postgres_child_worker() {
+    let Ok(spec) = std::env::var(CHILD) else {
+        return;
+    };
+    let mut parts = spec.split('|');
+    let (url, key, n) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<u64>().unwrap(),
+    );
+    let store = Store::<Board>::options()
+        .lock_timeout(Duration::from_secs(30))
+        .open_postgres(url, key)
+        .unwrap();
+    for i in 0..n {
+        store.update(|s| s.counter += 1).unwrap();
+        store
+            .push_items(format!("{}-{i}", std::process::id()))
+            .unwrap();
+    }
+}
+
+#[test]
+fn four_processes_update_exactly_once_each_and_push_in_order() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let (processes, each) = (4, 100);
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["postgres_child_worker", "--exact", "--test-threads=1"])
+                .env(CHILD, format!("{}|procs|{each}", server.url()))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let end = open(&server, "procs").get();
+    assert_eq!(end.counter, processes * each, "every update exactly once");
+    assert_eq!(end.items.len() as u64, processes * each);
+    for pid in pids {
+        let mine: Vec<&String> = end
+            .items
+            .iter()
+            .filter(|i| i.starts_with(&format!("{pid}-")))
+            .collect();
+        let expected: Vec<String> = (0..each).map(|i| format!("{pid}-{i}")).collect();
+        assert_eq!(
+            mine,
+            expected.iter().collect::<Vec<_>>(),
+            "each push once, in order"
+        );
+    }
+}
+
+/// Runs only as a child: `Sync` pushes, each acknowledged on stdout.
+#[test]
+fn postgres_sync_child() {
+    let Ok(url) = std::env::var("PERSISTED_POSTGRES_SYNC_CHILD") else {
+        return;
+    };
+    use std::io::Write;
+    let store = Store::<Board>::options()
+        .durability(Durability::Sync)
+        .timeout(Duration::from_secs(30))
+        .open_postgres(&url, "crash")
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    writeln!(out).unwrap();
+    for i in 0..100_000u64 {
+        store.push_items(format!("item-{i}")).unwrap();
+        writeln!(out, "ACK {i}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_server_crash_during_sync_commits_loses_none_and_applies_none_twice() {
+    let Some(mut server) = PostgresServer::start_durable() else {
+        return;
+    };
+    open(&server, "crash");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "postgres_sync_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PERSISTED_POSTGRES_SYNC_CHILD", server.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = None;
+    for line in lines.by_ref() {
+        if let Some(n) = line.unwrap().strip_prefix("ACK ") {
+            acked = Some(n.parse::<u64>().unwrap());
+            if acked == Some(150) {
+                break;
+            }
+        }
+    }
+    // The server dies with commits in flight, and comes back; the writer
+    // goes on through the outage (its timeout is 30 s).
+    server.restart();
+    for line in lines.by_ref() {
+        if let Some(n) = line.unwrap().strip_prefix("ACK ") {
+            acked = Some(n.parse::<u64>().unwrap());
+            if acked >= Some(250) {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let acked = acked.unwrap();
+    let items = open(&server, "crash").get().items;
+    let expected: Vec<String> = (0..items.len()).map(|i| format!("item-{i}")).collect();
+    assert_eq!(items, expected, "every commit once, in order");
+    assert!(
+        items.len() as u64 > acked,
+        "an acknowledged commit was lost"
+    );
+}
+
+#[test]
+fn a_commit_whose_reply_was_lost_is_applied_exactly_once() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port, b"persisted_commit", b"");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
+    let store = Store::<Board>::options()
+        .timeout(Duration::from_secs(5))
+        .open_postgres(&url, "lost")
+        .unwrap();
+    store.push_items("warm-up".into()).unwrap();
+    let mut cut = 0;
+    for i in 0..30 {
+        if i % 6 == 0 {
+            proxy.arm.store(true, Ordering::SeqCst);
+            cut += 1;
+        }
+        store.push_items(format!("item-{i}")).unwrap();
+    }
+    let direct = open(&server, "lost").get();
+    assert_eq!(direct.items.len(), 31, "{:?}", direct.items);
+    let unique: BTreeSet<&String> = direct.items.iter().collect();
+    assert_eq!(unique.len(), 31, "an item applied twice");
+    assert_eq!(store.get(), direct);
+    assert_eq!(cut, 5);
+}
+
+#[test]
+fn an_outage_is_an_error_within_the_timeout_and_the_next_call_reconnects() {
+    let Some(mut server) = PostgresServer::start() else {
+        return;
+    };
+    let store = Store::<Board>::options()
+        .timeout(Duration::from_millis(800))
+        .open_postgres(&server.url(), "outage")
+        .unwrap();
+    store.set_counter(1).unwrap();
+    server.kill9();
+    let started = Instant::now();
+    let err = store.set_counter(2).unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(store.update(|s| s.counter += 10).is_err());
+    assert_eq!(store.get().counter, 1, "memory kept no failed commit");
+    server.restart();
+    store.set_counter(4).unwrap();
+    assert_eq!(open(&server, "outage").counter(), 4);
+}
+
+#[test]
+fn a_closure_waits_at_most_the_lock_timeout_for_another_holder() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let a = open(&server, "locked");
+    let b = Store::<Board>::options()
+        .lock_timeout(Duration::from_millis(300))
+        .open_postgres(&server.url(), "locked")
+        .unwrap();
+    let tx = a.begin(); // holds the row lock
+    let started = Instant::now();
+    let err = b.update(|s| s.counter += 1).unwrap_err();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(tx); // rolled back: the lock is free
+    b.update(|s| s.counter += 1).unwrap();
+    assert_eq!(a.counter(), 1);
+}
+
+#[test]
+fn the_log_is_the_history() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let store = Store::<Board>::options()
+        .keep_history(KeepHistory::Forever)
+        .open_postgres(&server.url(), "history")
+        .unwrap();
+    for n in 1..=5 {
+        store.set_counter(n).unwrap();
+        store.push_items(format!("i{n}")).unwrap();
+    }
+    let commits = store.history().unwrap();
+    assert_eq!(
+        commits.len(),
+        11,
+        "the first commit sets every field, then ten"
+    );
+    assert_eq!(commits[1].fields, ["counter"]);
+    let third = store.state_at(commits[3].seq).unwrap();
+    assert_eq!((third.counter, third.items.len()), (2, 1));
+    let now = store.state_as_of(std::time::SystemTime::now()).unwrap();
+    assert_eq!(now, store.get());
+    // `Last(n)` trims the log.
+    let trimmed = Store::<Board>::options()
+        .keep_history(KeepHistory::Last(3))
+        .open_postgres(&server.url(), "history")
+        .unwrap();
+    trimmed.set_counter(100).unwrap();
+    assert_eq!(trimmed.history().unwrap().len(), 3);
+    assert!(matches!(
+        trimmed.state_at(commits[3].seq),
+        Err(Error::NotInHistory { .. })
+    ));
+}
+
+#[test]
+fn it_is_called_from_inside_a_tokio_runtime_without_panicking() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let counter = runtime.block_on(async move {
+        let store = Store::<Board>::open_postgres(&url, "tokio").unwrap();
+        store.set_counter(7).unwrap();
+        store.update(|s| s.counter += 1).unwrap();
+        let moved = store.clone();
+        tokio::task::spawn_blocking(move || moved.push_items("from a blocking task".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        store.counter()
+    });
+    assert_eq!(counter, 8);
+    assert_eq!(open(&server, "tokio").items(), ["from a blocking task"]);
+}
+
+#[test]
+fn sync_is_refused_on_a_server_that_does_not_fsync() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let err = Store::<Board>::options()
+        .durability(Durability::Sync)
+        .open_postgres(&server.url(), "sync")
+        .unwrap_err();
+    assert!(err.to_string().contains("fsync"), "{err}");
+}
+
+#[test]
+fn batch_mode_commits_at_commit_and_a_conflicting_batch_applies_nothing() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let batch = Store::<Board>::options()
+        .mode(Mode::Batch)
+        .open_postgres(&server.url(), "batch")
+        .unwrap();
+    batch.set_counter(5).unwrap();
+    batch.push_items("a".into()).unwrap();
+    assert_eq!(
+        open(&server, "batch").counter(),
+        0,
+        "nothing before commit()"
+    );
+    batch.commit().unwrap();
+    assert_eq!(open(&server, "batch").get().items, ["a"]);
+    batch.set_counter(6).unwrap();
+    open(&server, "batch").set_counter(100).unwrap();
+    let err = batch.commit().unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert_eq!(open(&server, "batch").counter(), 100);
+}
