@@ -80,28 +80,53 @@ fn chown_to_server_user(path: &Path) {
     }
 }
 
-/// The cluster `initdb` made once for this test binary, to copy.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+/// Runs `initdb` into `data` (trust auth for local test connections).
+fn initdb(data: &Path) {
+    let mut initdb = Command::new(bindir().unwrap().join("initdb"));
+    let status = as_server_user(&mut initdb)
+        .arg("-D")
+        .arg(data)
+        .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        .arg("--locale=C")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run initdb");
+    assert!(status.success(), "initdb failed");
+}
+
+/// The cluster `initdb` made once, to copy: kept in cargo's scratch dir
+/// for tests (`CARGO_TARGET_TMPDIR`, under `target/`), so it is made once
+/// per build and nothing is left in `/tmp`. `None` outside tests (an
+/// example starts one server and runs `initdb` for it directly).
+fn template() -> Option<&'static Path> {
+    static TEMPLATE: OnceLock<Option<PathBuf>> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            chown_to_server_user(dir.path());
-            let data = dir.path().join("data");
-            let mut initdb = Command::new(bindir().unwrap().join("initdb"));
-            let status = as_server_user(&mut initdb)
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
-                .arg("--locale=C")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run initdb");
-            assert!(status.success(), "initdb failed");
-            dir
+            let scratch = PathBuf::from(option_env!("CARGO_TARGET_TMPDIR")?);
+            let version = bindir()?
+                .parent()?
+                .file_name()?
+                .to_string_lossy()
+                .to_string();
+            let template = scratch.join(format!("postgres-{version}-template"));
+            if template.join("data/PG_VERSION").exists() {
+                return Some(template);
+            }
+            // Made beside it and renamed into place, so test binaries that
+            // start at once never see half a cluster.
+            std::fs::create_dir_all(&scratch).unwrap();
+            let building = tempfile::tempdir_in(&scratch).unwrap();
+            chown_to_server_user(building.path());
+            initdb(&building.path().join("data"));
+            let building = building.keep();
+            if std::fs::rename(&building, &template).is_err() {
+                // Another binary got there first: use its copy.
+                let _ = std::fs::remove_dir_all(&building);
+            }
+            Some(template)
         })
-        .path()
+        .as_deref()
 }
 
 fn free_port() -> u16 {
@@ -135,14 +160,19 @@ impl PostgresServer {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(template().join("data"))
-            .arg(dir.path().join("data"))
-            .status()
-            .expect("copy the cluster");
-        assert!(status.success());
         chown_to_server_user(dir.path());
+        match template() {
+            Some(template) => {
+                let status = Command::new("cp")
+                    .arg("-a")
+                    .arg(template.join("data"))
+                    .arg(dir.path().join("data"))
+                    .status()
+                    .expect("copy the cluster");
+                assert!(status.success());
+            }
+            None => initdb(&dir.path().join("data")),
+        }
         let mut server = PostgresServer {
             child: None,
             port: free_port(),
