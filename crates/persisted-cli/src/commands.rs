@@ -11,7 +11,7 @@ use persisted_state_core::{Error, Format};
 use crate::dynamic::{self, format_of, needs_type};
 use crate::files::{parse_snapshot, read, History, Pairing, RecordFile, Store};
 
-type Outcome = Result<ExitCode, String>;
+pub type Outcome = Result<ExitCode, String>;
 
 fn text_format(format: Format) -> Result<(), String> {
     match format {
@@ -20,7 +20,7 @@ fn text_format(format: Format) -> Result<(), String> {
     }
 }
 
-fn print(bytes: &[u8]) -> Outcome {
+pub fn print(bytes: &[u8]) -> Outcome {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
@@ -28,7 +28,7 @@ fn print(bytes: &[u8]) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_time(text: &str) -> Result<u64, String> {
+pub fn parse_time(text: &str) -> Result<u64, String> {
     let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
         format!("`{text}` is not an RFC 3339 time ({e}), e.g. 2026-11-29T10:00:00Z")
     })?;
@@ -97,22 +97,46 @@ pub fn log(file: &Path, fields: &[String], limit: Option<usize>) -> Outcome {
         if !fields.is_empty() && !changes.iter().any(|(_, f)| fields.contains(f)) {
             continue;
         }
-        let what: Vec<String> = changes.iter().map(|(op, f)| format!("{op} {f}")).collect();
-        let time = match record.time_ms {
-            Some(ms) => format_time(ms),
-            None => "(no time: first file format)".to_string(),
-        };
-        out.push_str(&format!("{:>8}  {time}  {}\n", commit.seq, what.join(", ")));
+        out.push_str(&log_line(commit.seq, record.time_ms, &changes));
         shown += 1;
     }
     print(out.as_bytes())
 }
 
+/// One line of `log`: sequence number, time, what changed.
+pub fn log_line(seq: u64, time_ms: Option<u64>, changes: &[(String, String)]) -> String {
+    let what: Vec<String> = changes.iter().map(|(op, f)| format!("{op} {f}")).collect();
+    let time = match time_ms {
+        Some(ms) => format_time(ms),
+        None => "(no time: first file format)".to_string(),
+    };
+    format!("{seq:>8}  {time}  {}\n", what.join(", "))
+}
+
 /// Problems (exit 1) and notes (what a crash leaves; fine) of `verify`.
 #[derive(Default)]
-struct Report {
-    problems: Vec<String>,
-    notes: Vec<String>,
+pub struct Report {
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Prints the notes and problems; exit 1 when there is a problem.
+    pub fn finish(self, name: &str) -> Outcome {
+        for note in &self.notes {
+            println!("note: {note}");
+        }
+        for problem in &self.problems {
+            println!("problem: {problem}");
+        }
+        if self.problems.is_empty() {
+            println!("{name}: ok");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            println!("{name}: {} problem(s)", self.problems.len());
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Checks one file of records: header, frames, sequence, payloads.
@@ -234,19 +258,7 @@ pub fn verify(file: &Path) -> Outcome {
             _ => {}
         }
     }
-    for note in &report.notes {
-        println!("note: {note}");
-    }
-    for problem in &report.problems {
-        println!("problem: {problem}");
-    }
-    if report.problems.is_empty() {
-        println!("{}: ok", file.display());
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("{}: {} problem(s)", file.display(), report.problems.len());
-        Ok(ExitCode::from(1))
-    }
+    report.finish(&file.display().to_string())
 }
 
 /// Takes the store's lock, or says who holds it.

@@ -7,6 +7,8 @@
 mod commands;
 mod dynamic;
 mod files;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod replay;
 mod sealed;
 
@@ -34,7 +36,8 @@ enum Command {
     /// Print the current state: the snapshot with the journal applied (or
     /// the state after a past commit). Takes no lock, writes nothing.
     Show {
-        /// The store's snapshot file, e.g. state.json.
+        /// The store's snapshot file, e.g. state.json, or a PostgreSQL
+        /// store: postgres://user@host/db#key.
         file: PathBuf,
         /// The state right after commit SEQ (see `persisted log`).
         #[arg(long, value_name = "SEQ", conflicts_with = "as_of")]
@@ -48,7 +51,7 @@ enum Command {
     /// List commits, newest first: sequence number, time, what changed.
     /// Takes no lock, writes nothing.
     Log {
-        /// The store's snapshot file.
+        /// The store's snapshot file, or postgres://user@host/db#key.
         file: PathBuf,
         /// Only commits that change one of these fields (comma-separated).
         #[arg(long, value_delimiter = ',', value_name = "FIELDS")]
@@ -61,7 +64,7 @@ enum Command {
     /// and the history files. Exit 1 with each problem's position. Takes no
     /// lock, writes nothing.
     Verify {
-        /// The store's snapshot file.
+        /// The store's snapshot file, or postgres://user@host/db#key.
         file: PathBuf,
     },
     /// Fold the journal into the snapshot. Refuses while a program has the
@@ -111,21 +114,64 @@ struct Output {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sealed::set_key_file(cli.key_file);
-    let result = match cli.command {
+    let result = run(cli.command);
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("persisted: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn output_format(output: Output) -> Option<persisted_state_core::Format> {
+    match (output.json, output.yaml, output.toml) {
+        (true, _, _) => Some(persisted_state_core::Format::Json),
+        (_, true, _) => Some(persisted_state_core::Format::Yaml),
+        (_, _, true) => Some(persisted_state_core::Format::Toml),
+        _ => None,
+    }
+}
+
+/// A PostgreSQL store's commands (`postgres://...#key`); `None` for a
+/// file.
+#[cfg(feature = "postgres")]
+fn run_postgres(command: &Command) -> Option<commands::Outcome> {
+    let (file, name) = match command {
+        Command::Show { file, .. } => (file, "show"),
+        Command::Log { file, .. } => (file, "log"),
+        Command::Verify { file } => (file, "verify"),
+        Command::Compact { file } => (file, "compact"),
+        Command::Edit { file } => (file, "edit"),
+        Command::Convert { file, .. } => (file, "convert"),
+        Command::Repair { file } => (file, "repair"),
+    };
+    let remote = match postgres::Remote::parse(file)? {
+        Ok(remote) => remote,
+        Err(message) => return Some(Err(message)),
+    };
+    Some(match command {
+        Command::Show {
+            at, as_of, output, ..
+        } => postgres::show(&remote, *at, as_of.as_deref(), output_format(*output)),
+        Command::Log { fields, limit, .. } => postgres::log(&remote, fields, *limit),
+        Command::Verify { .. } => postgres::verify(&remote),
+        _ => postgres::files_only(name),
+    })
+}
+
+fn run(command: Command) -> commands::Outcome {
+    #[cfg(feature = "postgres")]
+    if let Some(outcome) = run_postgres(&command) {
+        return outcome;
+    }
+    match command {
         Command::Show {
             file,
             at,
             as_of,
             output,
-        } => {
-            let output = match (output.json, output.yaml, output.toml) {
-                (true, _, _) => Some(persisted_state_core::Format::Json),
-                (_, true, _) => Some(persisted_state_core::Format::Yaml),
-                (_, _, true) => Some(persisted_state_core::Format::Toml),
-                _ => None,
-            };
-            commands::show(&file, at, as_of.as_deref(), output)
-        }
+        } => commands::show(&file, at, as_of.as_deref(), output_format(output)),
         Command::Log {
             file,
             fields,
@@ -136,12 +182,5 @@ fn main() -> ExitCode {
         Command::Edit { file } => commands::edit(&file),
         Command::Convert { file, out } => commands::convert(&file, &out),
         Command::Repair { file } => commands::repair(&file),
-    };
-    match result {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("persisted: {message}");
-            ExitCode::from(1)
-        }
     }
 }

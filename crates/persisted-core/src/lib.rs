@@ -64,6 +64,11 @@ pub mod __fuzz;
 /// without the Rust type.
 pub mod __tool {
     pub use crate::engine::journal::tool::*;
+    /// A PostgreSQL store's rows read back (for `persisted show`).
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        pub use crate::postgres::tables::{Assembled, Tables, LOAD};
+    }
 }
 
 pub mod file_format {

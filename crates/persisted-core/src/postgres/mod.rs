@@ -26,11 +26,13 @@
 //!   `Durability::Sync`, open also checks the server's `fsync` is on.
 //!
 //! The parts: `connection.rs` (the client on its own thread), `store.rs`
-//! (open, load, commit, catch up, lock), `backend.rs` (the `Backend` a
+//! (open, load, commit, catch up, lock), `tables.rs` (the rows read back
+//! as one JSON object, shared with the CLI), `backend.rs` (the `Backend` a
 //! `Store` drives).
 
 mod backend;
 mod connection;
 mod store;
+pub(crate) mod tables;
 
 pub(crate) use self::backend::open_store;

@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use serde_json::Value as Json;
 
 use super::connection::{is_connection_error, Connection};
+use super::tables::{Tables, LOAD};
 use crate::change::Changes;
 use crate::error::{Error, Result};
 use crate::format::Codec;
@@ -152,71 +153,36 @@ impl PgBackend {
     pub(crate) fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
         let key = self.key.clone();
         let row = self.conn.with_retry("load", move |client| {
-            client
-                .query_opt(
-                    "SELECT s.version, s.state::text, s.kinds::text,
-                    coalesce((SELECT jsonb_object_agg(field, items) FROM
-                        (SELECT field, jsonb_agg(value ORDER BY pos) AS items
-                         FROM persisted_item WHERE key = $1 GROUP BY field) l), '{}')::text,
-                    coalesce((SELECT jsonb_object_agg(field, entries) FROM
-                        (SELECT field, jsonb_object_agg(k, value) AS entries
-                         FROM persisted_entry WHERE key = $1 GROUP BY field) m), '{}')::text
-                 FROM persisted_state s WHERE s.key = $1",
-                    &[&key],
-                )
-                .map(|row| {
-                    row.map(|r| {
-                        (
-                            r.get::<_, i64>(0),
-                            r.get::<_, String>(1),
-                            r.get::<_, String>(2),
-                            r.get::<_, String>(3),
-                            r.get::<_, String>(4),
-                        )
-                    })
+            client.query_opt(LOAD, &[&key]).map(|row| {
+                row.map(|r| Tables {
+                    version: r.get(0),
+                    state: r.get(1),
+                    kinds: r.get(2),
+                    lists: r.get(3),
+                    maps: r.get(4),
                 })
+            })
         })?;
-        let Some((version, state, kinds, lists, maps)) = row else {
+        let Some(tables) = row else {
             return Err(self
                 .conn
                 .error("load", "the store was deleted from the database"));
         };
-        let parse = |what: &str, text: &str| -> Result<serde_json::Map<String, Json>> {
-            match serde_json::from_str(text) {
-                Ok(Json::Object(map)) => Ok(map),
-                Ok(_) => Ok(serde_json::Map::new()),
-                Err(e) => Err(Error::Parse {
-                    path: self.target.clone(),
-                    line: e.line(),
-                    column: e.column(),
-                    message: format!("{what}: {e}"),
-                }),
-            }
-        };
-        let mut object = parse("persisted_state.state", &state)?;
-        let mut lists = parse("persisted_item", &lists)?;
-        let mut maps = parse("persisted_entry", &maps)?;
-        self.kinds.clear();
-        for (field, kind) in parse("persisted_state.kinds", &kinds)? {
-            let (kind, value) = match kind.as_str() {
-                Some("list") => (
-                    Kind::List,
-                    lists.remove(&field).unwrap_or(Json::Array(vec![])),
-                ),
-                _ => (
-                    Kind::Hash,
-                    maps.remove(&field)
-                        .unwrap_or_else(|| Json::Object(serde_json::Map::new())),
-                ),
-            };
-            self.kinds.insert(field.clone(), kind);
-            object.insert(field, value);
+        let assembled = tables.assemble().map_err(|(what, e)| Error::Parse {
+            path: self.target.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: format!("{what}: {e}"),
+        })?;
+        for problem in &assembled.problems {
+            log::warn!("`{}`: {problem}", self.target.display());
         }
-        self.version = u64::try_from(version).unwrap_or(0);
+        self.kinds = assembled.kinds;
+        self.version = assembled.version;
         if self.version == 0 {
             return Ok(None);
         }
-        decode::<T>(&self.target, "persisted_state", object).map(Some)
+        decode::<T>(&self.target, "persisted_state", assembled.object).map(Some)
     }
 
     /// How much of the log a commit keeps: entries, and entries since.
