@@ -27,6 +27,8 @@ struct Board {
     tags: BTreeSet<String>,
     scores: BTreeMap<String, u64>,
     note: Option<String>,
+    /// A map, or none: kept as rows of persisted_entry, or as JSON null.
+    limits: Option<BTreeMap<String, u64>>,
 }
 
 fn open(server: &PostgresServer, key: &str) -> Store<Board> {
@@ -398,6 +400,31 @@ fn it_is_called_from_inside_a_tokio_runtime_without_panicking() {
     });
     assert_eq!(counter, 8);
     assert_eq!(open(&server, "tokio").items(), ["from a blocking task"]);
+
+    // A multi-threaded runtime: stores opened, used and dropped in tasks.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let url = server.url();
+    runtime.block_on(async move {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let store = Store::<Board>::open_postgres(&url, "tokio").unwrap();
+                    for _ in 0..5 {
+                        store.update(|s| s.counter += 1).unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    assert_eq!(open(&server, "tokio").counter(), 28);
 }
 
 #[test]
@@ -435,4 +462,108 @@ fn batch_mode_commits_at_commit_and_a_conflicting_batch_applies_nothing() {
     let err = batch.commit().unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     assert_eq!(open(&server, "batch").counter(), 100);
+}
+
+#[test]
+fn keys_and_values_with_quotes_and_sql_stay_text() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let key = "it's'; DROP TABLE persisted_state; --";
+    let store = open(&server, key);
+    let text = "'); DELETE FROM persisted_log; -- \\' $$ \u{e9}";
+    store
+        .update(|s| {
+            s.items.push(text.to_string());
+            s.scores.insert(text.to_string(), 7);
+            s.note = Some(text.to_string());
+        })
+        .unwrap();
+    store.push_items(text.to_string()).unwrap();
+    drop(store);
+    let again = open(&server, key);
+    assert_eq!(again.items(), vec![text.to_string(), text.to_string()]);
+    assert_eq!(again.scores().get(text), Some(&7));
+    assert_eq!(again.note().as_deref(), Some(text));
+    assert_eq!(again.history().unwrap().len(), 3);
+    assert_eq!(
+        server.psql("SELECT count(*) FROM persisted_state"),
+        "1",
+        "one store, tables intact"
+    );
+    let err = Store::<Board>::open_postgres(&server.url(), "nul\0key").unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+}
+
+#[test]
+fn a_field_that_is_a_map_or_null_moves_between_the_tables() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let store = open(&server, "shape");
+    let limits = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+    store.set_limits(Some(limits.clone())).unwrap();
+    let rows = "SELECT count(*) FROM persisted_entry WHERE key = 'shape' AND field = 'limits'";
+    assert_eq!(server.psql(rows), "2");
+    store.set_limits(None).unwrap();
+    assert_eq!(server.psql(rows), "0", "the rows go with the collection");
+    assert_eq!(
+        server.psql(
+            "SELECT state->'limits', kinds ? 'limits' FROM persisted_state WHERE key = 'shape'"
+        ),
+        "null|f"
+    );
+    // Both in one commit, in order: the last wins.
+    store
+        .transaction(|tx| {
+            tx.set_limits(Some(limits.clone()));
+            tx.set_counter(5);
+            tx.set_limits(None);
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    store
+        .transaction(|tx| {
+            tx.set_limits(None);
+            tx.set_limits(Some(limits.clone()));
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    let again = open(&server, "shape");
+    assert_eq!(again.get(), store.get());
+    assert_eq!((again.counter(), again.limits()), (5, Some(limits)));
+    assert_eq!(server.psql(rows), "2");
+}
+
+#[test]
+fn the_log_is_trimmed_to_keep_history_at_each_commit_and_at_open() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let forever = Store::<Board>::options()
+        .keep_history(KeepHistory::Forever)
+        .open_postgres(&server.url(), "trim")
+        .unwrap();
+    for n in 0..150 {
+        forever.set_counter(n).unwrap();
+    }
+    assert_eq!(forever.history().unwrap().len(), 151);
+    drop(forever);
+    // A keep that shrank by more than a commit trims: opening trims the
+    // whole log.
+    let last = Store::<Board>::options()
+        .keep_history(KeepHistory::Last(10))
+        .open_postgres(&server.url(), "trim")
+        .unwrap();
+    let kept = last.history().unwrap();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept.last().unwrap().seq, 151);
+    for n in 0..100 {
+        last.push_items(n.to_string()).unwrap();
+        assert_eq!(
+            server.psql("SELECT count(*) FROM persisted_log WHERE key = 'trim'"),
+            "10"
+        );
+    }
+    assert_eq!(last.history().unwrap().last().unwrap().seq, 251);
 }

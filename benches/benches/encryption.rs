@@ -40,7 +40,11 @@ fn seal_with<C: AeadInPlace + KeyInit>(nonce_len: usize) -> impl FnMut() {
         buf.clear();
         buf.extend_from_slice(&[b'x'; 60]);
         cipher
-            .encrypt_in_place(nonce.as_slice().into(), b"store id, generation, seq", &mut buf)
+            .encrypt_in_place(
+                nonce.as_slice().into(),
+                b"store id, generation, seq",
+                &mut buf,
+            )
             .unwrap();
         black_box(&buf);
     }
@@ -59,8 +63,18 @@ fn encryption(c: &mut Criterion) {
     let dir = common::tempdir();
     let mut extras = Vec::new();
     for (label, durability, rounds, batch) in [
-        ("P16 encrypted / plain, Flush set_counter", Durability::Flush, 41, 5000),
-        ("P16b encrypted / plain, Sync set_counter", Durability::Sync, 41, 25),
+        (
+            "P16 encrypted / plain, Flush set_counter",
+            Durability::Flush,
+            41,
+            5000,
+        ),
+        (
+            "P16b encrypted / plain, Sync set_counter",
+            Durability::Sync,
+            41,
+            25,
+        ),
     ] {
         let (plain, sealed) = (
             store(dir.path(), durability, false),

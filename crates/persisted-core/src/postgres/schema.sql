@@ -50,14 +50,43 @@ CREATE TABLE IF NOT EXISTS persisted_log (
 
 CREATE UNIQUE INDEX IF NOT EXISTS persisted_log_cid ON persisted_log (key, cid);
 
--- One commit: the version check, every operation, the version bump and the
+-- Trims the log of store `p_key` at version `v` to its last `p_keep`
+-- entries (0: no count limit) and to those made at or after `p_keep_after`
+-- (ms since the epoch; 0: no age limit); the newest entry always stays.
+-- A commit trims only the entries that fall out with it (a bounded range
+-- of `seq`): a scan from the log's start would walk every index entry that
+-- earlier trims deleted and vacuum has not yet removed, a cost that grows
+-- with every commit until the next vacuum. The whole log (a keep that
+-- shrank, the age limit) is trimmed when `p_full`: at open, and every
+-- 1024th commit (the age limit every 64th). `persisted_commit` inlines the
+-- bounded trim of the other commits.
+CREATE OR REPLACE FUNCTION persisted_trim(
+    p_key text, v bigint, p_keep bigint, p_keep_after bigint, p_full boolean
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_keep > 0 AND p_full THEN
+        DELETE FROM persisted_log WHERE key = p_key AND seq <= v - p_keep;
+    ELSIF p_keep > 0 THEN
+        DELETE FROM persisted_log
+            WHERE key = p_key AND seq > v - p_keep - 64 AND seq <= v - p_keep;
+    END IF;
+    IF p_keep_after > 0 AND (p_full OR v % 64 = 0) THEN
+        DELETE FROM persisted_log WHERE key = p_key AND seq < v AND time_ms < p_keep_after;
+    END IF;
+END
+$$;
+
+-- One commit: the version check, every change, the version bump and the
 -- log entry, all or nothing. Returns the new version, or -1 when another
--- commit came first (nothing applied). `p_ops` is a JSON array of
--- {"op": code, "f": field, "a": [argument texts]}, the operations the
--- Redis backend's commit script runs, on the tables above.
+-- commit came first (nothing applied). `p_set` holds the plain fields the
+-- commit sets (one JSON object, merged in with the version bump: one row
+-- update); `p_unkind` those of them that were collections until now;
+-- `p_ops` the rest, in order: a JSON array of {"op": code, "f": field,
+-- "a": [argument texts]}, the operations the Redis backend's commit script
+-- runs, on the tables above.
 CREATE OR REPLACE FUNCTION persisted_commit(
-    p_key text, p_expected bigint, p_cid text, p_time bigint, p_record text, p_ops jsonb,
-    p_keep bigint, p_keep_after bigint
+    p_key text, p_expected bigint, p_cid text, p_time bigint, p_record text, p_set jsonb,
+    p_unkind text[], p_ops jsonb, p_keep bigint, p_keep_after bigint
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v bigint;
@@ -66,11 +95,16 @@ DECLARE
     a jsonb;
     n bigint;
 BEGIN
-    UPDATE persisted_state SET version = version + 1
+    UPDATE persisted_state
+        SET version = version + 1, state = state || p_set, kinds = kinds - p_unkind
         WHERE key = p_key AND version = p_expected
         RETURNING version INTO v;
     IF v IS NULL THEN
         RETURN -1;
+    END IF;
+    IF cardinality(p_unkind) > 0 THEN
+        DELETE FROM persisted_item WHERE key = p_key AND field = ANY(p_unkind);
+        DELETE FROM persisted_entry WHERE key = p_key AND field = ANY(p_unkind);
     END IF;
     FOR op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
         f := op->>'f';
@@ -142,11 +176,11 @@ BEGIN
     END LOOP;
     INSERT INTO persisted_log (key, seq, cid, time_ms, record)
         VALUES (p_key, v, p_cid, p_time, p_record);
-    IF p_keep > 0 THEN
-        DELETE FROM persisted_log WHERE key = p_key AND seq <= v - p_keep;
-    END IF;
-    IF p_keep_after > 0 THEN
-        DELETE FROM persisted_log WHERE key = p_key AND seq < v AND time_ms < p_keep_after;
+    IF v % 64 = 0 THEN
+        PERFORM persisted_trim(p_key, v, p_keep, p_keep_after, v % 1024 = 0);
+    ELSIF p_keep > 0 THEN
+        DELETE FROM persisted_log
+            WHERE key = p_key AND seq > v - p_keep - 64 AND seq <= v - p_keep;
     END IF;
     PERFORM pg_notify('persisted_state', p_key);
     RETURN v;

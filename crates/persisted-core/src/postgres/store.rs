@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::RwLock;
 use serde_json::Value as Json;
 
-use super::connection::{is_connection_error, Connection};
+use super::connection::{is_connection_error, literal, Connection};
 use super::tables::{Tables, LOAD};
 use crate::change::Changes;
 use crate::error::{Error, Result};
@@ -30,7 +30,8 @@ const DEFAULT_LOG: u64 = 10_000;
 /// At most this many log entries are read at once.
 const LOG_PAGE: i64 = 1000;
 
-const COMMIT: &str = "SELECT persisted_commit($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8)";
+const COMMIT: &str =
+    "SELECT persisted_commit($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8::text::jsonb, $9, $10)";
 
 /// What opening needs.
 pub(crate) struct Connect<'a> {
@@ -83,11 +84,18 @@ impl PgBackend {
         // session idle inside a transaction (a vanished client holding a
         // closure's lock) is ended after twice that.
         let options = format!(
-            "-c synchronous_commit=on -c statement_timeout={} -c \
-             idle_in_transaction_session_timeout={}",
+            "-c synchronous_commit=on -c standard_conforming_strings=on -c \
+             statement_timeout={} -c idle_in_transaction_session_timeout={}",
             ms(connect.timeout + connect.lock_timeout),
             ms(connect.lock_timeout * 2),
         );
+        if connect.key.contains('\0') {
+            return Err(Error::Remote {
+                path: target,
+                op: "open",
+                message: "a store's key cannot hold a NUL character".into(),
+            });
+        }
         let conn = Connection::start(connect.url, target.clone(), connect.timeout, &options)?;
         let mut backend = PgBackend {
             conn,
@@ -103,8 +111,8 @@ impl PgBackend {
             )?,
             locked: false,
         };
-        backend.conn.with_retry("create the tables of", |client| {
-            let mut tx = client.transaction()?;
+        backend.conn.with_retry("create the tables of", |session| {
+            let mut tx = session.client().transaction()?;
             tx.batch_execute(include_str!("schema.sql"))?;
             tx.commit()
         })?;
@@ -112,10 +120,18 @@ impl PgBackend {
             backend.check_fsync()?;
         }
         let key = backend.key.clone();
-        backend.conn.with_retry("create", move |client| {
-            client.execute(
+        let (keep, keep_after) = backend.trim();
+        backend.conn.with_retry("create", move |session| {
+            session.query(
                 "INSERT INTO persisted_state (key) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&key],
+            )?;
+            // The whole log trimmed to this handle's keep (commits trim
+            // only what falls out with them).
+            session.query(
+                "SELECT persisted_trim($1, version, $2, $3, true) FROM persisted_state \
+                 WHERE key = $1",
+                &[&key, &keep, &keep_after],
             )
         })?;
         loop {
@@ -132,8 +148,8 @@ impl PgBackend {
 
     /// `Durability::Sync` needs a server that fsyncs its write-ahead log.
     fn check_fsync(&mut self) -> Result<()> {
-        let fsync: String = self.conn.with_retry("check the durability of", |client| {
-            client.query_one("SHOW fsync", &[]).map(|row| row.get(0))
+        let fsync: String = self.conn.with_retry("check the durability of", |session| {
+            session.query_one("SHOW fsync", &[]).map(|row| row.get(0))
         })?;
         if fsync != "on" {
             return Err(Error::Unsupported {
@@ -152,8 +168,8 @@ impl PgBackend {
     /// for a store whose first commit has not been made.
     pub(crate) fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
         let key = self.key.clone();
-        let row = self.conn.with_retry("load", move |client| {
-            client.query_opt(LOAD, &[&key]).map(|row| {
+        let row = self.conn.with_retry("load", move |session| {
+            session.query_opt(LOAD, &[&key]).map(|row| {
                 row.map(|r| Tables {
                     version: r.get(0),
                     state: r.get(1),
@@ -210,38 +226,57 @@ impl PgBackend {
     ) -> Result<Sent> {
         let (ops, record, kinds) =
             encode(&self.target, &self.kinds, fields, changes, state, applied)?;
-        let ops = ops_json(&ops);
+        let Split { set, unkind, ops } = Split::of(&ops);
         let cid = unique_id();
         let expected = i64::try_from(self.version).unwrap_or(i64::MAX);
         let (keep, keep_after) = self.trim();
         let key = self.key.clone();
         let time = i64::try_from(now_ms()).unwrap_or(0);
         let locked = self.locked;
-        let (c_key, c_cid, c_record) = (key.clone(), cid.clone(), record.clone());
-        let sent = self.conn.once(move |client| {
-            let v: i64 = client
-                .query_one(
-                    COMMIT,
-                    &[
-                        &c_key,
+        let sent = match locked {
+            // The closure's transaction: the commit and its end in one
+            // round trip (under the row lock no other commit comes
+            // first; should one have, nothing was applied and the empty
+            // transaction ends).
+            true => {
+                let unkind: Vec<String> = unkind.iter().map(|f| literal(f)).collect();
+                let sql = format!(
+                    "SELECT persisted_commit({}, {expected}, {}, {time}, {}, {}::jsonb, \
+                     ARRAY[{}]::text[], {}::jsonb, {keep}, {keep_after}); COMMIT",
+                    literal(&key),
+                    literal(&cid),
+                    literal(&record),
+                    literal(&set),
+                    unkind.join(", "),
+                    literal(&ops),
+                );
+                self.conn.once(move |session| {
+                    let v = session.simple(&sql);
+                    if v.as_ref().is_err_and(|e| !is_connection_error(e)) {
+                        let _ = session.client().batch_execute("ROLLBACK");
+                    }
+                    Ok(v?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1))
+                })?
+            }
+            false => {
+                let (cid, record) = (cid.clone(), record);
+                self.conn.once(move |session| {
+                    let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
+                        &key,
                         &expected,
-                        &c_cid,
+                        &cid,
                         &time,
-                        &c_record,
+                        &record,
+                        &set,
+                        &unkind,
                         &ops,
                         &keep,
                         &keep_after,
-                    ],
-                )?
-                .get(0);
-            if locked && v >= 0 {
-                // The closure's transaction: its commit makes it durable.
-                client.batch_execute("COMMIT")?;
-            } else if locked {
-                client.batch_execute("ROLLBACK")?;
+                    ];
+                    Ok(session.query_one(COMMIT, &params)?.get(0))
+                })?
             }
-            Ok(v)
-        })?;
+        };
         self.locked = false;
         let v = match sent {
             Ok(v) => v,
@@ -272,8 +307,8 @@ impl PgBackend {
     /// once the connection is back).
     fn find_commit(&mut self, cid: &str) -> Result<Option<i64>> {
         let (key, cid) = (self.key.clone(), cid.to_string());
-        self.conn.with_retry("resolve a commit to", move |client| {
-            client
+        self.conn.with_retry("resolve a commit to", move |session| {
+            session
                 .query_opt(
                     "SELECT seq FROM persisted_log WHERE key = $1 AND cid = $2",
                     &[&key, &cid],
@@ -287,8 +322,8 @@ impl PgBackend {
     /// when the log no longer reaches back to this handle's version.
     pub(crate) fn catch_up<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
         let key = self.key.clone();
-        let v: Option<i64> = self.conn.with_retry("read", move |client| {
-            client
+        let v: Option<i64> = self.conn.with_retry("read", move |session| {
+            session
                 .query_opt(
                     "SELECT version FROM persisted_state WHERE key = $1",
                     &[&key],
@@ -336,8 +371,8 @@ impl PgBackend {
     fn log_after(&mut self, after: u64, limit: i64) -> Result<Vec<(u64, u64, String)>> {
         let key = self.key.clone();
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        self.conn.with_retry("read the log of", move |client| {
-            client
+        self.conn.with_retry("read the log of", move |session| {
+            session
                 .query(
                     "SELECT seq, time_ms, record FROM persisted_log
                      WHERE key = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -360,25 +395,26 @@ impl PgBackend {
     /// it: the closure runs once, on the current state, with no other
     /// commit anywhere until this one.
     pub(crate) fn lock<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<()> {
-        let key = self.key.clone();
         let wait = self.lock_timeout.as_millis().max(1);
         let started = std::time::Instant::now();
-        let v: Result<i64> = self.conn.with_retry("lock", move |client| {
-            client.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = {wait}"))?;
-            let row = client.query_one(
-                "SELECT version FROM persisted_state WHERE key = $1 FOR UPDATE",
-                &[&key],
-            );
-            match row {
-                Ok(row) => Ok(row.get(0)),
-                Err(e) => {
-                    if !is_connection_error(&e) {
-                        let _ = client.batch_execute("ROLLBACK");
+        // One round trip: the transaction, its lock timeout, the lock.
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = {wait}; SELECT version FROM persisted_state WHERE \
+             key = {} FOR UPDATE",
+            literal(&self.key)
+        );
+        let v: Result<i64> =
+            self.conn
+                .with_retry("lock", move |session| match session.simple(&sql) {
+                    // No row: the store was deleted (-1, said below).
+                    Ok(v) => Ok(v.and_then(|v| v.parse().ok()).unwrap_or(-1)),
+                    Err(e) => {
+                        if !is_connection_error(&e) {
+                            let _ = session.client().batch_execute("ROLLBACK");
+                        }
+                        Err(e)
                     }
-                    Err(e)
-                }
-            }
-        });
+                });
         let v = match v {
             Ok(v) => v,
             Err(Error::LockTimeout { path, .. }) => {
@@ -390,7 +426,12 @@ impl PgBackend {
             Err(e) => return Err(e),
         };
         self.locked = true;
-        let v = u64::try_from(v).unwrap_or(0);
+        let Ok(v) = u64::try_from(v) else {
+            self.release();
+            return Err(self
+                .conn
+                .error("lock", "the store was deleted from the database"));
+        };
         if v != self.version {
             if let Err(e) = self.follow(state, v) {
                 self.release();
@@ -405,7 +446,9 @@ impl PgBackend {
         if !std::mem::take(&mut self.locked) {
             return;
         }
-        let ended = self.conn.once(|client| client.batch_execute("ROLLBACK"));
+        let ended = self
+            .conn
+            .once(|session| session.client().batch_execute("ROLLBACK"));
         if let Ok(Err(e)) = ended {
             log::warn!(
                 "`{}`: {e} (the server ends the transaction with the connection)",
@@ -448,18 +491,53 @@ impl PgBackend {
 }
 
 /// A commit's operations as the JSON array `persisted_commit` reads.
-fn ops_json(ops: &[ServerOp]) -> String {
-    let array: Vec<Json> = ops
-        .iter()
-        .map(|op| {
-            serde_json::json!({
-                "op": op.code,
-                "f": op.field,
-                "a": op.args,
-            })
-        })
-        .collect();
-    Json::Array(array).to_string()
+/// A commit's operations as `persisted_commit` takes them: the plain
+/// fields set whole as one JSON object (merged with the version bump, one
+/// row update), those of them that were collections, and the rest in
+/// order. A field that the commit both sets plain and changes otherwise
+/// (an `Option<Map>` set to `Some` then `None`) keeps all its operations
+/// in order, in `ops`.
+struct Split {
+    set: String,
+    unkind: Vec<String>,
+    ops: String,
+}
+
+impl Split {
+    fn of(all: &[ServerOp]) -> Split {
+        let plain = |op: &ServerOp| op.code == "J" || op.code == "JN";
+        let mixed: Vec<&str> = all
+            .iter()
+            .filter(|op| !plain(op))
+            .map(|op| op.field.as_str())
+            .collect();
+        let mut set = String::from("{");
+        let mut unkind = Vec::new();
+        let mut ops = Vec::new();
+        for op in all {
+            if !plain(op) || mixed.contains(&op.field.as_str()) {
+                ops.push(serde_json::json!({ "op": op.code, "f": op.field, "a": op.args }));
+                continue;
+            }
+            if set.len() > 1 {
+                set.push(',');
+            }
+            // The argument is JSON text already; a field set twice keeps
+            // its last value (jsonb keeps the last of duplicate keys).
+            set.push_str(&Json::String(op.field.clone()).to_string());
+            set.push(':');
+            set.push_str(op.args.first().map_or("null", String::as_str));
+            if op.code == "JN" {
+                unkind.push(op.field.clone());
+            }
+        }
+        set.push('}');
+        Split {
+            set,
+            unkind,
+            ops: Json::Array(ops).to_string(),
+        }
+    }
 }
 
 impl Drop for PgBackend {
