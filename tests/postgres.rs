@@ -567,3 +567,55 @@ fn the_log_is_trimmed_to_keep_history_at_each_commit_and_at_open() {
     }
     assert_eq!(last.history().unwrap().last().unwrap().seq, 251);
 }
+
+/// The README's PostgreSQL example, as it is there but for the server's
+/// URL, and its `psql` queries.
+#[test]
+fn the_readme_example_and_queries_run() {
+    let Some(server) = PostgresServer::start_durable() else {
+        return;
+    };
+    readme::run(&server.url()).unwrap();
+    let store = Store::<readme::Jobs>::open_postgres(&server.url(), "jobs:state").unwrap();
+    assert_eq!(store.get().done, 1);
+    assert_eq!(store.get().queue, ["job-1"]);
+    assert_eq!(
+        server.psql("SELECT version, state->>'done' FROM persisted_state WHERE key = 'jobs:state'"),
+        "3|1"
+    );
+    assert_eq!(
+        server.psql(
+            "SELECT value FROM persisted_item WHERE key = 'jobs:state' AND field = 'queue' \
+             ORDER BY pos"
+        ),
+        "\"job-1\""
+    );
+    let log = server.psql(
+        "SELECT seq, to_timestamp(time_ms / 1000.0), record FROM persisted_log
+            WHERE key = 'jobs:state' ORDER BY seq DESC LIMIT 5",
+    );
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(log.lines().next().unwrap().starts_with("3|"), "{log}");
+}
+
+mod readme {
+    use persisted_state::{Durability, Persisted, Store};
+    use std::time::Duration;
+
+    #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    pub struct Jobs {
+        pub queue: std::collections::VecDeque<String>,
+        pub done: u64,
+    }
+
+    pub fn run(url: &str) -> persisted_state::Result<()> {
+        let store = Store::<Jobs>::options()
+            .durability(Durability::Sync) // the server's fsync must be on (checked at open)
+            .timeout(Duration::from_secs(2)) // connect, each statement, reconnecting
+            .lock_timeout(Duration::from_secs(5)) // how long a closure waits for the row lock
+            .open_postgres(url, "jobs:state")?;
+        store.push_queue("job-1".into())?; // one INSERT into a side table: O(the change)
+        store.update(|j| j.done += 1)?; // runs once, under the store's row lock
+        Ok(())
+    }
+}
