@@ -318,6 +318,17 @@ fn an_outage_is_an_error_within_the_timeout_and_the_next_call_reconnects() {
     server.restart();
     store.set_counter(4).unwrap();
     assert_eq!(open(&server, "outage").counter(), 4);
+    // No server at all: the error says why.
+    let port = server.port;
+    drop(server);
+    let err = Store::<Board>::options()
+        .timeout(Duration::from_millis(300))
+        .open_postgres(
+            &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            "x",
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
 }
 
 #[test]

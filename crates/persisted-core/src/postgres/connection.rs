@@ -257,7 +257,18 @@ impl Connection {
         }
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            None => {
+                // The client's own text is its kind ("error connecting to
+                // server"); the cause (refused, timed out) is its source.
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                text
+            }
         };
         self.error(op, message)
     }

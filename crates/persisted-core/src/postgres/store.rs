@@ -198,7 +198,7 @@ impl PgBackend {
         if self.version == 0 {
             return Ok(None);
         }
-        decode::<T>(&self.target, "persisted_state", assembled.object).map(Some)
+        decode::<T>(&self.target, "persisted_state.state", assembled.object).map(Some)
     }
 
     /// How much of the log a commit keeps: entries, and entries since.

@@ -80,7 +80,7 @@ impl RedisBackend {
                 object.insert(field, value);
             }
         }
-        let state = decode::<T>(&self.target, &self.keys.state, object)?;
+        let state = decode::<T>(&self.target, &format!("key `{}`", self.keys.state), object)?;
         Ok(Some(state))
     }
 

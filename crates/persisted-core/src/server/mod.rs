@@ -158,8 +158,8 @@ pub(crate) fn note_kinds<T: Persisted>(kinds: &mut HashMap<String, Kind>, record
     }
 }
 
-/// The struct from the fields read; an error names the field that does
-/// not fit.
+/// The struct from the fields read; an error names where they were read
+/// (`container`) and the field that does not fit.
 pub(crate) fn decode<T: Persisted>(
     target: &Path,
     container: &str,
@@ -176,7 +176,7 @@ pub(crate) fn decode<T: Persisted>(
                             path: target.to_path_buf(),
                             line: 0,
                             column: 0,
-                            message: format!("key `{container}` field `{}`: {e}", spec.name),
+                            message: format!("{container} field `{}`: {e}", spec.name),
                         });
                     }
                 }
@@ -185,7 +185,7 @@ pub(crate) fn decode<T: Persisted>(
                 path: target.to_path_buf(),
                 line: 0,
                 column: 0,
-                message: format!("key `{container}`: {e}"),
+                message: format!("{container}: {e}"),
             })
         }
     }
