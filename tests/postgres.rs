@@ -630,3 +630,52 @@ mod readme {
         Ok(())
     }
 }
+
+/// `sslmode=require`: the connection is TLS, verified against the root
+/// certificate the URL names; a server whose certificate does not verify
+/// is refused.
+#[cfg(feature = "postgres-tls")]
+#[test]
+fn sslmode_require_connects_with_tls_and_verifies_the_certificate() {
+    let Some(server) = PostgresServer::start_tls() else {
+        return;
+    };
+    let url = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        server.url(),
+        server.certificate().display()
+    );
+    let store = Store::<Board>::open_postgres(&url, "tls").unwrap();
+    store.set_counter(3).unwrap();
+    store.update(|s| s.counter += 1).unwrap();
+    assert_eq!(
+        server.psql(
+            "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE application_name = 'persisted-state'"
+        ),
+        "t",
+        "the store's connection is TLS"
+    );
+    assert_eq!(open(&server, "tls").counter(), 4);
+
+    // The Mozilla roots alone do not trust a self-signed certificate.
+    let err = Store::<Board>::options()
+        .timeout(Duration::from_secs(2))
+        .open_postgres(&format!("{}?sslmode=require", server.url()), "tls")
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    // A missing root certificate file is named.
+    let err = Store::<Board>::open_postgres(
+        &format!(
+            "{}?sslmode=require&sslrootcert=/nonexistent.pem",
+            server.url()
+        ),
+        "tls",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent.pem"), "{err}");
+}

@@ -142,6 +142,9 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     /// Whether the server fsyncs (off for speed, on for durability tests).
     fsync: bool,
+    /// Whether the server takes TLS connections (a self-signed
+    /// certificate for 127.0.0.1 and localhost, `cert.pem` in its dir).
+    tls: bool,
 }
 
 impl PostgresServer {
@@ -155,7 +158,22 @@ impl PostgresServer {
         PostgresServer::start_with(true)
     }
 
+    /// Starts a server that also takes TLS connections, with a
+    /// self-signed certificate ([`PostgresServer::certificate`]).
+    pub fn start_tls() -> Option<PostgresServer> {
+        PostgresServer::start_with_tls(false, true)
+    }
+
+    /// The server's certificate (PEM), when it takes TLS.
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
     fn start_with(fsync: bool) -> Option<PostgresServer> {
+        PostgresServer::start_with_tls(fsync, false)
+    }
+
+    fn start_with_tls(fsync: bool, tls: bool) -> Option<PostgresServer> {
         if !available() {
             return None;
         }
@@ -178,9 +196,40 @@ impl PostgresServer {
             port: free_port(),
             dir,
             fsync,
+            tls,
         };
+        if tls {
+            server.make_certificate();
+        }
         server.spawn();
         Some(server)
+    }
+
+    /// A self-signed certificate and its key (`openssl`, which Debian's
+    /// `postgresql` brings), the key readable by the server only.
+    fn make_certificate(&self) {
+        let key = self.dir.path().join("key.pem");
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            // A server certificate, not a CA's (rustls refuses a CA's
+            // certificate presented by a server).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(self.certificate())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl req failed");
+        chown_to_server_user(self.dir.path());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     pub fn url(&self) -> String {
@@ -196,7 +245,19 @@ impl PostgresServer {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", if self.fsync { "fsync=on" } else { "fsync=off" }])
+            .args(["-c", if self.fsync { "fsync=on" } else { "fsync=off" }]);
+        if self.tls {
+            command
+                .args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!("ssl_cert_file={}", self.certificate().display()))
+                .arg("-c")
+                .arg(format!(
+                    "ssl_key_file={}",
+                    self.dir.path().join("key.pem").display()
+                ));
+        }
+        command
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(self.dir.path().join("server.log")).unwrap(),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use persisted_state_core::Format;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, IsolationLevel, Transaction};
 use serde_json::{Map, Value};
 
 use crate::commands::{log_line, parse_time, print, Outcome, Report};
@@ -44,15 +44,7 @@ impl Remote {
     }
 
     fn connect(&self) -> Result<Client, String> {
-        let mut config: postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e| format!("`{}` is not a PostgreSQL URL: {e}", redact(&self.url)))?;
-        config
-            .connect_timeout(Duration::from_secs(10))
-            .application_name("persisted-cli");
-        config
-            .connect(NoTls)
+        persisted_state_core::__tool::postgres::connect(&self.url, Duration::from_secs(10))
             .map_err(|e| format!("cannot connect to `{}`: {e}", redact(&self.url)))
     }
 

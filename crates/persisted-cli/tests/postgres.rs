@@ -179,3 +179,23 @@ fn a_missing_key_a_missing_store_and_the_file_only_commands_are_clear_errors() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn show_reads_over_tls_when_the_url_asks_for_it() {
+    let Some(server) = PostgresServer::start_tls() else {
+        return;
+    };
+    let state = fill(&server.url(), "app");
+    let tls = format!(
+        "{}?sslmode=require&sslrootcert={}#app",
+        server.url(),
+        server.certificate().display()
+    );
+    let (code, out, err) = run(&["show", &tls]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<State>(&out).unwrap(), state);
+    let untrusted = format!("{}?sslmode=require#app", server.url());
+    let (code, _, err) = run(&["show", &untrusted]);
+    assert_eq!(code, 1);
+    assert!(err.contains("certificate"), "{err}");
+}

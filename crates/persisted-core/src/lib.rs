@@ -68,6 +68,7 @@ pub mod __tool {
     #[cfg(feature = "postgres")]
     pub mod postgres {
         pub use crate::postgres::tables::{Assembled, Tables, LOAD};
+        pub use crate::postgres::tls::connect;
     }
 }
 

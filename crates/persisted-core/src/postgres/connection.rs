@@ -13,12 +13,14 @@ use parking_lot::Mutex;
 use postgres::types::ToSql;
 use postgres::{Row, SimpleQueryMessage, Statement};
 
+use super::tls::{split_root_cert, Transport};
 use crate::error::{Error, Result};
 
 /// What the I/O thread holds: the client, made again when lost, and the
 /// statements prepared on it.
 pub(super) struct Link {
     config: postgres::Config,
+    transport: Transport,
     client: Option<postgres::Client>,
     statements: HashMap<&'static str, Statement>,
 }
@@ -30,7 +32,7 @@ impl Link {
             Some(client) if !client.is_closed() => client,
             _ => {
                 self.statements.clear();
-                self.config.connect(postgres::NoTls)?
+                self.transport.connect(&self.config)?
             }
         };
         Ok(Session {
@@ -154,10 +156,16 @@ impl Connection {
         timeout: Duration,
         options: &str,
     ) -> Result<Connection> {
-        let mut config = postgres::Config::from_str(url).map_err(|e| Error::Remote {
+        let (url, root) = split_root_cert(url);
+        let mut config = postgres::Config::from_str(&url).map_err(|e| Error::Remote {
             path: target.clone(),
             op: "connect to",
             message: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        let transport = Transport::for_config(&config, root).map_err(|message| Error::Remote {
+            path: target.clone(),
+            op: "connect to",
+            message,
         })?;
         config
             .connect_timeout(timeout)
@@ -168,6 +176,7 @@ impl Connection {
         Ok(Connection {
             link: Mutex::new(Some(Link {
                 config,
+                transport,
                 client: None,
                 statements: HashMap::new(),
             })),
@@ -257,18 +266,7 @@ impl Connection {
         }
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => {
-                // The client's own text is its kind ("error connecting to
-                // server"); the cause (refused, timed out) is its source.
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(cause) = source {
-                    text.push_str(": ");
-                    text.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                text
-            }
+            None => describe(e),
         };
         self.error(op, message)
     }
@@ -284,6 +282,20 @@ impl Drop for Connection {
             }
         }
     }
+}
+
+/// A client error with its causes: the client's own text is its kind
+/// ("error connecting to server"); the cause (refused, timed out, a
+/// certificate that does not verify) is its source.
+pub(super) fn describe(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether `e` means the connection is gone (or could not be made): the

@@ -28,11 +28,12 @@
 //! The parts: `connection.rs` (the client on its own thread), `store.rs`
 //! (open, load, commit, catch up, lock), `tables.rs` (the rows read back
 //! as one JSON object, shared with the CLI), `backend.rs` (the `Backend` a
-//! `Store` drives).
+//! `Store` drives), `tls.rs` (plain or TLS connections).
 
 mod backend;
 mod connection;
 mod store;
 pub(crate) mod tables;
+pub(crate) mod tls;
 
 pub(crate) use self::backend::open_store;
