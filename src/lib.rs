@@ -8,8 +8,9 @@
 #![warn(missing_docs)]
 
 pub use persisted_state_core::{
-    file_format, Commit, Durability, Engine, Error, Format, KeepHistory, Key, Mode, OpenOptions,
-    Persisted, ReadGuard, Recovery, RecoveryEvent, Result, Store, Transaction,
+    file_format, Change, Changed, Commit, Durability, Engine, Error, Format, Iter, KeepHistory,
+    Key, Mode, OnChange, OpenOptions, Origin, Persisted, ReadGuard, Recovery, RecoveryEvent,
+    Result, Store, Subscription, Transaction, Watch,
 };
 
 /// Derives [`Persisted`](trait@Persisted) for a struct with named fields, and

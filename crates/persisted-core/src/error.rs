@@ -265,6 +265,14 @@ pub enum Error {
         /// What the thread holds, and what to do instead.
         advice: &'static str,
     },
+
+    /// A wait for a change ([`Subscription::changed`](crate::Subscription::changed))
+    /// ended because the store was closed: no change will come.
+    #[error("`{}` was closed: no more changes will come", path.display())]
+    Closed {
+        /// The store's file.
+        path: PathBuf,
+    },
 }
 
 impl Error {

@@ -28,6 +28,7 @@ mod file;
 mod format;
 mod history;
 mod mutation;
+mod notify;
 mod options;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -79,6 +80,7 @@ pub mod file_format {
 pub use crate::crypt::Key;
 pub use crate::error::{Error, Result};
 pub use crate::history::{Commit, KeepHistory};
+pub use crate::notify::{Change, Changed, Iter, OnChange, Origin, Subscription, Watch};
 pub use crate::options::{Durability, Engine, Format, Mode, OpenOptions};
 pub use crate::report::{Recovery, RecoveryEvent};
 pub use crate::schema::Persisted;

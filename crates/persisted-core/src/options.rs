@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::crypt::Key;
 use crate::error::{Error, Result};
 use crate::history::KeepHistory;
+use crate::notify::Watch;
 use crate::schema::Persisted;
 use crate::store::Store;
 
@@ -150,6 +151,7 @@ pub struct OpenOptions<T> {
     pub(crate) timeout: Duration,
     pub(crate) key: Option<Key>,
     pub(crate) encrypt_existing: bool,
+    pub(crate) watch: Watch,
     _state: PhantomData<fn() -> T>,
 }
 
@@ -200,6 +202,7 @@ impl<T> Default for OpenOptions<T> {
             timeout: DEFAULT_LOCK_TIMEOUT,
             key: None,
             encrypt_existing: false,
+            watch: Watch::Off,
             _state: PhantomData,
         }
     }
@@ -365,6 +368,30 @@ impl<T: Persisted> OpenOptions<T> {
     /// [`Error::NotEncrypted`](crate::Error::NotEncrypted).
     pub fn encrypt_existing(mut self, encrypt: bool) -> Self {
         self.encrypt_existing = encrypt;
+        self
+    }
+
+    /// Whether the store also hears of changes made outside this process
+    /// ([`Watch::Auto`]: other processes' commits in shared mode, a
+    /// person's save of the file, other clients' commits on Redis and
+    /// PostgreSQL), for [`Store::subscribe`] and
+    /// [`Store::on_change`]. Default [`Watch::Off`]: only this process's
+    /// commits.
+    ///
+    /// ```
+    /// use persisted_state::{Persisted, Store, Watch};
+    ///
+    /// #[derive(Persisted, serde::Serialize, serde::Deserialize, Default, Clone)]
+    /// struct Config { port: u16 }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::<Config>::options()
+    ///     .watch(Watch::Auto)
+    ///     .open(dir.path().join("config.json"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn watch(mut self, watch: Watch) -> Self {
+        self.watch = watch;
         self
     }
 

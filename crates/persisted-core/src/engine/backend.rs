@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::file::vfs::VfsFile;
 use crate::format::Codec;
 use crate::history::Commit;
+use crate::notify::Notes;
 use crate::report::Recovery;
 
 /// What a backend does, for `Store` to ask instead of matching on kinds.
@@ -150,6 +151,24 @@ pub(crate) trait Backend<T>: Send {
     /// `Store::rekey`: the data key wrapped by `key` from now on, in every
     /// file. Unsupported by a backend that does not encrypt.
     fn rekey(&mut self, state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure>;
+
+    /// What catching up changed since the last call (other processes'
+    /// commits, a person's edit, other clients' commits), for
+    /// subscribers.
+    fn take_notes(&mut self) -> Notes {
+        Notes::default()
+    }
+
+    /// The newest commit's sequence number (the version on a server); 0
+    /// where commits are not numbered.
+    fn seq(&self) -> u64 {
+        0
+    }
+
+    /// The files a watch looks at (none: a server, polled).
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
 
     /// The file group commit syncs ([`Caps::group_commit`]).
     fn sync_handle(&self) -> Result<Option<Box<dyn VfsFile>>> {

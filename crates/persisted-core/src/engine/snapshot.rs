@@ -12,6 +12,7 @@ use crate::error::{IoContext, Result};
 use crate::file::atomic::write_atomic;
 use crate::file::vfs::{read_with_id, FileId, Vfs};
 use crate::format::{Codec, Extras};
+use crate::notify::replace_noting;
 use crate::options::Durability;
 use crate::report::RecoveryEvent;
 use crate::schema::Persisted;
@@ -65,7 +66,14 @@ impl SnapshotEngine {
             crypt.adopt(&bytes);
         }
         RecoveryEvent::warn_unknown_keys(&self.path, &extras);
-        *view.state.write() = state;
+        replace_noting(
+            view.state,
+            state,
+            view.notes,
+            view.outside,
+            &self.codec,
+            &self.path,
+        );
         *view.extras = extras;
         *view.snapshot_len = bytes.len() as u64;
         self.id = Some(id);

@@ -12,6 +12,7 @@ use crate::engine::Failure;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::Commit;
+use crate::notify::Notes;
 use crate::options::{Engine, Format, OpenOptions};
 use crate::report::Recovery;
 use crate::schema::Persisted;
@@ -76,10 +77,18 @@ pub(crate) fn open_store<T: Persisted>(
         codec: Codec::new(Format::Json, &target)?,
         recovery: Recovery::default(),
     };
-    Store::from_backend(&target, options.mode, opened)
+    Store::from_backend(&target, options.mode, options.watch, opened)
 }
 
 impl<T: Persisted> Backend<T> for PgBackend {
+    fn take_notes(&mut self) -> Notes {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn seq(&self) -> u64 {
+        self.version()
+    }
+
     fn caps(&self) -> Caps {
         Caps {
             follows: true,

@@ -16,11 +16,12 @@ use crate::change::Changes;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
+use crate::notify::{replace_noting, Notes, Origin};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    decode, encode, note_kinds, now_ms, record_fields, redact, replay_log, replay_log_as_of,
-    unique_id, AllFields, Kind, ServerOp,
+    decode, encode, note_kinds, now_ms, record_field_indices, record_fields, redact, replay_log,
+    replay_log_as_of, unique_id, AllFields, Kind, ServerOp,
 };
 
 /// The log is trimmed to about this many entries unless history asks for
@@ -67,6 +68,8 @@ pub(crate) struct PgBackend {
     /// This handle holds the store's row lock in an open transaction (a
     /// closure is running); its commit ends it.
     pub(crate) locked: bool,
+    /// Other clients' commits caught up with, for subscribers.
+    pub(crate) notes: Notes,
 }
 
 impl PgBackend {
@@ -110,6 +113,7 @@ impl PgBackend {
                 &PgBackend::target_of(connect.url, connect.key),
             )?,
             locked: false,
+            notes: Notes::default(),
         };
         backend.conn.with_retry("create the tables of", |session| {
             let mut tx = session.client().transaction()?;
@@ -346,7 +350,14 @@ impl PgBackend {
                 let Some(loaded) = self.load::<T>()? else {
                     return Err(self.conn.error("read", "the store was emptied"));
                 };
-                *state.write() = loaded;
+                replace_noting(
+                    state,
+                    loaded,
+                    &mut self.notes,
+                    Origin::Remote,
+                    &self.codec,
+                    &self.target,
+                );
                 return Ok(true);
             }
             let mut state = state.write();
@@ -360,6 +371,8 @@ impl PgBackend {
                         message: format!("log entry of version {seq}: {}", e.message),
                     })?;
                 note_kinds(&mut self.kinds, &record, &*state);
+                self.notes
+                    .note(Origin::Remote, record_field_indices::<T>(&record), 1);
                 self.version = seq;
             }
         }
@@ -483,6 +496,10 @@ impl PgBackend {
     pub(crate) fn state_as_of<T: Persisted>(&mut self, time: SystemTime) -> Result<T> {
         let log = self.history()?;
         replay_log_as_of(&self.target, &self.codec, &log, time)
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     pub(crate) fn target(&self) -> &Path {

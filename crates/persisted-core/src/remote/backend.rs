@@ -19,6 +19,7 @@ use crate::engine::Failure;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::Commit;
+use crate::notify::Notes;
 use crate::options::{Engine, Format, OpenOptions};
 use crate::report::Recovery;
 use crate::schema::Persisted;
@@ -46,7 +47,7 @@ pub(crate) fn open_store<T: Persisted>(
 ) -> Result<Store<T>> {
     let target = RedisBackend::target_of(url, key);
     let opened = open(&options, url, key, None)?;
-    Store::from_backend(&target, options.mode, opened)
+    Store::from_backend(&target, options.mode, options.watch, opened)
 }
 
 /// Opens the backend of the store kept under `key` on the Redis server at
@@ -99,6 +100,14 @@ fn open<T: Persisted>(
 }
 
 impl<T: Persisted> Backend<T> for RedisBackend {
+    fn take_notes(&mut self) -> Notes {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn seq(&self) -> u64 {
+        self.version()
+    }
+
     fn caps(&self) -> Caps {
         Caps {
             follows: true,

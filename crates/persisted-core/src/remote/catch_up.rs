@@ -2,6 +2,8 @@
 //! from it, or reloading when it no longer reaches back.
 
 use super::*;
+use crate::notify::{replace_noting, Origin};
+use crate::server::record_field_indices;
 
 impl RedisBackend {
     /// Up to 1000 log entries from `from` (an entry id, `(id` for after
@@ -74,6 +76,8 @@ impl RedisBackend {
                     ),
                 })?;
             note_kinds(&mut self.kinds, &entry.rec, &*state);
+            self.notes
+                .note(Origin::Remote, record_field_indices::<T>(&entry.rec), 1);
             self.version = entry.v;
             self.last_id = entry.id.clone();
         }
@@ -83,7 +87,14 @@ impl RedisBackend {
     pub(super) fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
         match self.load::<T>()? {
             Some(loaded) => {
-                *state.write() = loaded;
+                replace_noting(
+                    state,
+                    loaded,
+                    &mut self.notes,
+                    Origin::Remote,
+                    &self.codec,
+                    &self.target,
+                );
                 Ok(true)
             }
             None => Err(self.error("read", "the store was deleted from the server")),

@@ -52,6 +52,7 @@ use crate::change::Changes;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
+use crate::notify::Notes;
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
@@ -114,6 +115,8 @@ pub(crate) struct RedisBackend {
     renewing: bool,
     keep: KeepHistory,
     codec: Codec,
+    /// Other clients' commits caught up with, for subscribers.
+    pub(crate) notes: Notes,
 }
 
 /// The names of a store's keys, made once (every commit sends them).
@@ -193,6 +196,7 @@ impl RedisBackend {
             renewing: false,
             keep: connect.keep,
             codec: Codec::new(Format::Json, Path::new(connect.key))?,
+            notes: Notes::default(),
         };
         if connect.durability == Durability::Sync {
             backend.check_sync()?;
@@ -222,6 +226,13 @@ impl RedisBackend {
             op,
             message: message.to_string(),
         }
+    }
+}
+
+impl RedisBackend {
+    /// The version this handle's memory is at.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 }
 

@@ -191,6 +191,14 @@ pub(crate) fn decode<T: Persisted>(
     }
 }
 
+/// The fields a record's keys name, by index in `T` (for subscribers).
+pub(crate) fn record_field_indices<T: Persisted>(record: &str) -> Vec<usize> {
+    record_fields(record)
+        .iter()
+        .filter_map(|name| crate::schema::field_index(T::__FIELDS, name))
+        .collect()
+}
+
 /// The fields a record's keys name, each once.
 pub(crate) fn record_fields(record: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();

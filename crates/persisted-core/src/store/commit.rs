@@ -7,10 +7,12 @@ use crate::change::FieldOf;
 use crate::engine::backend::{Intent, Outcome, Proposal};
 use crate::error::Result;
 use crate::mutation::{Mutation, Replace};
+use crate::notify::{Notes, Origin};
 use crate::options::Mode;
 use crate::reentry::{self, Held, Hold};
 use crate::schema::Persisted;
 use crate::transaction::Transaction;
+use std::sync::atomic::Ordering;
 
 impl<T: Persisted> Store<T> {
     /// Runs `f` on a copy of the state and commits the fields it changed as
@@ -135,6 +137,9 @@ impl<T: Persisted> Store<T> {
             false => Proposal::Batch(&changes),
         };
         let result = writer.backend.commit(&self.inner.state, proposal);
+        if result.is_ok() {
+            writer.notes.note_changes(Origin::ThisProcess, &changes);
+        }
         drop(state);
         if let Err(failure) = result {
             return Err(writer.fail(failure));
@@ -167,7 +172,7 @@ impl<T: Persisted> Store<T> {
     /// every other writer (shared mode's writer lock and a catch-up; the
     /// snapshot engine's check for an edit by hand; the Redis lease for a
     /// closure).
-    fn lock_writer(&self, closure: bool) -> Result<WriterGuard<'_, T>> {
+    pub(crate) fn lock_writer(&self, closure: bool) -> Result<WriterGuard<'_, T>> {
         let mut guard = WriterGuard::arriving(&self.inner.writer, &self.inner.group);
         guard.check(&self.inner.path)?;
         let contended = guard.contended;
@@ -199,15 +204,18 @@ impl<T: Persisted> Store<T> {
         writer.check(&self.inner.path)?;
         if self.inner.mode == Mode::Batch {
             let mut state = self.inner.state.write();
+            self.inner.batch_edits.fetch_add(1, Ordering::Release);
             return Ok(m.apply(&mut state, Some(&mut writer.batch)).0);
         }
         if writer.backend.caps().whole_state {
             let mut next = self.inner.state.read().clone();
+            writer.notes.note_changes(Origin::ThisProcess, &m);
             let (out, _) = m.apply(&mut next, None);
             let committed = writer
                 .backend
                 .commit(&self.inner.state, Proposal::Whole(&next));
             if let Err(failure) = committed {
+                writer.notes.clear();
                 return Err(writer.fail(failure));
             }
             *self.inner.state.write() = next;
@@ -220,6 +228,13 @@ impl<T: Persisted> Store<T> {
             Ok(outcome) => outcome,
             Err(failure) => return Err(writer.fail(failure)),
         };
+        // Subscribers hear of it once durable: a pending commit after its
+        // group's sync (which may fail and undo it).
+        let mut notes = Notes::default();
+        match outcome {
+            Outcome::Durable => writer.notes.note_changes(Origin::ThisProcess, &m),
+            Outcome::Pending { .. } => notes.note_changes(Origin::ThisProcess, &m),
+        }
         let (out, undo) = m.apply(&mut self.inner.state.write(), None);
         let Outcome::Pending { len } = outcome else {
             self.maybe_compact(writer);
@@ -238,6 +253,8 @@ impl<T: Persisted> Store<T> {
         // Other writers append while this one waits: that is the group.
         drop(guard);
         self.wait_durable(pos)?;
+        // Told once durable (a failed group sync undoes it).
+        self.inner.hub.publish(&notes);
         Ok(out)
     }
 

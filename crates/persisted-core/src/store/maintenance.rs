@@ -113,6 +113,9 @@ impl<T: Persisted> Drop for Inner<T> {
     /// Best effort: folds the journal into the snapshot (in shared mode
     /// only as the last participant), and logs what it could not do.
     fn drop(&mut self) {
+        // Waits end; the watch stops.
+        self.hub.close();
+        drop(self.watch.get_mut().take());
         let writer = self.writer.get_mut();
         if !writer.batch.is_empty() {
             log::warn!(

@@ -9,6 +9,8 @@
 //!   sync or a replaced journal does to the commits not yet durable.
 //! * `maintenance.rs`: `compact`, `close`, and dropping the last handle.
 //! * `history.rs`: `history`, `state_at`, `state_as_of`.
+//! * `notify.rs`: `subscribe`, `on_change`, `snapshot`, and what a watch
+//!   does when the files or the server changed.
 //! * `generated.rs`: what `#[derive(Persisted)]`'s methods call.
 //! * `writer.rs`: the writer mutex held together with the backend's
 //!   ordering (file lock, lease).
@@ -18,6 +20,7 @@ mod durable;
 mod generated;
 mod history;
 mod maintenance;
+mod notify;
 mod read;
 mod writer;
 
@@ -40,6 +43,7 @@ use crate::file::atomic::parent_dir;
 use crate::file::vfs::{RealFs, Vfs};
 use crate::format::Codec;
 use crate::mutation::Undo;
+use crate::notify::{Hub, Notes, Watch, WatchHandle};
 use crate::options::{Mode, OpenOptions};
 use crate::reentry::Hold;
 use crate::report::Recovery;
@@ -96,6 +100,15 @@ pub(crate) struct Inner<T: Persisted> {
     group: GroupSync,
     /// What open did.
     recovery: Recovery,
+    /// Change notifications: what changed, for every subscriber.
+    pub(crate) hub: Arc<Hub>,
+    /// `snapshot()`: the last `Arc<T>` handed out, with the hub version and
+    /// the count of batch changes it was made at.
+    snapshot: Mutex<Option<(u64, u64, Arc<T>)>>,
+    /// Changes applied to memory without a commit (`Mode::Batch`).
+    batch_edits: std::sync::atomic::AtomicU64,
+    /// The watch (`OpenOptions::watch`), unregistered with the store.
+    watch: Mutex<Option<WatchHandle>>,
 }
 
 /// Everything a write needs, behind the writer mutex.
@@ -113,6 +126,10 @@ pub(crate) struct Writer<T> {
     /// Group commit counts this writer as on its way to append (see
     /// `WriterGuard::arriving`).
     pub(crate) arrived: bool,
+    /// What changed while this writer held the mutex, published to `hub`
+    /// when it is let go.
+    pub(crate) notes: Notes,
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl<T> Writer<T> {
@@ -210,12 +227,17 @@ impl<T: Persisted> Store<T> {
             true => file::open_read_only(vfs, path, &options)?,
             false => file::open(vfs, path, &options, initial)?,
         };
-        Store::from_backend(path, options.mode, opened)
+        Store::from_backend(path, options.mode, options.watch, opened)
     }
 
     /// The store over a backend its constructor opened (`path` names it
     /// in errors: a file, or a server and key).
-    pub(crate) fn from_backend(path: &Path, mode: Mode, opened: Opened<T>) -> Result<Store<T>> {
+    pub(crate) fn from_backend(
+        path: &Path,
+        mode: Mode,
+        watch: Watch,
+        opened: Opened<T>,
+    ) -> Result<Store<T>> {
         let Opened {
             backend,
             state,
@@ -223,6 +245,7 @@ impl<T: Persisted> Store<T> {
             recovery,
         } = opened;
         let caps = backend.caps();
+        let hub = Arc::new(Hub::new(path.to_path_buf(), T::__FIELDS));
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -237,9 +260,15 @@ impl<T: Persisted> Store<T> {
                     catch_up_failed: false,
                     pending: VecDeque::new(),
                     arrived: false,
+                    notes: Notes::default(),
+                    hub: Arc::clone(&hub),
                 }),
                 group: GroupSync::default(),
                 recovery,
+                hub,
+                snapshot: Mutex::new(None),
+                batch_edits: Default::default(),
+                watch: Mutex::new(None),
             }),
         };
         {
@@ -254,6 +283,7 @@ impl<T: Persisted> Store<T> {
             // Dropping the guard releases what open held (shared mode's
             // writer lock).
         }
+        store.start_watch(watch);
         Ok(store)
     }
 

@@ -67,5 +67,14 @@ impl<T> Drop for WriterGuard<'_, T> {
             group.depart();
         }
         self.guard.backend.end_write();
+        // What this writer's commits and catch-ups changed, to subscribers
+        // (stamping it costs O(the fields changed); nobody is waited for).
+        let writer = &mut *self.guard;
+        writer.notes.absorb(writer.backend.take_notes());
+        if !writer.notes.is_empty() {
+            writer.notes.seq = writer.backend.seq();
+            writer.hub.publish(&writer.notes);
+            writer.notes.clear();
+        }
     }
 }

@@ -21,6 +21,7 @@ use crate::engine::Failure;
 use crate::error::{Error, Result};
 use crate::file::vfs::VfsFile;
 use crate::history::{Commit, KeepHistory};
+use crate::notify::Notes;
 use crate::options::Durability;
 use crate::schema::Persisted;
 
@@ -216,6 +217,18 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.files.snapshot_len = len;
         journal::rewrap_history(&self.files.vfs, &self.files.path, &self.files.codec)?;
         Ok(true)
+    }
+
+    fn take_notes(&mut self) -> Notes {
+        std::mem::take(&mut self.files.notes)
+    }
+
+    fn seq(&self) -> u64 {
+        self.journal.seq()
+    }
+
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        self.journal.files()
     }
 
     fn sync_handle(&self) -> Result<Option<Box<dyn VfsFile>>> {

@@ -31,6 +31,7 @@ use crate::file::atomic::{parent_dir, remove_leftovers, sync_dir, write_atomic};
 use crate::file::vfs::Vfs;
 use crate::format::{Codec, Extras};
 use crate::history::KeepHistory;
+use crate::notify::{Notes, Origin};
 use crate::options::{Engine, Mode, OpenOptions};
 use crate::report::{Recovery, RecoveryEvent};
 use crate::schema::Persisted;
@@ -50,6 +51,11 @@ pub(crate) struct Files {
     pub(crate) snapshot_len: u64,
     /// `.recover(true)`: damage found while catching up is set aside.
     pub(crate) recover: bool,
+    /// What catching up changed, for subscribers (`Backend::take_notes`).
+    pub(crate) notes: Notes,
+    /// Where a reloaded file came from: another process (shared mode,
+    /// read-only) or a person (exclusive mode).
+    pub(crate) outside: Origin,
 }
 
 impl Files {
@@ -60,6 +66,8 @@ impl Files {
             extras: &mut self.extras,
             snapshot_len: &mut self.snapshot_len,
             recover: self.recover,
+            notes: &mut self.notes,
+            outside: self.outside,
         }
     }
 
@@ -252,6 +260,11 @@ pub(crate) fn open<T: Persisted>(
         extras,
         snapshot_len: snapshot_len as u64,
         recover: options.recover,
+        notes: Notes::default(),
+        outside: match options.shared {
+            true => Origin::OtherProcess,
+            false => Origin::FileEdit,
+        },
     };
     let backend: Box<dyn super::backend::Backend<T>> = match engine {
         Opening::Journal(journal) => Box::new(JournalFiles::new(

@@ -23,6 +23,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::vfs::Vfs;
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
+use crate::notify::{replace_noting, Notes, Origin};
 use crate::options::OpenOptions;
 use crate::report::Recovery;
 use crate::schema::Persisted;
@@ -88,6 +89,8 @@ pub(crate) fn open_read_only<T: Persisted>(
         extras,
         snapshot_len,
         recover: options.recover,
+        notes: Notes::default(),
+        outside: Origin::OtherProcess,
     };
     Ok(Opened {
         backend: Box::new(ReadOnlyFiles {
@@ -144,7 +147,14 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
                     self.files.codec.clone(),
                 )? {
                     self.followed = Followed::Journal(Box::new(journal));
-                    *state.write() = next;
+                    replace_noting(
+                        state,
+                        next,
+                        &mut self.files.notes,
+                        Origin::OtherProcess,
+                        &self.files.codec,
+                        &self.files.path,
+                    );
                     self.files.extras = extras;
                     self.files.snapshot_len = len;
                     return Ok(true);
@@ -170,6 +180,24 @@ impl<T: Persisted> Backend<T> for ReadOnlyFiles {
 
     fn rekey(&mut self, _state: &RwLock<T>, _key: &Key) -> Result<Replaced, Failure> {
         Err(Failure::clean(self.refused()))
+    }
+
+    fn take_notes(&mut self) -> Notes {
+        std::mem::take(&mut self.files.notes)
+    }
+
+    fn seq(&self) -> u64 {
+        match &self.followed {
+            Followed::Journal(journal) => journal.seq(),
+            Followed::Snapshot(_) => 0,
+        }
+    }
+
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        vec![
+            self.files.path.clone(),
+            crate::engine::journal::journal_path(&self.files.path),
+        ]
     }
 
     fn history(&mut self) -> Result<Vec<Commit>> {

@@ -18,6 +18,7 @@ use crate::engine::snapshot::SnapshotEngine;
 use crate::engine::Failure;
 use crate::error::{Error, Result};
 use crate::history::{Commit, KeepHistory};
+use crate::notify::Notes;
 use crate::schema::Persisted;
 
 pub(crate) struct SnapshotFiles {
@@ -116,6 +117,14 @@ impl<T: Persisted> Backend<T> for SnapshotFiles {
     }
 
     /// Keeps no records: an empty history.
+    fn take_notes(&mut self) -> Notes {
+        std::mem::take(&mut self.files.notes)
+    }
+
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        vec![self.files.path.clone()]
+    }
+
     fn history(&mut self) -> Result<Vec<Commit>> {
         self.files
             .with_history(KeepHistory::None, 1, |history, _, _| Ok(history.commits()))

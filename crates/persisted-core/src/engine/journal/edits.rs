@@ -143,6 +143,24 @@ pub fn made_after_save(time_ms: Option<u64>, saved_ns: i128) -> bool {
     time_ms.is_some_and(|ms| i128::from(ms) > saved_ms + TICK_MS)
 }
 
+/// The fields a commit record lists (all of them when it lists none, as
+/// a sealed record does), by index in `T`.
+pub(crate) fn frame_fields<T: Persisted>(frame: &Frame, bytes: &[u8]) -> Vec<usize> {
+    let listed = frame
+        .fields
+        .map(|(start, end)| &bytes[start..end])
+        .filter(|list| *list != b"*");
+    let Some(list) = listed else {
+        return (0..T::__FIELDS.len()).collect();
+    };
+    list.split(|&b| b == b',')
+        .filter_map(|entry| {
+            let name = std::str::from_utf8(entry.get(1..).unwrap_or_default()).unwrap_or("");
+            field_index(T::__FIELDS, name)
+        })
+        .collect()
+}
+
 /// What each field held in the snapshot the journal applies to (its
 /// base), for the fields the journal's records change: the fingerprint of
 /// the field's encoding, taken before the first record changed it.

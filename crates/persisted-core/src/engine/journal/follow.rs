@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use super::edits::frame_fields;
 use super::edits::FieldsOf;
 use super::frame::{decode_frame, decode_header, encode_intent, Frame, Kind, VERSION};
 use super::recovery::{damage_error, opened, pairing, replay, scan_from, superseded, Pairing};
@@ -34,6 +35,7 @@ use crate::file::atomic::{parent_dir, remove_leftovers, side_file, sync_dir, wri
 use crate::file::vfs::{read_with_id, FileId, Vfs, VfsFile};
 use crate::format::{Codec, Extras};
 use crate::history::KeepHistory;
+use crate::notify::{replace_noting, Notes, Origin};
 use crate::options::Durability;
 use crate::report::RecoveryEvent;
 use crate::schema::Persisted;
@@ -51,6 +53,10 @@ pub(crate) struct View<'a, T> {
     /// `.recover(true)`: damage followed by valid records is set aside
     /// instead of being an error.
     pub(crate) recover: bool,
+    /// What catching up changed, for subscribers.
+    pub(crate) notes: &'a mut Notes,
+    /// Where a reloaded file came from (another process, a person).
+    pub(crate) outside: Origin,
 }
 
 /// A snapshot read through one descriptor, with the identity of exactly
@@ -134,7 +140,7 @@ impl Journal {
         view: &mut View<'_, T>,
         locked: bool,
     ) -> Result<bool, Failure> {
-        let mut changed = self.read_appended(view.state, locked, view.recover)?;
+        let mut changed = self.read_appended(view.state, locked, view.recover, view.notes)?;
         if let Some(sealed) = self.sealed {
             let ours = self.file.id().context("fstat", &self.path)?;
             let now = self.vfs.stat(&self.path).context("stat", &self.path)?;
@@ -158,6 +164,7 @@ impl Journal {
         state: &RwLock<T>,
         locked: bool,
         recover: bool,
+        notes: &mut Notes,
     ) -> Result<bool> {
         let now = self.file.id().context("fstat", &self.path)?;
         if now.len <= self.len {
@@ -192,6 +199,7 @@ impl Journal {
                     &bytes,
                 );
                 self.apply(&bytes, frame, &mut *state)?;
+                notes.note(Origin::OtherProcess, frame_fields::<T>(frame, &bytes), 1);
             }
         }
         if let Some(last) = frames.last() {
@@ -268,7 +276,14 @@ impl Journal {
                     let mut journal = journal;
                     journal.history = self.history;
                     *self = journal;
-                    *view.state.write() = state;
+                    replace_noting(
+                        view.state,
+                        state,
+                        view.notes,
+                        Origin::OtherProcess,
+                        &self.codec,
+                        &self.snapshot_path,
+                    );
                     *view.extras = extras;
                     *view.snapshot_len = len;
                     return Ok(true);
@@ -519,7 +534,14 @@ impl Journal {
             },
             kept.display()
         );
-        *view.state.write() = state;
+        replace_noting(
+            view.state,
+            state,
+            view.notes,
+            Origin::FileEdit,
+            &self.codec,
+            &self.snapshot_path,
+        );
         *view.extras = extras;
         Ok(true)
     }

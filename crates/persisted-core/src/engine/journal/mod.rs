@@ -246,6 +246,16 @@ impl Journal {
 
     /// A second handle on the journal file, for syncing without the writer
     /// lock (group commit).
+    /// The last sequence number in the journal.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The snapshot and the journal, as a watch looks at them.
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        vec![self.snapshot_path.clone(), self.path.clone()]
+    }
+
     pub(crate) fn sync_handle(&self) -> Result<Box<dyn VfsFile>> {
         self.file
             .try_clone()
