@@ -338,8 +338,10 @@ fn another_process_commits_arrive_as_other_process() {
     store.set_name("parent".into()).unwrap();
     let sub = store.subscribe();
     let mut child = child(&path);
+    // Read to the end: libtest writes after `DONE`.
     let out = BufReader::new(child.stdout.take().unwrap());
-    assert!(out.lines().any(|l| l.unwrap().ends_with("DONE")));
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(lines.iter().any(|l| l.ends_with("DONE")), "{lines:?}");
     assert!(child.wait().unwrap().success());
     let mut seen = Change {
         seq: 0,
