@@ -679,3 +679,33 @@ fn sslmode_require_connects_with_tls_and_verifies_the_certificate() {
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent.pem"), "{err}");
 }
+
+/// `Watch::Auto` on PostgreSQL: another client's commits reach a
+/// subscriber as `Remote`.
+#[test]
+fn another_clients_commits_arrive_as_remote() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let watching = Store::<Board>::options()
+        .watch(persisted_state::Watch::Auto)
+        .open_postgres(&server.url(), "watched")
+        .unwrap();
+    let sub = watching.subscribe();
+    let other = open(&server, "watched");
+    other.set_counter(5).unwrap();
+    other.push_items("x".into()).unwrap();
+    let mut commits = 0;
+    let mut fields = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while commits < 2 && Instant::now() < deadline {
+        if let Some(change) = sub.wait_timeout(Duration::from_millis(200)).unwrap() {
+            assert_eq!(change.origins, [persisted_state::Origin::Remote]);
+            commits += change.commits;
+            fields.extend(change.fields);
+        }
+    }
+    assert_eq!(commits, 2);
+    assert!(fields.contains(&"counter".to_string()) && fields.contains(&"items".to_string()));
+    assert_eq!(watching.get().counter, 5);
+}

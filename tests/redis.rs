@@ -747,3 +747,36 @@ fn a_released_lease_wakes_its_waiter_at_once() {
         "{rounds} hand-offs took {waited:?}: waiters are not woken"
     );
 }
+
+/// `Watch::Auto` on Redis: another client's commits reach a subscriber
+/// as `Remote` (polled every 100 ms), this handle's own as `ThisProcess`.
+#[test]
+fn another_clients_commits_arrive_as_remote() {
+    let Some(server) = RedisServer::start(Aof::Everysec) else {
+        return;
+    };
+    let watching = Store::<Board>::options()
+        .watch(persisted_state::Watch::Auto)
+        .open_redis(&server.url(), "watched")
+        .unwrap();
+    let sub = watching.subscribe();
+    let other = open(&server, "watched");
+    other.set_counter(5).unwrap();
+    other.push_items("x".into()).unwrap();
+    let mut commits = 0;
+    let mut fields = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while commits < 2 && Instant::now() < deadline {
+        if let Some(change) = sub.wait_timeout(Duration::from_millis(200)).unwrap() {
+            assert_eq!(change.origins, [persisted_state::Origin::Remote]);
+            commits += change.commits;
+            fields.extend(change.fields);
+        }
+    }
+    assert_eq!(commits, 2);
+    assert!(fields.contains(&"counter".to_string()) && fields.contains(&"items".to_string()));
+    assert_eq!(watching.get().counter, 5);
+    watching.set_counter(6).unwrap();
+    let own = sub.wait_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!(own.origins, [persisted_state::Origin::ThisProcess]);
+}
