@@ -9,7 +9,7 @@
 //! instance for the whole process: Linux allows 128 per user, so one per
 //! store would fail at the 129th. Events are matched to stores by file
 //! name; a burst of them (an editor's save is several) is folded into one
-//! check after [`SETTLE`]. A slow poll covers what events miss (an
+//! check after [`SETTLE`] (a journal's appends at once). A slow poll covers what events miss (an
 //! overflowing queue, network file systems), and stores on a server are
 //! polled only.
 
@@ -23,8 +23,14 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::Error;
 
-/// Events for a store are acted on this long after the first of a burst.
+/// An event on a store's snapshot is acted on this long after the first
+/// of a burst: an editor's save is several events, and a file written in
+/// place is briefly cut.
 pub(crate) const SETTLE: Duration = Duration::from_millis(30);
+
+/// An event on its journal (another process appended) at once: a record
+/// still being written is read again when complete.
+const SETTLE_JOURNAL: Duration = Duration::from_millis(1);
 
 /// What a watched store does when looked at.
 pub(crate) trait Watched: Send + Sync {
@@ -42,8 +48,8 @@ struct Entry {
     target: Arc<dyn Watched>,
     every: Duration,
     next_poll: Instant,
-    /// The first event of a burst not acted on yet.
-    dirty_since: Option<Instant>,
+    /// When the events not acted on yet are due (the earliest).
+    due_at: Option<Instant>,
     /// The last failure told (a failure is told once, until it changes).
     told: Option<String>,
 }
@@ -145,7 +151,7 @@ pub(crate) fn watch_store(
             target,
             every,
             next_poll: Instant::now() + every,
-            dirty_since: None,
+            due_at: None,
             told: None,
         },
     );
@@ -215,17 +221,25 @@ fn on_event(event: notify::Result<notify::Event>) {
                     continue;
                 };
                 for entry in registry.entries.values_mut() {
-                    if entry.dir.as_deref() == Some(dir) && entry.names.iter().any(|n| n == name) {
-                        entry.dirty_since.get_or_insert(now);
-                        marked = true;
+                    if entry.dir.as_deref() != Some(dir) {
+                        continue;
                     }
+                    // The first name is the snapshot's, the rest journals.
+                    let settle = match entry.names.iter().position(|n| n == name) {
+                        Some(0) => SETTLE,
+                        Some(_) => SETTLE_JOURNAL,
+                        None => continue,
+                    };
+                    let at = now + settle;
+                    entry.due_at = Some(entry.due_at.map_or(at, |due| due.min(at)));
+                    marked = true;
                 }
             }
         }
         // Events were lost (a queue overflow): look at every store.
         Err(_) => {
             for entry in registry.entries.values_mut() {
-                entry.dirty_since.get_or_insert(now);
+                entry.due_at.get_or_insert(now + SETTLE);
                 marked = true;
             }
         }
@@ -247,13 +261,12 @@ fn run(shared: &'static Arc<Shared>) {
                 let mut next: Option<Instant> = None;
                 let mut due = Vec::new();
                 for (&id, entry) in registry.entries.iter_mut() {
-                    let settled = entry.dirty_since.map(|since| since + SETTLE);
-                    let at = match settled {
-                        Some(settled) => settled.min(entry.next_poll),
+                    let at = match entry.due_at {
+                        Some(due) => due.min(entry.next_poll),
                         None => entry.next_poll,
                     };
                     if at <= now {
-                        entry.dirty_since = None;
+                        entry.due_at = None;
                         entry.next_poll = now + entry.every;
                         due.push((id, Arc::clone(&entry.target)));
                     } else {

@@ -227,8 +227,14 @@ impl<T: Persisted> Backend<T> for JournalFiles {
         self.journal.seq()
     }
 
+    /// The snapshot; in shared mode also the journal others append to
+    /// (alone, this process's own appends would only wake the watch).
     fn watched_files(&self) -> Vec<std::path::PathBuf> {
-        self.journal.files()
+        let mut files = self.journal.files();
+        if !self.locks.is_shared() {
+            files.truncate(1);
+        }
+        files
     }
 
     fn sync_handle(&self) -> Result<Option<Box<dyn VfsFile>>> {
