@@ -44,9 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         false => std::env::current_dir()?,
     };
     let path = dir.join("hot_reload.yaml");
-    let store = Store::<Config>::options()
-        .watch(Watch::Auto)
-        .open(&path)?;
+    let store = Store::<Config>::options().watch(Watch::Auto).open(&path)?;
     store.compact()?; // the file shows the whole config from the start
     println!("watching {} (level {})", path.display(), store.level());
 
