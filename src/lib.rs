@@ -3,7 +3,7 @@
 //! # The on-disk format
 //!
 //! [`file_format`] specifies the journal and snapshot files byte by byte.
-
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -579,7 +579,7 @@ fn the_log_is_trimmed_to_keep_history_at_each_commit_and_at_open() {
     assert_eq!(last.history().unwrap().last().unwrap().seq, 251);
 }
 
-/// The README's PostgreSQL example, as it is there but for the server's
+/// The example of docs/postgres.md, as it is there but for the server's
 /// URL, and its `psql` queries.
 #[test]
 fn the_readme_example_and_queries_run() {

@@ -594,7 +594,7 @@ fn passwords_never_appear_in_errors() {
     assert!(text.contains("127.0.0.1"), "{text}");
 }
 
-/// The README's Redis example, as it is there but for the server's URL.
+/// The example of docs/redis.md, as it is there but for the server's URL.
 #[test]
 fn the_readme_example_runs() {
     let Some(server) = RedisServer::start(Aof::Always) else {

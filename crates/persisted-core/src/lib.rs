@@ -8,11 +8,14 @@
 //!   the files (`engine/file/`: the journal engine, `engine/journal/`,
 //!   whose `FORMAT.md` is the on-disk format published as [`file_format`];
 //!   the whole-file snapshot engine; exclusive, shared between processes,
-//!   or read-only) or a Redis server (`remote/`).
+//!   or read-only), a Redis server (`remote/`) or a PostgreSQL database
+//!   (`postgres/`).
+//! * Change notifications (`notify/`): subscribers, callbacks and the
+//!   process's file watcher.
 //! * A write is a mutation (`mutation.rs`) recorded as changes
 //!   (`change.rs`) and encoded by a codec (`format/`).
 //! * `file/` holds the atomic-replace protocol and the advisory lock.
-
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

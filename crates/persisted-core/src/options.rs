@@ -409,8 +409,9 @@ impl<T: Persisted> OpenOptions<T> {
     /// (`redis://[:password@]host:port/db`; feature `redis`): every process
     /// on every host that opens the same URL and key shares it, with the
     /// guarantees of [`shared`](OpenOptions::shared) mode. A missing store
-    /// starts from `T::default()`. See the README's "Beyond one machine:
-    /// Redis" for the layout, durability and failures.
+    /// starts from `T::default()`. See
+    /// [the Redis page](https://github.com/persisted-rs/persisted/blob/main/docs/redis.md)
+    /// for the layout, durability and failures.
     ///
     /// ```no_run
     /// use persisted_state::{Durability, Persisted, Store};
@@ -445,8 +446,9 @@ impl<T: Persisted> OpenOptions<T> {
     /// every process on every host that opens the same URL and key shares
     /// it, with the guarantees of [`shared`](OpenOptions::shared) mode. The
     /// tables are made on first open; a missing store starts from
-    /// `T::default()`. See the README's "PostgreSQL" section for the layout
-    /// and how to query it with `psql`.
+    /// `T::default()`. See
+    /// [the PostgreSQL page](https://github.com/persisted-rs/persisted/blob/main/docs/postgres.md)
+    /// for the layout and how to query it with `psql`.
     ///
     /// [`durability`](OpenOptions::durability): every session commits with
     /// `synchronous_commit = on`; `Durability::Sync` also checks that the
