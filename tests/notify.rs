@@ -481,3 +481,33 @@ fn two_hundred_watched_stores_in_one_process() {
     let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     file.flush().unwrap();
 }
+
+#[test]
+fn the_snapshot_engine_tells_its_commits_and_a_persons_saves_apart() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let store = Store::<Config>::options()
+        .engine(persisted_state::Engine::Snapshot)
+        .watch(Watch::Auto)
+        .open(&path)
+        .unwrap();
+    let sub = store.subscribe();
+    store.set_port(1).unwrap();
+    store.push_tags("a".into()).unwrap();
+    let own = sub.wait_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(
+        (own.origins.as_slice(), own.commits),
+        (&[Origin::ThisProcess][..], 2)
+    );
+    assert_eq!(own.fields, ["port", "tags"]);
+    // Its own rewrites of the file are not edits.
+    assert_eq!(sub.wait_timeout(QUIET).unwrap(), None);
+    save(&path, &text_with_port(&path, 9), Save::RenameOver);
+    let edit = sub.wait_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(edit.origins, [Origin::FileEdit]);
+    assert_eq!(
+        (edit.fields.as_slice(), store.port()),
+        (&["port".to_string()][..], 9)
+    );
+}

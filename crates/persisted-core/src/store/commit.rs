@@ -209,16 +209,17 @@ impl<T: Persisted> Store<T> {
         }
         if writer.backend.caps().whole_state {
             let mut next = self.inner.state.read().clone();
-            writer.notes.note_changes(Origin::ThisProcess, &m);
+            let mut notes = Notes::default();
+            notes.note_changes(Origin::ThisProcess, &m);
             let (out, _) = m.apply(&mut next, None);
             let committed = writer
                 .backend
                 .commit(&self.inner.state, Proposal::Whole(&next));
             if let Err(failure) = committed {
-                writer.notes.clear();
                 return Err(writer.fail(failure));
             }
             *self.inner.state.write() = next;
+            writer.notes.absorb(notes);
             return Ok(out);
         }
         let committed = writer
