@@ -709,3 +709,164 @@ fn another_clients_commits_arrive_as_remote() {
     assert!(fields.contains(&"counter".to_string()) && fields.contains(&"items".to_string()));
     assert_eq!(watching.get().counter, 5);
 }
+
+/// An encrypted store in PostgreSQL: field names readable, every value
+/// sealed.
+#[cfg(feature = "encryption")]
+mod encrypted {
+    use persisted_state::Key;
+
+    use super::*;
+
+    fn key() -> Key {
+        Key::from_bytes([0x42; 32])
+    }
+
+    fn open_with(
+        server: &PostgresServer,
+        name: &str,
+        key: Key,
+    ) -> persisted_state::Result<Store<Board>> {
+        Store::<Board>::options()
+            .encryption(key)
+            .keep_history(KeepHistory::Forever)
+            .open_postgres(&server.url(), name)
+    }
+
+    /// Every row of every table, as `psql` prints it.
+    fn dump(server: &PostgresServer) -> String {
+        [
+            "SELECT key, version, state::text, kinds::text, coalesce(envelope, '') FROM \
+             persisted_state ORDER BY key",
+            "SELECT * FROM persisted_item ORDER BY key, field, pos",
+            "SELECT * FROM persisted_entry ORDER BY key, field, k",
+            "SELECT key, seq, record FROM persisted_log ORDER BY key, seq",
+        ]
+        .iter()
+        .map(|sql| server.psql(sql))
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    #[test]
+    fn every_kind_of_commit_round_trips_and_no_value_reaches_the_database_in_plain_text() {
+        let Some(server) = PostgresServer::start() else {
+            return;
+        };
+        let store = open_with(&server, "vault", key()).unwrap();
+        let mut model = Board::default();
+        for n in 0..10u64 {
+            store.set_counter(n).unwrap();
+            store.push_items(format!("MARKER-{n}")).unwrap();
+            store.push_front_queue(n).unwrap();
+            store.insert_tags(format!("MARKER-t{}", n % 3)).unwrap();
+            store
+                .insert_scores(format!("MARKER-s{}", n % 4), n)
+                .unwrap();
+            store
+                .update(|b| b.note = Some(format!("MARKER-note {n}")))
+                .unwrap();
+            model.counter = n;
+            model.items.push(format!("MARKER-{n}"));
+            model.queue.push_front(n);
+            model.tags.insert(format!("MARKER-t{}", n % 3));
+            model.scores.insert(format!("MARKER-s{}", n % 4), n);
+            model.note = Some(format!("MARKER-note {n}"));
+            if n % 3 == 2 {
+                assert_eq!(store.pop_items().unwrap(), model.items.pop());
+                store
+                    .set_limits(Some(BTreeMap::from([("MARKER-l".into(), n)])))
+                    .unwrap();
+                model.limits = Some(BTreeMap::from([("MARKER-l".into(), n)]));
+            }
+            assert_eq!(store.get(), model, "round {n}");
+        }
+        assert_eq!(open_with(&server, "vault", key()).unwrap().get(), model);
+        let last = store.history().unwrap().last().unwrap().seq;
+        assert_eq!(store.state_at(last).unwrap(), model);
+        let everything = dump(&server);
+        assert!(!everything.contains("MARKER"), "{everything}");
+        // Names stay readable in SQL; collections are one sealed value.
+        let names = server.psql(
+            "SELECT string_agg(k, ',' ORDER BY k) FROM persisted_state, jsonb_object_keys(state) k \
+             WHERE key = 'vault'",
+        );
+        assert_eq!(names, "counter,items,limits,note,queue,scores,tags");
+        assert_eq!(server.psql("SELECT count(*) FROM persisted_item"), "0");
+    }
+
+    #[test]
+    fn a_wrong_or_missing_key_is_named_and_changes_nothing() {
+        let Some(server) = PostgresServer::start() else {
+            return;
+        };
+        open_with(&server, "vault", key())
+            .unwrap()
+            .set_counter(5)
+            .unwrap();
+        open(&server, "plain").set_counter(1).unwrap();
+        let before = dump(&server);
+        let err = open_with(&server, "vault", Key::from_bytes([1; 32])).unwrap_err();
+        assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+        let err = Store::<Board>::open_postgres(&server.url(), "vault").unwrap_err();
+        assert!(matches!(err, Error::Encrypted { .. }), "{err:?}");
+        let err = open_with(&server, "plain", key()).unwrap_err();
+        assert!(matches!(err, Error::NotEncrypted { .. }), "{err:?}");
+        assert_eq!(dump(&server), before);
+    }
+
+    #[test]
+    fn rekey_retires_the_old_key_and_a_value_moved_to_another_field_is_refused() {
+        let Some(server) = PostgresServer::start() else {
+            return;
+        };
+        let store = open_with(&server, "vault", key()).unwrap();
+        store.set_counter(3).unwrap();
+        store.set_note(Some("n".into())).unwrap();
+        let new = Key::passphrase("correct horse battery staple").unwrap();
+        store.rekey(new.clone()).unwrap();
+        store.push_items("after".into()).unwrap();
+        drop(store);
+        let err = open_with(&server, "vault", key()).unwrap_err();
+        assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+        let reopened = open_with(&server, "vault", new.clone()).unwrap();
+        assert_eq!(
+            (reopened.counter(), reopened.items()),
+            (3, vec!["after".to_string()])
+        );
+        drop(reopened);
+        server.psql(
+            "UPDATE persisted_state SET state = jsonb_set(state, '{note}', state->'counter') \
+             WHERE key = 'vault'",
+        );
+        let err = open_with(&server, "vault", new).unwrap_err();
+        assert!(matches!(err, Error::Decrypt { .. }), "{err:?}");
+        assert!(err.to_string().contains("field `note`"), "{err}");
+    }
+
+    #[test]
+    fn two_handles_share_an_encrypted_store_exactly() {
+        let Some(server) = PostgresServer::start() else {
+            return;
+        };
+        let handles = [
+            open_with(&server, "count", key()).unwrap(),
+            open_with(&server, "count", key()).unwrap(),
+        ];
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let store = &handles[t % 2];
+                scope.spawn(move || {
+                    for i in 0..30 {
+                        store.update(|s| s.counter += 1).unwrap();
+                        store.push_items(format!("{t}-{i}")).unwrap();
+                    }
+                });
+            }
+        });
+        for store in &handles {
+            store.refresh().unwrap();
+            assert_eq!((store.counter(), store.items().len()), (120, 120));
+        }
+    }
+}

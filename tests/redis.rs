@@ -780,3 +780,160 @@ fn another_clients_commits_arrive_as_remote() {
     let own = sub.wait_timeout(Duration::from_secs(5)).unwrap().unwrap();
     assert_eq!(own.origins, [persisted_state::Origin::ThisProcess]);
 }
+
+/// An encrypted store on Redis: field names readable, every value sealed.
+#[cfg(feature = "encryption")]
+mod encrypted {
+    use persisted_state::Key;
+
+    use super::*;
+
+    fn key() -> Key {
+        Key::from_bytes([0x42; 32])
+    }
+
+    fn open_with(
+        server: &RedisServer,
+        name: &str,
+        key: Key,
+    ) -> persisted_state::Result<Store<Board>> {
+        Store::<Board>::options()
+            .encryption(key)
+            .keep_history(KeepHistory::Forever)
+            .open_redis(&server.url(), name)
+    }
+
+    /// Everything the server holds, as `redis-cli` prints it.
+    fn dump(server: &RedisServer) -> String {
+        let mut keys: Vec<String> = server
+            .cli(&["KEYS", "*"])
+            .lines()
+            .map(String::from)
+            .collect();
+        keys.sort();
+        let mut out = String::new();
+        for key in keys {
+            let contents = match server.cli(&["TYPE", &key]).as_str() {
+                "hash" => server.cli(&["HGETALL", &key]),
+                "list" => server.cli(&["LRANGE", &key, "0", "-1"]),
+                "stream" => server.cli(&["XRANGE", &key, "-", "+"]),
+                "string" => server.cli(&["GET", &key]),
+                other => format!("({other})"),
+            };
+            out.push_str(&format!("{key}:\n{contents}\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn every_kind_of_commit_round_trips_and_no_value_reaches_the_server_in_plain_text() {
+        let Some(server) = RedisServer::start(Aof::Everysec) else {
+            return;
+        };
+        let store = open_with(&server, "vault", key()).unwrap();
+        let mut model = Board::default();
+        for n in 0..8 {
+            every_kind(&store, &mut model, n);
+            assert_eq!(store.get(), model, "round {n}");
+        }
+        store.set_note(Some("MARKER-note".into())).unwrap();
+        store.push_items("MARKER-item".into()).unwrap();
+        store.insert_scores("MARKER-key".into(), 7).unwrap();
+        model.note = Some("MARKER-note".into());
+        model.items.push("MARKER-item".into());
+        model.scores.insert("MARKER-key".into(), 7);
+        // A second handle (a fresh load) and the log (history) agree.
+        assert_eq!(open_with(&server, "vault", key()).unwrap().get(), model);
+        let last = store.history().unwrap().last().unwrap().seq;
+        assert_eq!(store.state_at(last).unwrap(), model);
+        let everything = dump(&server);
+        assert!(!everything.contains("MARKER"), "{everything}");
+        assert!(!everything.contains("note "), "{everything}");
+        // Names stay readable; collections travel as one sealed value.
+        let state = server.cli(&["HKEYS", "{vault}:state"]);
+        for field in ["counter", "items", "queue", "scores", "note"] {
+            assert!(state.lines().any(|l| l == field), "{state}");
+        }
+        assert_eq!(server.cli(&["KEYS", "{vault}:c:*"]), "");
+    }
+
+    #[test]
+    fn a_wrong_or_missing_key_is_named_and_changes_nothing() {
+        let Some(server) = RedisServer::start(Aof::Everysec) else {
+            return;
+        };
+        let store = open_with(&server, "vault", key()).unwrap();
+        store.set_counter(5).unwrap();
+        drop(store);
+        Store::<Board>::open_redis(&server.url(), "plain").unwrap();
+        let before = dump(&server);
+        let err = open_with(&server, "vault", Key::from_bytes([1; 32])).unwrap_err();
+        assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+        let err = Store::<Board>::open_redis(&server.url(), "vault").unwrap_err();
+        assert!(matches!(err, Error::Encrypted { .. }), "{err:?}");
+        let err = open_with(&server, "plain", key()).unwrap_err();
+        assert!(matches!(err, Error::NotEncrypted { .. }), "{err:?}");
+        let err = Store::<Board>::options()
+            .encryption(key())
+            .encrypt_existing(true)
+            .open_redis(&server.url(), "plain")
+            .unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+        assert_eq!(dump(&server), before);
+    }
+
+    #[test]
+    fn rekey_retires_the_old_key_and_a_value_moved_to_another_field_is_refused() {
+        let Some(server) = RedisServer::start(Aof::Everysec) else {
+            return;
+        };
+        let store = open_with(&server, "vault", key()).unwrap();
+        store.set_a(-3).unwrap();
+        store.set_b(4).unwrap();
+        let new = Key::from_bytes([7; 32]);
+        store.rekey(new.clone()).unwrap();
+        store.set_counter(1).unwrap();
+        drop(store);
+        let err = open_with(&server, "vault", key()).unwrap_err();
+        assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+        let reopened = open_with(&server, "vault", new.clone()).unwrap();
+        assert_eq!((reopened.a(), reopened.b(), reopened.counter()), (-3, 4, 1));
+        drop(reopened);
+        // Field `a`'s sealed value copied into `b`: it does not open there.
+        let a = server.cli(&["HGET", "{vault}:state", "a"]);
+        server.cli(&["HSET", "{vault}:state", "b", &a]);
+        let err = open_with(&server, "vault", new).unwrap_err();
+        assert!(matches!(err, Error::Decrypt { .. }), "{err:?}");
+        assert!(err.to_string().contains("field `b`"), "{err}");
+    }
+
+    #[test]
+    fn two_handles_share_an_encrypted_store_exactly() {
+        let Some(server) = RedisServer::start(Aof::Everysec) else {
+            return;
+        };
+        let handles = [
+            open_with(&server, "count", key()).unwrap(),
+            open_with(&server, "count", key()).unwrap(),
+        ];
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let store = &handles[t % 2];
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        store.update(|s| s.counter += 1).unwrap();
+                        store.push_items(format!("{t}-{i}")).unwrap();
+                    }
+                });
+            }
+        });
+        // Each handle caught up through the sealed log entries.
+        for store in &handles {
+            store.refresh().unwrap();
+            assert_eq!((store.counter(), store.items().len()), (200, 200));
+        }
+        let end = open_with(&server, "count", key()).unwrap().get();
+        let unique: BTreeSet<&String> = end.items.iter().collect();
+        assert_eq!((end.counter, unique.len()), (200, 200));
+    }
+}

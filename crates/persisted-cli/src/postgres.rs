@@ -1,21 +1,27 @@
 //! A store kept in PostgreSQL (`postgres://user@host/db#key`): `show`,
 //! `log` and `verify` read its tables in one read-only snapshot, as they
 //! read a file store's snapshot and journal. They take no lock and write
-//! nothing.
+//! nothing. An encrypted store's values are opened with the key from
+//! `PERSISTED_KEY` or `--key-file`, as a file store's are.
 
+use std::cell::OnceCell;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use persisted_state_core::__tool::{self, Unlocked};
 use persisted_state_core::Format;
 use postgres::{Client, IsolationLevel, Transaction};
 use serde_json::{Map, Value};
 
 use crate::commands::{log_line, parse_time, print, Outcome, Report};
-use crate::{dynamic, replay};
+use crate::{dynamic, replay, sealed};
 
 /// A store named by `postgres://...#key`.
 pub struct Remote {
     url: String,
     key: String,
+    /// An encrypted store's data key, once unlocked (`None`: plain).
+    unlocked: OnceCell<Option<Unlocked>>,
 }
 
 impl Remote {
@@ -30,6 +36,7 @@ impl Remote {
             Some((url, key)) if !key.is_empty() => Ok(Remote {
                 url: url.to_string(),
                 key: key.to_string(),
+                unlocked: OnceCell::new(),
             }),
             _ => Err(format!(
                 "`{}` names no store: add its key after `#`, e.g. postgres://user@host/db#settings",
@@ -79,6 +86,50 @@ impl Remote {
         }
     }
 
+    /// An encrypted store's data key, unlocked with the command's key the
+    /// first time; `None` for a plain store.
+    fn unlocked(&self, tx: &mut Transaction<'_>) -> Result<Option<&Unlocked>, String> {
+        if let Some(unlocked) = self.unlocked.get() {
+            return Ok(unlocked.as_ref());
+        }
+        // Read through `to_jsonb` so that tables made before the column
+        // existed read as a plain store.
+        let envelope: Option<String> = tx
+            .query_opt(
+                "SELECT to_jsonb(s)->>'envelope' FROM persisted_state s WHERE key = $1",
+                &[&self.key],
+            )
+            .map_err(|e| self.sql_error(e))?
+            .and_then(|row| row.get(0));
+        let unlocked = match envelope {
+            Some(envelope) => {
+                let name = PathBuf::from(self.name());
+                let key = sealed::key(&name)?;
+                Some(__tool::unlock_server(&key, &name, &envelope).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        Ok(self.unlocked.get_or_init(|| unlocked).as_ref())
+    }
+
+    /// `value` of field `name` opened with `unlocked`, or an error naming
+    /// where it was read.
+    fn open(
+        &self,
+        unlocked: &Unlocked,
+        place: &str,
+        name: &str,
+        value: &Value,
+    ) -> Result<Value, String> {
+        unlocked.open_value(name, value).ok_or_else(|| {
+            format!(
+                "`{}`: {place} field `{name}` does not authenticate (written with another key, \
+                 moved, or tampered with)",
+                self.name()
+            )
+        })
+    }
+
     /// The current state and what does not fit the layout.
     fn current(&self, tx: &mut Transaction<'_>) -> Result<(u64, Value, Vec<String>), String> {
         use persisted_state_core::__tool::postgres::{Tables, LOAD};
@@ -110,9 +161,14 @@ impl Remote {
             lists: row.get(3),
             maps: row.get(4),
         };
-        let assembled = tables
+        let mut assembled = tables
             .assemble()
             .map_err(|(column, e)| format!("`{}`: {column} is not JSON: {e}", self.name()))?;
+        if let Some(unlocked) = self.unlocked(tx)? {
+            for (name, value) in assembled.object.iter_mut() {
+                *value = self.open(unlocked, "persisted_state.state", name, value)?;
+            }
+        }
         Ok((
             assembled.version,
             Value::Object(assembled.object),
@@ -128,14 +184,27 @@ impl Remote {
                 &[&self.key],
             )
             .map_err(|e| self.sql_error(e))?;
-        Ok(rows
+        let mut entries: Vec<Entry> = rows
             .iter()
             .map(|r| Entry {
                 seq: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
                 time_ms: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
                 record: r.get(2),
             })
-            .collect())
+            .collect();
+        if let Some(unlocked) = self.unlocked(tx)? {
+            for entry in &mut entries {
+                let place = format!("persisted_log entry {}", entry.seq);
+                let mut opened = Map::new();
+                for (key, value) in entry.changes()? {
+                    let name = key.split_once(' ').map_or(key.as_str(), |(_, f)| f);
+                    let plain = self.open(unlocked, &place, name, &value)?;
+                    opened.insert(key, plain);
+                }
+                entry.record = Value::Object(opened).to_string();
+            }
+        }
+        Ok(entries)
     }
 }
 

@@ -21,7 +21,8 @@ pub fn set_key_file(path: Option<PathBuf>) {
     let _ = KEY_FILE.set(path);
 }
 
-fn key(store: &Path) -> Result<Key, String> {
+/// The key the command was given, for the store at `store`.
+pub fn key(store: &Path) -> Result<Key, String> {
     match KEY_FILE.get().cloned().flatten() {
         Some(path) => Key::from_file(&path).map_err(|e| e.to_string()),
         None if std::env::var_os(KEY_VAR).is_some() => {

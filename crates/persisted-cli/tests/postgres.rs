@@ -199,3 +199,57 @@ fn show_reads_over_tls_when_the_url_asks_for_it() {
     assert_eq!(code, 1);
     assert!(err.contains("certificate"), "{err}");
 }
+
+#[test]
+fn an_encrypted_store_is_shown_with_its_key_and_refused_without() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let key = persisted_state::Key::from_bytes([5; 32]);
+    let store = Store::<State>::options()
+        .encryption(key)
+        .open_postgres(&url, "vault")
+        .unwrap();
+    store.push_processed("secret-item".into()).unwrap();
+    store.insert_settings("secret-key".into(), 9).unwrap();
+    store.set_last_id(3).unwrap();
+    let state = store.get();
+    let target = format!("{url}#vault");
+    let with_key = |args: &[&str], key: &str| {
+        let out = Command::cargo_bin("persisted")
+            .unwrap()
+            .env("PERSISTED_KEY", key)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    };
+    let right = "BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU="; // 32 bytes of 5
+    let (code, out, err) = with_key(&["show", &target], right);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<State>(&out).unwrap(), state);
+    let (code, out, err) = with_key(&["show", "--at", "3", &target], right);
+    assert_eq!(code, 0, "{err}");
+    let at_three: State = serde_json::from_str(&out).unwrap();
+    assert_eq!(at_three.settings.get("secret-key"), Some(&9));
+    assert_eq!(at_three.last_id, 0);
+    let (code, out, err) = with_key(&["verify", &target], right);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = with_key(&["log", &target], right);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().contains("set last_id"), "{out}");
+
+    let (code, _, err) = run(&["show", &target]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is encrypted: give its key"), "{err}");
+    let other = "BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY="; // 32 bytes of 6
+    let (code, _, err) = with_key(&["show", &target], other);
+    assert_eq!(code, 1);
+    assert!(err.contains("encrypted with another key"), "{err}");
+}

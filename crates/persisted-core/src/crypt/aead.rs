@@ -361,4 +361,28 @@ impl Crypt {
     pub(crate) fn open_record(&self, aad: RecordAad<'_>, sealed: &[u8]) -> Option<Vec<u8>> {
         self.open(&Crypt::record_aad(aad), sealed)
     }
+
+    /// `plain` (a field's value) sealed for the field `name` of a server
+    /// store: a nonce, the ciphertext and its tag, bound to the store and
+    /// the field's name.
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn seal_value(&self, name: &str, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(NONCE + plain.len() + TAG);
+        self.seal(&Crypt::value_aad(name), plain, &mut out);
+        out
+    }
+
+    /// The plaintext of a value sealed for field `name`; `None` when it
+    /// does not authenticate.
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn open_value(&self, name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.open(&Crypt::value_aad(name), sealed)
+    }
+
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    fn value_aad(name: &str) -> Vec<u8> {
+        let mut tail = b"value:".to_vec();
+        tail.extend_from_slice(name.as_bytes());
+        tail
+    }
 }

@@ -123,6 +123,21 @@ impl Crypt {
         let _ = path;
         match *self {}
     }
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub(crate) fn same_store(&self, _file: &[u8]) -> bool {
+        match *self {}
+    }
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub(crate) fn seal_value(&self, _name: &str, _plain: &[u8]) -> Vec<u8> {
+        match *self {}
+    }
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub(crate) fn open_value(&self, _name: &str, _sealed: &[u8]) -> Option<Vec<u8>> {
+        match *self {}
+    }
 }
 
 /// Opening with a key in a build without the `encryption` feature.

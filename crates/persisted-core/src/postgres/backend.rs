@@ -52,13 +52,11 @@ pub(crate) fn open_store<T: Persisted>(
     if options.read_only {
         return Err(refuse("`read_only`"));
     }
-    if options.key.is_some() {
-        return Err(Error::Unsupported {
-            path: target.clone(),
-            reason: "encryption is not built for PostgreSQL stores yet: their values would \
-                     be stored in plain text"
-                .into(),
-        });
+    if options.encrypt_existing {
+        return Err(refuse(
+            "`encrypt_existing` (its log holds the plain values: copy the state into an \
+             encrypted store under a new key)",
+        ));
     }
     let (backend, state) = PgBackend::open(
         Connect {
@@ -68,6 +66,7 @@ pub(crate) fn open_store<T: Persisted>(
             lock_timeout: options.lock_timeout,
             durability: options.durability,
             keep: options.keep_history,
+            encryption: options.key.as_ref(),
         },
         T::default(),
     )?;
@@ -146,10 +145,11 @@ impl<T: Persisted> Backend<T> for PgBackend {
         }
     }
 
-    fn rekey(&mut self, _state: &RwLock<T>, _key: &Key) -> Result<Replaced, Failure> {
-        Err(Failure::clean(Error::NotEncrypted {
-            path: self.target().to_path_buf(),
-        }))
+    /// Wraps the data key with `key` and keeps the new envelope in the
+    /// store's row: the old key no longer opens the store. The values
+    /// stay as they are (the data key is the same).
+    fn rekey(&mut self, _state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure> {
+        Ok(PgBackend::rekey(self, key).map(|()| false)?)
     }
 
     fn history(&mut self) -> Result<Vec<Commit>> {

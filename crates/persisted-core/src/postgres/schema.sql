@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS persisted_state (
     kinds jsonb NOT NULL DEFAULT '{}'
 );
 
+-- An encrypted store's envelope (base64): its data key, wrapped by the
+-- caller's key. The values of its fields are then sealed strings.
+ALTER TABLE persisted_state ADD COLUMN IF NOT EXISTS envelope text;
+
 CREATE TABLE IF NOT EXISTS persisted_item (
     key text NOT NULL,
     field text NOT NULL,

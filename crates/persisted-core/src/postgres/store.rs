@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use super::connection::{is_connection_error, literal, Connection};
 use super::tables::{Tables, LOAD};
 use crate::change::Changes;
+use crate::crypt::{Crypt, Key};
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
@@ -20,8 +21,9 @@ use crate::notify::{replace_noting, Notes, Origin};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    decode, encode, note_kinds, now_ms, record_field_indices, record_fields, redact, replay_log,
-    replay_log_as_of, unique_id, AllFields, Kind, ServerOp,
+    check_same, decode, encode, envelope_text, note_kinds, now_ms, open_object, open_record,
+    record_field_indices, record_fields, redact, replay_log, replay_log_as_of, unique_id, unlock,
+    AllFields, Kind, SealedChanges, ServerOp,
 };
 
 /// The log is trimmed to about this many entries unless history asks for
@@ -42,6 +44,8 @@ pub(crate) struct Connect<'a> {
     pub(crate) lock_timeout: Duration,
     pub(crate) durability: Durability,
     pub(crate) keep: KeepHistory,
+    /// The key to open an encrypted store with (or make a new one).
+    pub(crate) encryption: Option<&'a Key>,
 }
 
 /// What a commit attempt came to.
@@ -70,6 +74,9 @@ pub(crate) struct PgBackend {
     pub(crate) locked: bool,
     /// Other clients' commits caught up with, for subscribers.
     pub(crate) notes: Notes,
+    /// An encrypted store's data key: each field's value is sealed
+    /// (`server/seal.rs`).
+    crypt: Option<Crypt>,
 }
 
 impl PgBackend {
@@ -114,6 +121,7 @@ impl PgBackend {
             )?,
             locked: false,
             notes: Notes::default(),
+            crypt: None,
         };
         backend.conn.with_retry("create the tables of", |session| {
             let mut tx = session.client().transaction()?;
@@ -139,10 +147,20 @@ impl PgBackend {
             )
         })?;
         loop {
-            if let Some(state) = backend.load::<T>()? {
+            if let Some(state) = backend.load::<T>(connect.encryption)? {
                 return Ok((backend, state));
             }
-            // A new store: its first commit sets every field.
+            // A new store: its first commit sets every field, sealed when
+            // a key was given (the envelope of a new data key is kept
+            // first; should another client's come first, it is loaded).
+            if backend.crypt.is_none() {
+                if let Some(crypt) = unlock(&backend.target, None, connect.encryption, false)? {
+                    if !backend.claim_envelope(&crypt)? {
+                        continue;
+                    }
+                    backend.crypt = Some(crypt);
+                }
+            }
             let all = AllFields(&initial, T::__FIELDS.len());
             if let Sent::Committed = backend.commit(T::__FIELDS, &all, &initial, true)? {
                 return Ok((backend, initial));
@@ -170,20 +188,25 @@ impl PgBackend {
     /// Reads the whole store in one statement (one consistent snapshot):
     /// the version, the plain fields and every native collection. `None`
     /// for a store whose first commit has not been made.
-    pub(crate) fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
-        let key = self.key.clone();
+    /// `key`: what to unlock an encrypted store with when this handle has
+    /// not yet (at open).
+    pub(crate) fn load<T: Persisted>(&mut self, key: Option<&Key>) -> Result<Option<T>> {
+        let name = self.key.clone();
         let row = self.conn.with_retry("load", move |session| {
-            session.query_opt(LOAD, &[&key]).map(|row| {
-                row.map(|r| Tables {
-                    version: r.get(0),
-                    state: r.get(1),
-                    kinds: r.get(2),
-                    lists: r.get(3),
-                    maps: r.get(4),
+            session.query_opt(LOAD, &[&name]).map(|row| {
+                row.map(|r| {
+                    let tables = Tables {
+                        version: r.get(0),
+                        state: r.get(1),
+                        kinds: r.get(2),
+                        lists: r.get(3),
+                        maps: r.get(4),
+                    };
+                    (tables, r.get::<_, Option<String>>(5))
                 })
             })
         })?;
-        let Some(tables) = row else {
+        let Some((tables, stored)) = row else {
             return Err(self
                 .conn
                 .error("load", "the store was deleted from the database"));
@@ -199,10 +222,61 @@ impl PgBackend {
         }
         self.kinds = assembled.kinds;
         self.version = assembled.version;
+        match &self.crypt {
+            Some(crypt) => check_same(&self.target, crypt, stored.as_deref())?,
+            // A new store nobody has claimed for a key yet.
+            None if stored.is_none() && self.version == 0 => {}
+            None => self.crypt = unlock(&self.target, stored.as_deref(), key, true)?,
+        }
         if self.version == 0 {
             return Ok(None);
         }
-        decode::<T>(&self.target, "persisted_state.state", assembled.object).map(Some)
+        let place = "persisted_state.state";
+        let mut object = assembled.object;
+        if let Some(crypt) = &self.crypt {
+            if !self.kinds.is_empty() {
+                return Err(self.conn.error(
+                    "load",
+                    "an encrypted store has rows in persisted_item or persisted_entry \
+                     (written in plain text by another client?)",
+                ));
+            }
+            open_object::<T>(crypt, &self.target, place, &mut object)?;
+        }
+        decode::<T>(&self.target, place, object).map(Some)
+    }
+
+    /// Keeps the envelope of a new store's data key in its row, unless
+    /// another client claimed the store first (`false`: load it again).
+    fn claim_envelope(&mut self, crypt: &Crypt) -> Result<bool> {
+        let (key, envelope) = (self.key.clone(), envelope_text(crypt));
+        let claimed = self.conn.with_retry("create", move |session| {
+            session.query(
+                "UPDATE persisted_state SET envelope = $2 \
+                 WHERE key = $1 AND version = 0 AND envelope IS NULL RETURNING 1",
+                &[&key, &envelope],
+            )
+        })?;
+        Ok(claimed.len() == 1)
+    }
+
+    /// Wraps the data key with `key` and keeps the envelope in the row.
+    pub(crate) fn rekey(&mut self, key: &Key) -> Result<()> {
+        let Some(crypt) = &self.crypt else {
+            return Err(Error::NotEncrypted {
+                path: self.target.clone(),
+            });
+        };
+        crypt.rewrap(key, &self.target)?;
+        let (name, envelope) = (self.key.clone(), envelope_text(crypt));
+        self.conn.with_retry("rekey", move |session| {
+            session
+                .query(
+                    "UPDATE persisted_state SET envelope = $2 WHERE key = $1",
+                    &[&name, &envelope],
+                )
+                .map(drop)
+        })
     }
 
     /// How much of the log a commit keeps: entries, and entries since.
@@ -228,8 +302,14 @@ impl PgBackend {
         state: &T,
         applied: bool,
     ) -> Result<Sent> {
-        let (ops, record, kinds) =
-            encode(&self.target, &self.kinds, fields, changes, state, applied)?;
+        let (ops, record, kinds) = match &self.crypt {
+            Some(crypt) => {
+                let sealed =
+                    SealedChanges::of(crypt, &self.target, fields, changes, state, applied)?;
+                encode(&self.target, &self.kinds, fields, &sealed, state, true)?
+            }
+            None => encode(&self.target, &self.kinds, fields, changes, state, applied)?,
+        };
         let Split { set, unkind, ops } = Split::of(&ops);
         let cid = unique_id();
         let expected = i64::try_from(self.version).unwrap_or(i64::MAX);
@@ -347,7 +427,7 @@ impl PgBackend {
             let entries = self.log_after(self.version, LOG_PAGE)?;
             if entries.first().map(|(seq, _, _)| *seq) != Some(self.version + 1) {
                 // Trimmed away: read everything again.
-                let Some(loaded) = self.load::<T>()? else {
+                let Some(loaded) = self.load::<T>(None)? else {
                     return Err(self.conn.error("read", "the store was emptied"));
                 };
                 replace_noting(
@@ -362,8 +442,9 @@ impl PgBackend {
             }
             let mut state = state.write();
             for (seq, _, record) in entries {
+                let plain = self.open_record(seq, &record)?;
                 self.codec
-                    .replay_payload(record.as_bytes(), &mut *state)
+                    .replay_payload(plain.as_bytes(), &mut *state)
                     .map_err(|e| Error::Parse {
                         path: self.target.clone(),
                         line: 0,
@@ -482,6 +563,7 @@ impl PgBackend {
             after = last;
             for (seq, time, record) in entries {
                 let fields = record_fields(&record);
+                let record = self.open_record(seq, &record)?.into_owned();
                 out.push((Commit::new(seq, time, fields), record));
             }
         }
@@ -500,6 +582,18 @@ impl PgBackend {
 
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    /// A log record ready to replay: an encrypted store's with its values
+    /// opened.
+    fn open_record<'r>(&self, seq: u64, record: &'r str) -> Result<std::borrow::Cow<'r, str>> {
+        match &self.crypt {
+            Some(crypt) => {
+                let place = format!("persisted_log entry of version {seq}");
+                open_record(crypt, &self.target, &place, record).map(std::borrow::Cow::Owned)
+            }
+            None => Ok(std::borrow::Cow::Borrowed(record)),
+        }
     }
 
     pub(crate) fn target(&self) -> &Path {

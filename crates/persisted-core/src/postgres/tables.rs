@@ -11,14 +11,16 @@ use crate::server::Kind;
 
 /// One store's row and its collections, each as JSON text, in one
 /// statement: version, state, kinds, lists (field -> elements in `pos`
-/// order), maps (field -> entries). `$1` is the store's key.
+/// order), maps (field -> entries), and an encrypted store's envelope
+/// (`NULL` for a plain store). `$1` is the store's key.
 pub const LOAD: &str = "SELECT s.version, s.state::text, s.kinds::text,
     coalesce((SELECT jsonb_object_agg(field, items) FROM
         (SELECT field, jsonb_agg(value ORDER BY pos) AS items
          FROM persisted_item WHERE key = $1 GROUP BY field) l), '{}')::text,
     coalesce((SELECT jsonb_object_agg(field, entries) FROM
         (SELECT field, jsonb_object_agg(k, value) AS entries
-         FROM persisted_entry WHERE key = $1 GROUP BY field) m), '{}')::text
+         FROM persisted_entry WHERE key = $1 GROUP BY field) m), '{}')::text,
+    s.envelope
  FROM persisted_state s WHERE s.key = $1";
 
 /// The columns [`LOAD`] returns.

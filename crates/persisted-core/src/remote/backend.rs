@@ -72,13 +72,11 @@ fn open<T: Persisted>(
     if options.read_only {
         return Err(refuse("`read_only`"));
     }
-    if options.key.is_some() {
-        return Err(Error::Unsupported {
-            path: target.clone(),
-            reason: "encryption is not built for Redis stores yet: their values would be \
-                     stored in plain text"
-                .into(),
-        });
+    if options.encrypt_existing {
+        return Err(refuse(
+            "`encrypt_existing` (its log holds the plain values: copy the state into an \
+             encrypted store under a new key)",
+        ));
     }
     let (backend, state) = RedisBackend::open(
         Connect {
@@ -88,6 +86,7 @@ fn open<T: Persisted>(
             lock_timeout: options.lock_timeout,
             durability: options.durability,
             keep: options.keep_history,
+            encryption: options.key.as_ref(),
         },
         initial.unwrap_or_default(),
     )?;
@@ -181,11 +180,11 @@ impl<T: Persisted> Backend<T> for RedisBackend {
         }
     }
 
-    fn rekey(&mut self, _state: &RwLock<T>, _key: &Key) -> Result<Replaced, Failure> {
-        Err(Failure::clean(Error::Unsupported {
-            path: self.target.clone(),
-            reason: "Redis stores are not encrypted by this version".into(),
-        }))
+    /// Wraps the data key with `key` and keeps the new envelope on the
+    /// server: the old key no longer opens the store. The values stay as
+    /// they are (the data key is the same).
+    fn rekey(&mut self, _state: &RwLock<T>, key: &Key) -> Result<Replaced, Failure> {
+        Ok(RedisBackend::rekey(self, key).map(|()| false)?)
     }
 
     fn history(&mut self) -> Result<Vec<Commit>> {

@@ -64,8 +64,17 @@ impl RedisBackend {
             if entry.v != self.version + 1 {
                 return Ok(false);
             }
+            let opened;
+            let rec = match &self.crypt {
+                Some(crypt) => {
+                    let place = format!("log entry {} (version {})", entry.id, entry.v);
+                    opened = open_record(crypt, &self.target, &place, &entry.rec)?;
+                    &opened
+                }
+                None => &entry.rec,
+            };
             self.codec
-                .replay_payload(entry.rec.as_bytes(), &mut *state)
+                .replay_payload(rec.as_bytes(), &mut *state)
                 .map_err(|e| Error::Parse {
                     path: self.target.clone(),
                     line: 0,
@@ -85,7 +94,7 @@ impl RedisBackend {
     }
 
     pub(super) fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {
-        match self.load::<T>()? {
+        match self.load::<T>(None)? {
             Some(loaded) => {
                 replace_noting(
                     state,

@@ -32,6 +32,8 @@ for n = 1, tonumber(ARGV[10]) do
   local key = p .. ':c:' .. f
   if code == 'J' then
     redis.call('HSET', KEYS[2], f, ARGV[a])
+  elseif code == 'E' then
+    redis.call('HSET', KEYS[1], 'enc', ARGV[a])
   elseif code == 'JN' then
     redis.call('DEL', key)
     redis.call('HDEL', KEYS[1], 'kind:' .. f)

@@ -15,7 +15,14 @@ impl RedisBackend {
             from = format!("({}", last.id);
             for entry in entries {
                 let fields = record_fields(&entry.rec);
-                out.push((Commit::new(entry.v, entry.ts, fields), entry.rec));
+                let rec = match &self.crypt {
+                    Some(crypt) => {
+                        let place = format!("log entry {} (version {})", entry.id, entry.v);
+                        open_record(crypt, &self.target, &place, &entry.rec)?
+                    }
+                    None => entry.rec,
+                };
+                out.push((Commit::new(entry.v, entry.ts, fields), rec));
             }
         }
         Ok(out)

@@ -49,6 +49,7 @@ use redis::{
 use serde_json::Value as Json;
 
 use crate::change::Changes;
+use crate::crypt::{Crypt, Key};
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::{Commit, KeepHistory};
@@ -56,8 +57,9 @@ use crate::notify::Notes;
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    decode, encode, note_kinds, now_ms, record_fields, redact, replay_log, replay_log_as_of,
-    unique_id, AllFields, Kind,
+    check_same, decode, encode, envelope_text, note_kinds, now_ms, open_object, open_record,
+    record_fields, redact, replay_log, replay_log_as_of, unique_id, unlock, AllFields, Kind,
+    SealedChanges, ServerOp,
 };
 
 /// What a commit attempt came to.
@@ -117,6 +119,9 @@ pub(crate) struct RedisBackend {
     codec: Codec,
     /// Other clients' commits caught up with, for subscribers.
     pub(crate) notes: Notes,
+    /// An encrypted store's data key: each field's value is sealed
+    /// (`server/seal.rs`).
+    crypt: Option<Crypt>,
 }
 
 /// The names of a store's keys, made once (every commit sends them).
@@ -151,6 +156,8 @@ pub(crate) struct Connect<'a> {
     pub(crate) lock_timeout: Duration,
     pub(crate) durability: Durability,
     pub(crate) keep: KeepHistory,
+    /// The key to open an encrypted store with (or make a new one).
+    pub(crate) encryption: Option<&'a Key>,
 }
 
 impl RedisBackend {
@@ -197,22 +204,28 @@ impl RedisBackend {
             keep: connect.keep,
             codec: Codec::new(Format::Json, Path::new(connect.key))?,
             notes: Notes::default(),
+            crypt: None,
         };
         if connect.durability == Durability::Sync {
             backend.check_sync()?;
         }
-        if let Some(state) = backend.load::<T>()? {
+        if let Some(state) = backend.load::<T>(connect.encryption)? {
             return Ok((backend, state));
         }
-        // A new store: its first commit sets every field.
+        // A new store: its first commit sets every field (and keeps the
+        // envelope of a new data key, when encrypted).
+        backend.crypt = unlock(&backend.target, None, connect.encryption, false)?;
         let all = AllFields(&initial, T::__FIELDS.len());
         match backend.commit(T::__FIELDS, &all, &initial, false, false)? {
             Outcome::Committed => Ok((backend, initial)),
             // Another process created it first: load theirs.
-            Outcome::Behind | Outcome::Leased => match backend.load::<T>()? {
-                Some(state) => Ok((backend, state)),
-                None => Err(backend.error("open", "the store vanished while it was created")),
-            },
+            Outcome::Behind | Outcome::Leased => {
+                backend.crypt = None;
+                match backend.load::<T>(connect.encryption)? {
+                    Some(state) => Ok((backend, state)),
+                    None => Err(backend.error("open", "the store vanished while it was created")),
+                }
+            }
         }
     }
 

@@ -6,7 +6,9 @@ use super::*;
 
 impl RedisBackend {
     /// Reads the whole store atomically; `None` when it does not exist.
-    pub(super) fn load<T: Persisted>(&mut self) -> Result<Option<T>> {
+    /// `key`: what to unlock an encrypted store with when this handle has
+    /// not yet (at open).
+    pub(super) fn load<T: Persisted>(&mut self, key: Option<&Key>) -> Result<Option<T>> {
         let mut call = evalsha(
             &scripts()[0],
             &[&self.keys.meta, &self.keys.state, &self.keys.log],
@@ -36,6 +38,14 @@ impl RedisBackend {
                     format!("layout {layout} was written by a newer release"),
                 ));
             }
+        }
+        let stored = meta
+            .iter()
+            .find(|(k, _)| k == "enc")
+            .map(|(_, v)| v.as_str());
+        match &self.crypt {
+            Some(crypt) => check_same(&self.target, crypt, stored)?,
+            None => self.crypt = unlock(&self.target, stored, key, true)?,
         }
         self.last_id = as_string(last).unwrap_or_else(|| "0-0".into());
         self.kinds.clear();
@@ -80,7 +90,18 @@ impl RedisBackend {
                 object.insert(field, value);
             }
         }
-        let state = decode::<T>(&self.target, &format!("key `{}`", self.keys.state), object)?;
+        let place = format!("key `{}`", self.keys.state);
+        if let Some(crypt) = &self.crypt {
+            if !self.kinds.is_empty() {
+                return Err(self.error(
+                    "load",
+                    "an encrypted store holds a native collection (written in plain text by \
+                     another client?)",
+                ));
+            }
+            open_object::<T>(crypt, &self.target, &place, &mut object)?;
+        }
+        let state = decode::<T>(&self.target, &place, object)?;
         Ok(Some(state))
     }
 
@@ -90,6 +111,25 @@ impl RedisBackend {
             line: e.line(),
             column: e.column(),
             message: format!("key `{key}` field `{field}`: {e}"),
+        })
+    }
+
+    /// Wraps the data key with `key` and keeps the envelope on the server.
+    pub(super) fn rekey(&mut self, key: &Key) -> Result<()> {
+        let Some(crypt) = &self.crypt else {
+            return Err(Error::NotEncrypted {
+                path: self.target.clone(),
+            });
+        };
+        crypt.rewrap(key, &self.target)?;
+        let envelope = envelope_text(crypt);
+        let meta = self.keys.meta.clone();
+        self.with_retry("rekey", |conn, _| {
+            redis::cmd("HSET")
+                .arg(&meta)
+                .arg("enc")
+                .arg(&envelope)
+                .query::<()>(conn)
         })
     }
 }

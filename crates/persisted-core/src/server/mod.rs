@@ -4,6 +4,12 @@
 //! operations on them and as the record the log keeps (a JSON object like a
 //! journal record); reading the fields back into the struct.
 
+mod seal;
+
+pub(crate) use self::seal::{
+    check_same, envelope_text, open_object, open_record, open_value, unlock, SealedChanges,
+};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -206,6 +206,29 @@ impl Unlocked {
         self.crypt.seal_snapshot(plain, &mut out);
         out
     }
+
+    /// The plain value of field `name` of a server store, read as `value`
+    /// (a sealed value); `None` when it does not open.
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub fn open_value(&self, name: &str, value: &serde_json::Value) -> Option<serde_json::Value> {
+        crate::server::open_value(&self.crypt, Path::new(""), "", name, value).ok()
+    }
+}
+
+/// Unlocks a server store's envelope (`envelope`, base64, as the server
+/// keeps it; `store` names the store in errors) with `key`.
+///
+/// # Errors
+///
+/// [`Error::WrongKey`], or [`Error::Corrupt`] for a damaged envelope.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub fn unlock_server(key: &crate::Key, store: &Path, envelope: &str) -> Result<Unlocked> {
+    match crate::server::unlock(store, Some(envelope), Some(key), true)? {
+        Some(crypt) => Ok(Unlocked {
+            crypt: std::sync::Arc::new(crypt),
+        }),
+        None => Err(crate::crypt::damaged(store)),
+    }
 }
 
 /// The store's lifetime lock, held exclusively as a program holds it.
