@@ -132,22 +132,26 @@ impl PgBackend {
             backend.check_fsync()?;
         }
         let key = backend.key.clone();
-        let (keep, keep_after) = backend.trim();
         backend.conn.with_retry("create", move |session| {
             session.query(
                 "INSERT INTO persisted_state (key) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&key],
-            )?;
-            // The whole log trimmed to this handle's keep (commits trim
-            // only what falls out with them).
-            session.query(
-                "SELECT persisted_trim($1, version, $2, $3, true) FROM persisted_state \
-                 WHERE key = $1",
-                &[&key, &keep, &keep_after],
             )
         })?;
         loop {
             if let Some(state) = backend.load::<T>(connect.encryption)? {
+                // Opened (the key, if any, unlocked it): the whole log
+                // trimmed to this handle's keep (commits trim only what
+                // falls out with them).
+                let key = backend.key.clone();
+                let (keep, keep_after) = backend.trim();
+                backend.conn.with_retry("trim the log of", move |session| {
+                    session.query(
+                        "SELECT persisted_trim($1, version, $2, $3, true) FROM persisted_state \
+                         WHERE key = $1",
+                        &[&key, &keep, &keep_after],
+                    )
+                })?;
                 return Ok((backend, state));
             }
             // A new store: its first commit sets every field, sealed when
