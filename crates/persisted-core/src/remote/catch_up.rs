@@ -1,6 +1,8 @@
 //! The log `{P}:log` (a stream): catching up with other clients' commits
 //! from it, or reloading when it no longer reaches back.
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::notify::{replace_noting, Origin};
 use crate::server::record_field_indices;
@@ -64,15 +66,7 @@ impl RedisBackend {
             if entry.v != self.version + 1 {
                 return Ok(false);
             }
-            let opened;
-            let rec = match &self.crypt {
-                Some(crypt) => {
-                    let place = format!("log entry {} (version {})", entry.id, entry.v);
-                    opened = open_record(crypt, &self.target, &place, &entry.rec)?;
-                    &opened
-                }
-                None => &entry.rec,
-            };
+            let rec = self.open_record(entry)?;
             self.codec
                 .replay_payload(rec.as_bytes(), &mut *state)
                 .map_err(|e| Error::Parse {
@@ -91,6 +85,18 @@ impl RedisBackend {
             self.last_id = entry.id.clone();
         }
         Ok(true)
+    }
+
+    /// A log entry's record ready to replay: an encrypted store's with its
+    /// values opened.
+    pub(super) fn open_record<'e>(&self, entry: &'e LogEntry) -> Result<Cow<'e, str>> {
+        match &self.crypt {
+            Some(crypt) => {
+                let place = format!("log entry {} (version {})", entry.id, entry.v);
+                open_record(crypt, &self.target, &place, &entry.rec).map(Cow::Owned)
+            }
+            None => Ok(Cow::Borrowed(&entry.rec)),
+        }
     }
 
     pub(super) fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {

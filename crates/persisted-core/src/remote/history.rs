@@ -15,13 +15,7 @@ impl RedisBackend {
             from = format!("({}", last.id);
             for entry in entries {
                 let fields = record_fields(&entry.rec);
-                let rec = match &self.crypt {
-                    Some(crypt) => {
-                        let place = format!("log entry {} (version {})", entry.id, entry.v);
-                        open_record(crypt, &self.target, &place, &entry.rec)?
-                    }
-                    None => entry.rec,
-                };
+                let rec = self.open_record(&entry)?.into_owned();
                 out.push((Commit::new(entry.v, entry.ts, fields), rec));
             }
         }
