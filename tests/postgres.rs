@@ -786,13 +786,14 @@ mod encrypted {
         assert_eq!(store.state_at(last).unwrap(), model);
         let everything = dump(&server);
         assert!(!everything.contains("MARKER"), "{everything}");
-        // Names stay readable in SQL; collections are one sealed value.
+        // Names stay readable in SQL; each field is one sealed value, a
+        // row of its own.
         let names = server.psql(
-            "SELECT string_agg(k, ',' ORDER BY k) FROM persisted_state, jsonb_object_keys(state) k \
-             WHERE key = 'vault'",
+            "SELECT string_agg(field, ',' ORDER BY field) FROM persisted_item WHERE key = 'vault'",
         );
         assert_eq!(names, "counter,items,limits,note,queue,scores,tags");
-        assert_eq!(server.psql("SELECT count(*) FROM persisted_item"), "0");
+        let state = server.psql("SELECT state::text FROM persisted_state WHERE key = 'vault'");
+        assert_eq!(state, "{}");
     }
 
     #[test]
@@ -841,8 +842,8 @@ mod encrypted {
         );
         drop(reopened);
         server.psql(
-            "UPDATE persisted_state SET state = jsonb_set(state, '{note}', state->'counter') \
-             WHERE key = 'vault'",
+            "UPDATE persisted_item SET value = (SELECT value FROM persisted_item \
+             WHERE key = 'vault' AND field = 'counter') WHERE key = 'vault' AND field = 'note'",
         );
         let err = open_with(&server, "vault", new).unwrap_err();
         assert!(matches!(err, Error::Decrypt { .. }), "{err:?}");

@@ -165,6 +165,9 @@ impl Remote {
             .assemble()
             .map_err(|(column, e)| format!("`{}`: {column} is not JSON: {e}", self.name()))?;
         if let Some(unlocked) = self.unlocked(tx)? {
+            assembled
+                .unwrap_sealed_rows()
+                .map_err(|e| format!("`{}`: {e}", self.name()))?;
             for (name, value) in assembled.object.iter_mut() {
                 *value = self.open(unlocked, "persisted_state.state", name, value)?;
             }

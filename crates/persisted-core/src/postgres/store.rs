@@ -236,18 +236,14 @@ impl PgBackend {
             return Ok(None);
         }
         let place = "persisted_state.state";
-        let mut object = assembled.object;
+        let mut assembled = assembled;
         if let Some(crypt) = &self.crypt {
-            if !self.kinds.is_empty() {
-                return Err(self.conn.error(
-                    "load",
-                    "an encrypted store has rows in persisted_item or persisted_entry \
-                     (written in plain text by another client?)",
-                ));
-            }
-            open_object::<T>(crypt, &self.target, place, &mut object)?;
+            assembled
+                .unwrap_sealed_rows()
+                .map_err(|e| self.conn.error("load", e))?;
+            open_object::<T>(crypt, &self.target, place, &mut assembled.object)?;
         }
-        decode::<T>(&self.target, place, object).map(Some)
+        decode::<T>(&self.target, place, assembled.object).map(Some)
     }
 
     /// Keeps the envelope of a new store's data key in its row, unless
@@ -310,7 +306,19 @@ impl PgBackend {
             Some(crypt) => {
                 let sealed =
                     SealedChanges::of(crypt, &self.target, fields, changes, state, applied)?;
-                encode(&self.target, &self.kinds, fields, &sealed, state, true)?
+                let (ops, record, _) = encode(&self.target, &self.kinds, fields, &sealed, state, true)?;
+                // Each sealed value is a row of its own (a one-element
+                // list in persisted_item): a commit rewrites the rows of
+                // the fields it changes, never the whole state.
+                let mut kinds = self.kinds.clone();
+                let ops = ops
+                    .into_iter()
+                    .map(|op| {
+                        kinds.insert(op.field.clone(), Kind::List);
+                        ServerOp::new("L", &op.field, op.args)
+                    })
+                    .collect::<Vec<_>>();
+                (ops, record, kinds)
             }
             None => encode(&self.target, &self.kinds, fields, changes, state, applied)?,
         };

@@ -115,3 +115,30 @@ impl Tables {
         })
     }
 }
+
+impl Assembled {
+    /// An encrypted store's fields as their sealed values: each is kept as
+    /// a one-element list (a row of `persisted_item`), so that a commit
+    /// rewrites only the rows of the fields it changes.
+    ///
+    /// # Errors
+    ///
+    /// A message naming a field kept otherwise (written in plain text by
+    /// another client?).
+    pub fn unwrap_sealed_rows(&mut self) -> Result<(), String> {
+        for (field, kind) in &self.kinds {
+            let value = self.object.get_mut(field);
+            let sealed = match (kind, value) {
+                (Kind::List, Some(Json::Array(rows))) if rows.len() == 1 => rows.remove(0),
+                _ => {
+                    return Err(format!(
+                        "field `{field}` of an encrypted store is not one sealed row of \
+                         persisted_item (written in plain text by another client?)"
+                    ))
+                }
+            };
+            self.object.insert(field.clone(), sealed);
+        }
+        Ok(())
+    }
+}
