@@ -781,6 +781,10 @@ mod encrypted {
             }
             assert_eq!(store.get(), model, "round {n}");
         }
+        // A field far larger than an index row (8 KB) once sealed.
+        let big: Vec<String> = (0..2000).map(|i| format!("MARKER-big-{i:0>40}")).collect();
+        store.set_items(big.clone()).unwrap();
+        model.items = big;
         assert_eq!(open_with(&server, "vault", key()).unwrap().get(), model);
         let last = store.history().unwrap().last().unwrap().seq;
         assert_eq!(store.state_at(last).unwrap(), model);
@@ -789,7 +793,8 @@ mod encrypted {
         // Names stay readable in SQL; each field is one sealed value, a
         // row of its own.
         let names = server.psql(
-            "SELECT string_agg(field, ',' ORDER BY field) FROM persisted_item WHERE key = 'vault'",
+            "SELECT string_agg(field, ',' ORDER BY field) FROM persisted_entry WHERE key = 'vault' \
+             AND k = 'sealed'",
         );
         assert_eq!(names, "counter,items,limits,note,queue,scores,tags");
         let state = server.psql("SELECT state::text FROM persisted_state WHERE key = 'vault'");
@@ -842,7 +847,7 @@ mod encrypted {
         );
         drop(reopened);
         server.psql(
-            "UPDATE persisted_item SET value = (SELECT value FROM persisted_item \
+            "UPDATE persisted_entry SET value = (SELECT value FROM persisted_entry \
              WHERE key = 'vault' AND field = 'counter') WHERE key = 'vault' AND field = 'note'",
         );
         let err = open_with(&server, "vault", new).unwrap_err();
@@ -875,4 +880,27 @@ mod encrypted {
             assert_eq!((store.counter(), store.items().len()), (120, 120));
         }
     }
+}
+
+#[test]
+fn an_element_larger_than_an_index_row_is_stored() {
+    let Some(server) = PostgresServer::start() else {
+        return;
+    };
+    let store = open(&server, "big");
+    // Incompressible text: PostgreSQL compresses values before indexing.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let big: String = (0..20_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect();
+    store.push_items(big.clone()).unwrap();
+    store.insert_tags(big.clone()).unwrap();
+    assert!(!store.insert_tags(big.clone()).unwrap());
+    assert!(store.remove_tags(&big).unwrap());
+    assert_eq!(open(&server, "big").items(), vec![big]);
 }

@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS persisted_item (
     PRIMARY KEY (key, field, pos)
 );
 
-CREATE INDEX IF NOT EXISTS persisted_item_value ON persisted_item (key, field, value);
+-- Set elements are found by value through a digest of it: a B-tree entry
+-- holds at most ~8 KB, and an element may be larger. (The first layout
+-- indexed the value itself, which refused larger elements; dropped.)
+DROP INDEX IF EXISTS persisted_item_value;
+CREATE INDEX IF NOT EXISTS persisted_item_digest
+    ON persisted_item (key, field, md5(value::text));
 
 CREATE TABLE IF NOT EXISTS persisted_entry (
     key text NOT NULL,
@@ -166,7 +171,9 @@ BEGIN
             DELETE FROM persisted_entry WHERE key = p_key AND field = f AND k = a->>0;
         WHEN 'sinsert' THEN
             IF NOT EXISTS (SELECT 1 FROM persisted_item
-                    WHERE key = p_key AND field = f AND value = (a->>0)::jsonb) THEN
+                    WHERE key = p_key AND field = f
+                    AND md5(value::text) = md5((a->>0)::jsonb::text)
+                    AND value = (a->>0)::jsonb) THEN
                 SELECT coalesce(max(pos) + 1, 0) INTO n
                     FROM persisted_item WHERE key = p_key AND field = f;
                 INSERT INTO persisted_item (key, field, pos, value)
@@ -175,7 +182,9 @@ BEGIN
         WHEN 'sremove' THEN
             DELETE FROM persisted_item WHERE key = p_key AND field = f AND pos =
                 (SELECT min(pos) FROM persisted_item
-                    WHERE key = p_key AND field = f AND value = (a->>0)::jsonb);
+                    WHERE key = p_key AND field = f
+                    AND md5(value::text) = md5((a->>0)::jsonb::text)
+                    AND value = (a->>0)::jsonb);
         END CASE;
     END LOOP;
     INSERT INTO persisted_log (key, seq, cid, time_ms, record)

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use serde_json::Value as Json;
 
 use super::connection::{is_connection_error, literal, Connection};
-use super::tables::{Tables, LOAD};
+use super::tables::{Tables, LOAD, SEALED};
 use crate::change::Changes;
 use crate::crypt::{Crypt, Key};
 use crate::error::{Error, Result};
@@ -215,7 +215,7 @@ impl PgBackend {
                 .conn
                 .error("load", "the store was deleted from the database"));
         };
-        let assembled = tables.assemble().map_err(|(what, e)| Error::Parse {
+        let mut assembled = tables.assemble().map_err(|(what, e)| Error::Parse {
             path: self.target.clone(),
             line: e.line(),
             column: e.column(),
@@ -224,7 +224,7 @@ impl PgBackend {
         for problem in &assembled.problems {
             log::warn!("`{}`: {problem}", self.target.display());
         }
-        self.kinds = assembled.kinds;
+        self.kinds = assembled.kinds.clone();
         self.version = assembled.version;
         match &self.crypt {
             Some(crypt) => check_same(&self.target, crypt, stored.as_deref())?,
@@ -236,7 +236,6 @@ impl PgBackend {
             return Ok(None);
         }
         let place = "persisted_state.state";
-        let mut assembled = assembled;
         if let Some(crypt) = &self.crypt {
             assembled
                 .unwrap_sealed_rows()
@@ -306,16 +305,20 @@ impl PgBackend {
             Some(crypt) => {
                 let sealed =
                     SealedChanges::of(crypt, &self.target, fields, changes, state, applied)?;
-                let (ops, record, _) = encode(&self.target, &self.kinds, fields, &sealed, state, true)?;
-                // Each sealed value is a row of its own (a one-element
-                // list in persisted_item): a commit rewrites the rows of
-                // the fields it changes, never the whole state.
+                let (ops, record, _) =
+                    encode(&self.target, &self.kinds, fields, &sealed, state, true)?;
+                // Each sealed value is a row of its own (a one-entry map
+                // in persisted_entry, which has no index on values): a
+                // commit rewrites the rows of the fields it changes, never
+                // the whole state.
                 let mut kinds = self.kinds.clone();
                 let ops = ops
                     .into_iter()
                     .map(|op| {
-                        kinds.insert(op.field.clone(), Kind::List);
-                        ServerOp::new("L", &op.field, op.args)
+                        kinds.insert(op.field.clone(), Kind::Hash);
+                        let mut args = vec![SEALED.to_string()];
+                        args.extend(op.args);
+                        ServerOp::new("H", &op.field, args)
                     })
                     .collect::<Vec<_>>();
                 (ops, record, kinds)
@@ -463,7 +466,10 @@ impl PgBackend {
                         column: e.column,
                         message: format!("log entry of version {seq}: {}", e.message),
                     })?;
-                note_kinds(&mut self.kinds, &record, &*state);
+                // (An encrypted store's fields are always one sealed row.)
+                if self.crypt.is_none() {
+                    note_kinds(&mut self.kinds, &record, &*state);
+                }
                 self.notes
                     .note(Origin::Remote, record_field_indices::<T>(&record), 1);
                 self.version = seq;

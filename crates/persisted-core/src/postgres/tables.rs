@@ -116,10 +116,13 @@ impl Tables {
     }
 }
 
+/// The key of an encrypted store's field's one row in `persisted_entry`.
+pub const SEALED: &str = "sealed";
+
 impl Assembled {
     /// An encrypted store's fields as their sealed values: each is kept as
-    /// a one-element list (a row of `persisted_item`), so that a commit
-    /// rewrites only the rows of the fields it changes.
+    /// a one-entry map (a row of `persisted_entry`, key [`SEALED`]), so
+    /// that a commit rewrites only the rows of the fields it changes.
     ///
     /// # Errors
     ///
@@ -129,11 +132,20 @@ impl Assembled {
         for (field, kind) in &self.kinds {
             let value = self.object.get_mut(field);
             let sealed = match (kind, value) {
-                (Kind::List, Some(Json::Array(rows))) if rows.len() == 1 => rows.remove(0),
+                (Kind::Hash, Some(Json::Object(rows))) if rows.len() == 1 => {
+                    match rows.remove(SEALED) {
+                        Some(sealed) => sealed,
+                        None => {
+                            return Err(format!(
+                                "field `{field}` of an encrypted store has no `{SEALED}` row"
+                            ))
+                        }
+                    }
+                }
                 _ => {
                     return Err(format!(
                         "field `{field}` of an encrypted store is not one sealed row of \
-                         persisted_item (written in plain text by another client?)"
+                         persisted_entry (written in plain text by another client?)"
                     ))
                 }
             };
