@@ -852,7 +852,11 @@ mod encrypted {
         );
         let err = open_with(&server, "vault", new).unwrap_err();
         assert!(matches!(err, Error::Decrypt { .. }), "{err:?}");
-        assert!(err.to_string().contains("field `note`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("field note` does not authenticate"),
+            "{err}"
+        );
     }
 
     #[test]

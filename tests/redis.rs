@@ -904,7 +904,11 @@ mod encrypted {
         server.cli(&["HSET", "{vault}:state", "b", &a]);
         let err = open_with(&server, "vault", new).unwrap_err();
         assert!(matches!(err, Error::Decrypt { .. }), "{err:?}");
-        assert!(err.to_string().contains("field `b`"), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("field b` does not authenticate"),
+            "{message}"
+        );
     }
 
     #[test]

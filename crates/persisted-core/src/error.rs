@@ -235,14 +235,18 @@ pub enum Error {
     /// place or file, or tampered with. Never taken for a torn tail: nothing
     /// was cut away or applied.
     #[error(
-        "`{}` at offset {offset} does not authenticate (written with another key, moved, or \
-         tampered with); nothing was applied or cut away",
-        path.display()
+        "`{}`{} does not authenticate (written with another key, moved, or tampered with); \
+         nothing was applied or cut away",
+        path.display(),
+        at_offset(*offset)
     )]
     Decrypt {
-        /// The file.
+        /// The file; for a Redis or PostgreSQL store, the store and where
+        /// the value was read (`... key `{app}:state` field `token``).
         path: PathBuf,
-        /// Where the part that does not authenticate begins.
+        /// Where the part that does not authenticate begins in the file
+        /// (0 for a value of a Redis or PostgreSQL store: `path` says
+        /// where).
         offset: u64,
     },
 
@@ -314,5 +318,14 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, op: &'static str, path: &Path) -> Result<T> {
         self.map_err(|e| Error::io(op, path, e))
+    }
+}
+
+/// " at offset N" for a place in a file; nothing for a server value
+/// (offset 0: no file part starts there, the envelope does).
+fn at_offset(offset: u64) -> String {
+    match offset {
+        0 => String::new(),
+        n => format!(" at offset {n}"),
     }
 }

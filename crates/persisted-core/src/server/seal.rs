@@ -86,8 +86,9 @@ pub(crate) fn envelope_text(crypt: &Crypt) -> String {
 }
 
 /// Where a value that does not open was read.
+/// (The error quotes the whole path, so the place is given unquoted.)
 fn at(target: &Path, place: &str) -> PathBuf {
-    PathBuf::from(format!("{} {place}", target.display()))
+    PathBuf::from(format!("{}: {}", target.display(), place.replace('`', "")))
 }
 
 /// A commit's changes as each changed field's new value, sealed: what an
@@ -173,7 +174,7 @@ pub(crate) fn open_value(
     value: &Json,
 ) -> Result<Json> {
     let fail = || Error::Decrypt {
-        path: at(target, &format!("{place} field `{name}`")),
+        path: at(target, &format!("{place}, field {name}")),
         offset: 0,
     };
     let Json::String(text) = value else {
