@@ -826,6 +826,35 @@ mod encrypted {
         assert_eq!(dump(&server), before);
     }
 
+    /// A new store is claimed before its first commit, for a key or for
+    /// plain values: a process with a key and one without never both make
+    /// it (rows as another process leaves them between its claim and its
+    /// first commit).
+    #[test]
+    fn a_store_being_made_with_a_key_or_without_is_not_made_the_other_way() {
+        let Some(server) = PostgresServer::start() else {
+            return;
+        };
+        open_with(&server, "made", key()).unwrap();
+        server.psql("INSERT INTO persisted_state (key, envelope) VALUES ('plain-claim', '')");
+        server.psql(
+            "INSERT INTO persisted_state (key, envelope) \
+             SELECT 'key-claim', envelope FROM persisted_state WHERE key = 'made'",
+        );
+        let err = open_with(&server, "plain-claim", key()).unwrap_err();
+        assert!(matches!(err, Error::NotEncrypted { .. }), "{err:?}");
+        let err = Store::<Board>::open_postgres(&server.url(), "key-claim").unwrap_err();
+        assert!(matches!(err, Error::Encrypted { .. }), "{err:?}");
+        // The claimants themselves go on: a plain one, and one with the key.
+        open(&server, "plain-claim").set_counter(1).unwrap();
+        open_with(&server, "key-claim", key())
+            .unwrap()
+            .set_counter(2)
+            .unwrap();
+        assert_eq!(open(&server, "plain-claim").counter(), 1);
+        assert_eq!(open_with(&server, "key-claim", key()).unwrap().counter(), 2);
+    }
+
     #[test]
     fn rekey_retires_the_old_key_and_a_value_moved_to_another_field_is_refused() {
         let Some(server) = PostgresServer::start() else {

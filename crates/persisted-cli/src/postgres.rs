@@ -100,7 +100,9 @@ impl Remote {
                 &[&self.key],
             )
             .map_err(|e| self.sql_error(e))?
-            .and_then(|row| row.get(0));
+            .and_then(|row| row.get::<_, Option<String>>(0))
+            // Empty: claimed for plain values.
+            .filter(|envelope| !envelope.is_empty());
         let unlocked = match envelope {
             Some(envelope) => {
                 let name = PathBuf::from(self.name());

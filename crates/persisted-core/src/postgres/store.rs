@@ -48,6 +48,16 @@ pub(crate) struct Connect<'a> {
     pub(crate) encryption: Option<&'a Key>,
 }
 
+/// What claiming a new store came to.
+enum Claim {
+    /// Claimed by this handle.
+    Made,
+    /// Claimed by another client with this envelope (empty: plain).
+    Taken(String),
+    /// Made by another client already (or gone): load it.
+    Committed,
+}
+
 /// What a commit attempt came to.
 pub(crate) enum Sent {
     /// Applied on the server (memory may now apply it too).
@@ -155,14 +165,24 @@ impl PgBackend {
                 return Ok((backend, state));
             }
             // A new store: its first commit sets every field, sealed when
-            // a key was given (the envelope of a new data key is kept
-            // first; should another client's come first, it is loaded).
+            // a key was given. It is claimed first, with the envelope of a
+            // new data key or, without a key, an empty one: a process with
+            // a key and one without cannot both make it.
             if backend.crypt.is_none() {
-                if let Some(crypt) = unlock(&backend.target, None, connect.encryption, false)? {
-                    if !backend.claim_envelope(&crypt)? {
-                        continue;
+                let crypt = unlock(&backend.target, None, connect.encryption, false)?;
+                let envelope = crypt.as_ref().map_or(String::new(), envelope_text);
+                match backend.claim(&envelope)? {
+                    Claim::Made => backend.crypt = crypt,
+                    // Claimed without a key by another: plain it is.
+                    Claim::Taken(other) if other.is_empty() && crypt.is_some() => {
+                        return Err(Error::NotEncrypted {
+                            path: backend.target.clone(),
+                        })
                     }
-                    backend.crypt = Some(crypt);
+                    Claim::Taken(other) if other.is_empty() => {}
+                    // Claimed for a key by another: load unlocks it with
+                    // this key (or says why not).
+                    Claim::Taken(_) | Claim::Committed => continue,
                 }
             }
             let all = AllFields(&initial, T::__FIELDS.len());
@@ -210,7 +230,7 @@ impl PgBackend {
                 })
             })
         })?;
-        let Some((tables, stored)) = row else {
+        let Some((tables, claimed)) = row else {
             return Err(self
                 .conn
                 .error("load", "the store was deleted from the database"));
@@ -224,6 +244,8 @@ impl PgBackend {
         for problem in &assembled.problems {
             log::warn!("`{}`: {problem}", self.target.display());
         }
+        // An empty envelope claims a store for plain values.
+        let stored = claimed.filter(|envelope| !envelope.is_empty());
         self.kinds = assembled.kinds.clone();
         self.version = assembled.version;
         match &self.crypt {
@@ -245,18 +267,28 @@ impl PgBackend {
         decode::<T>(&self.target, place, assembled.object).map(Some)
     }
 
-    /// Keeps the envelope of a new store's data key in its row, unless
-    /// another client claimed the store first (`false`: load it again).
-    fn claim_envelope(&mut self, crypt: &Crypt) -> Result<bool> {
-        let (key, envelope) = (self.key.clone(), envelope_text(crypt));
-        let claimed = self.conn.with_retry("create", move |session| {
-            session.query(
-                "UPDATE persisted_state SET envelope = $2 \
-                 WHERE key = $1 AND version = 0 AND envelope IS NULL RETURNING 1",
-                &[&key, &envelope],
-            )
-        })?;
-        Ok(claimed.len() == 1)
+    /// Claims a new store for `envelope` (a data key's; empty for a plain
+    /// store) in its row, unless another client claimed or made it first.
+    fn claim(&mut self, envelope: &str) -> Result<Claim> {
+        let (key, envelope) = (self.key.clone(), envelope.to_string());
+        // The outer query sees the row as it was before the update.
+        let (claimed, current, version): (i64, Option<String>, i64) =
+            self.conn.with_retry("create", move |session| {
+                session
+                    .query_one(
+                        "WITH claimed AS (UPDATE persisted_state SET envelope = $2 \
+                         WHERE key = $1 AND version = 0 AND envelope IS NULL RETURNING 1) \
+                         SELECT (SELECT count(*) FROM claimed), envelope, version \
+                         FROM persisted_state WHERE key = $1",
+                        &[&key, &envelope],
+                    )
+                    .map(|row| (row.get(0), row.get(1), row.get(2)))
+            })?;
+        Ok(match (claimed, current) {
+            (1, _) => Claim::Made,
+            (_, Some(other)) if version == 0 => Claim::Taken(other),
+            _ => Claim::Committed,
+        })
     }
 
     /// Wraps the data key with `key` and keeps the envelope in the row.
