@@ -5,16 +5,14 @@ use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
-use super::store::{Connect, PgBackend, Sent};
+use super::store::{PgBackend, Sent};
 use crate::crypt::Key;
-use crate::engine::backend::{Backend, Caps, Intent, Opened, Outcome, Proposal, Replaced};
+use crate::engine::backend::{Backend, Caps, Intent, Outcome, Proposal, Replaced};
 use crate::engine::Failure;
 use crate::error::{Error, Result};
-use crate::format::Codec;
 use crate::history::Commit;
 use crate::notify::Notes;
-use crate::options::{Engine, Format, OpenOptions};
-use crate::report::Recovery;
+use crate::options::OpenOptions;
 use crate::schema::Persisted;
 use crate::store::Store;
 
@@ -38,45 +36,9 @@ pub(crate) fn open_store<T: Persisted>(
     url: &str,
     key: &str,
 ) -> Result<Store<T>> {
-    let target = PgBackend::target_of(url, key);
-    let refuse = |what: &str| Error::Unsupported {
-        path: target.clone(),
-        reason: format!("{what} has no meaning for a PostgreSQL store"),
-    };
-    if options.format.is_some_and(|f| f != Format::Json) {
-        return Err(refuse("a format other than JSON (values are JSON)"));
-    }
-    if options.engine != Engine::Journal {
-        return Err(refuse("`Engine::Snapshot`"));
-    }
-    if options.read_only {
-        return Err(refuse("`read_only`"));
-    }
-    if options.encrypt_existing {
-        return Err(refuse(
-            "`encrypt_existing` (its log holds the plain values: copy the state into an \
-             encrypted store under a new key)",
-        ));
-    }
-    let (backend, state) = PgBackend::open(
-        Connect {
-            url,
-            key,
-            timeout: options.timeout,
-            lock_timeout: options.lock_timeout,
-            durability: options.durability,
-            keep: options.keep_history,
-            encryption: options.key.as_ref(),
-        },
-        T::default(),
-    )?;
-    let opened = Opened {
-        backend: Box::new(backend),
-        state,
-        codec: Codec::new(Format::Json, &target)?,
-        recovery: Recovery::default(),
-    };
-    Store::from_backend(&target, options.mode, options.watch, opened)
+    crate::server::open_store(options, url, key, "PostgreSQL", |connect| {
+        PgBackend::open(connect, T::default())
+    })
 }
 
 impl<T: Persisted> Backend<T> for PgBackend {

@@ -21,9 +21,9 @@ use crate::notify::{replace_noting, Notes, Origin};
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    check_same, decode, encode, envelope_text, note_kinds, now_ms, open_object, open_record,
-    record_field_indices, record_fields, redact, replay_log, replay_log_as_of, unique_id, unlock,
-    AllFields, Kind, SealedChanges, ServerOp,
+    check_same, decode, encode_for, envelope_text, note_kinds, now_ms, open_object, open_record,
+    record_field_indices, record_fields, replay_log, replay_log_as_of, unique_id, unlock,
+    AllFields, Connect, Kind, ServerOp,
 };
 
 /// The log is trimmed to about this many entries unless history asks for
@@ -35,18 +35,6 @@ const LOG_PAGE: i64 = 1000;
 
 const COMMIT: &str =
     "SELECT persisted_commit($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8::text::jsonb, $9, $10)";
-
-/// What opening needs.
-pub(crate) struct Connect<'a> {
-    pub(crate) url: &'a str,
-    pub(crate) key: &'a str,
-    pub(crate) timeout: Duration,
-    pub(crate) lock_timeout: Duration,
-    pub(crate) durability: Durability,
-    pub(crate) keep: KeepHistory,
-    /// The key to open an encrypted store with (or make a new one).
-    pub(crate) encryption: Option<&'a Key>,
-}
 
 /// What claiming a new store came to.
 enum Claim {
@@ -90,15 +78,10 @@ pub(crate) struct PgBackend {
 }
 
 impl PgBackend {
-    /// `postgres://host:port/db key <key>`, without the password.
-    pub(crate) fn target_of(url: &str, key: &str) -> PathBuf {
-        PathBuf::from(format!("{} key {key}", redact(url)))
-    }
-
     /// Connects, makes the tables, checks the durability asked for, and
     /// loads the store (creating it from `initial` when missing).
     pub(crate) fn open<T: Persisted>(connect: Connect<'_>, initial: T) -> Result<(Self, T)> {
-        let target = PgBackend::target_of(connect.url, connect.key);
+        let target = connect.target.clone();
         let ms = |d: Duration| d.as_millis().max(1);
         // A statement may wait for a row lock up to the lock timeout; a
         // session idle inside a transaction (a vanished client holding a
@@ -125,10 +108,7 @@ impl PgBackend {
             version: 0,
             kinds: HashMap::new(),
             keep: connect.keep,
-            codec: Codec::new(
-                Format::Json,
-                &PgBackend::target_of(connect.url, connect.key),
-            )?,
+            codec: Codec::new(Format::Json, &connect.target)?,
             locked: false,
             notes: Notes::default(),
             crypt: None,
@@ -333,30 +313,27 @@ impl PgBackend {
         state: &T,
         applied: bool,
     ) -> Result<Sent> {
-        let (ops, record, kinds) = match &self.crypt {
-            Some(crypt) => {
-                let sealed =
-                    SealedChanges::of(crypt, &self.target, fields, changes, state, applied)?;
-                let (ops, record, _) =
-                    encode(&self.target, &self.kinds, fields, &sealed, state, true)?;
-                // Each sealed value is a row of its own (a one-entry map
-                // in persisted_entry, which has no index on values): a
-                // commit rewrites the rows of the fields it changes, never
-                // the whole state.
-                let mut kinds = self.kinds.clone();
-                let ops = ops
-                    .into_iter()
-                    .map(|op| {
-                        kinds.insert(op.field.clone(), Kind::Hash);
-                        let mut args = vec![SEALED.to_string()];
-                        args.extend(op.args);
-                        ServerOp::new("H", &op.field, args)
-                    })
-                    .collect::<Vec<_>>();
-                (ops, record, kinds)
+        let crypt = self.crypt.as_ref();
+        let (mut ops, record, mut kinds) = encode_for(
+            crypt,
+            &self.target,
+            &self.kinds,
+            fields,
+            changes,
+            state,
+            applied,
+        )?;
+        if crypt.is_some() {
+            // Each sealed value is a row of its own (a one-entry map in
+            // persisted_entry, which has no index on values): a commit
+            // rewrites the rows of the fields it changes, never the whole
+            // state.
+            for op in &mut ops {
+                kinds.insert(op.field.clone(), Kind::Hash);
+                op.code = "H";
+                op.args.insert(0, SEALED.to_string());
             }
-            None => encode(&self.target, &self.kinds, fields, changes, state, applied)?,
-        };
+        }
         let Split { set, unkind, ops } = Split::of(&ops);
         let cid = unique_id();
         let expected = i64::try_from(self.version).unwrap_or(i64::MAX);
@@ -637,13 +614,8 @@ impl PgBackend {
     /// A log record ready to replay: an encrypted store's with its values
     /// opened.
     fn open_record<'r>(&self, seq: u64, record: &'r str) -> Result<std::borrow::Cow<'r, str>> {
-        match &self.crypt {
-            Some(crypt) => {
-                let place = format!("persisted_log entry of version {seq}");
-                open_record(crypt, &self.target, &place, record).map(std::borrow::Cow::Owned)
-            }
-            None => Ok(std::borrow::Cow::Borrowed(record)),
-        }
+        let place = || format!("persisted_log entry of version {seq}");
+        open_record(self.crypt.as_ref(), &self.target, place, record)
     }
 
     pub(crate) fn target(&self) -> &Path {

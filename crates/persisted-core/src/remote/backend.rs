@@ -12,16 +12,14 @@ use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
-use super::{Connect, Outcome as Sent, RedisBackend};
+use super::{Outcome as Sent, RedisBackend};
 use crate::crypt::Key;
-use crate::engine::backend::{Backend, Caps, Intent, Opened, Outcome, Proposal, Replaced};
+use crate::engine::backend::{Backend, Caps, Intent, Outcome, Proposal, Replaced};
 use crate::engine::Failure;
 use crate::error::{Error, Result};
-use crate::format::Codec;
 use crate::history::Commit;
 use crate::notify::Notes;
-use crate::options::{Engine, Format, OpenOptions};
-use crate::report::Recovery;
+use crate::options::OpenOptions;
 use crate::schema::Persisted;
 use crate::store::Store;
 
@@ -45,56 +43,8 @@ pub(crate) fn open_store<T: Persisted>(
     url: &str,
     key: &str,
 ) -> Result<Store<T>> {
-    let target = RedisBackend::target_of(url, key);
-    let opened = open(&options, url, key, None)?;
-    Store::from_backend(&target, options.mode, options.watch, opened)
-}
-
-/// Opens the backend of the store kept under `key` on the Redis server at
-/// `url`, checking the options have a meaning for it.
-fn open<T: Persisted>(
-    options: &OpenOptions<T>,
-    url: &str,
-    key: &str,
-    initial: Option<T>,
-) -> Result<Opened<T>> {
-    let target = RedisBackend::target_of(url, key);
-    let refuse = |what: &str| Error::Unsupported {
-        path: target.clone(),
-        reason: format!("{what} has no meaning for a Redis store"),
-    };
-    if options.format.is_some_and(|f| f != Format::Json) {
-        return Err(refuse("a format other than JSON (values are JSON)"));
-    }
-    if options.engine != Engine::Journal {
-        return Err(refuse("`Engine::Snapshot`"));
-    }
-    if options.read_only {
-        return Err(refuse("`read_only`"));
-    }
-    if options.encrypt_existing {
-        return Err(refuse(
-            "`encrypt_existing` (its log holds the plain values: copy the state into an \
-             encrypted store under a new key)",
-        ));
-    }
-    let (backend, state) = RedisBackend::open(
-        Connect {
-            url,
-            key,
-            timeout: options.timeout,
-            lock_timeout: options.lock_timeout,
-            durability: options.durability,
-            keep: options.keep_history,
-            encryption: options.key.as_ref(),
-        },
-        initial.unwrap_or_default(),
-    )?;
-    Ok(Opened {
-        backend: Box::new(backend),
-        state,
-        codec: Codec::new(Format::Json, &target)?,
-        recovery: Recovery::default(),
+    crate::server::open_store(options, url, key, "Redis", |connect| {
+        RedisBackend::open(connect, T::default())
     })
 }
 

@@ -90,13 +90,8 @@ impl RedisBackend {
     /// A log entry's record ready to replay: an encrypted store's with its
     /// values opened.
     pub(super) fn open_record<'e>(&self, entry: &'e LogEntry) -> Result<Cow<'e, str>> {
-        match &self.crypt {
-            Some(crypt) => {
-                let place = format!("log entry {} (version {})", entry.id, entry.v);
-                open_record(crypt, &self.target, &place, &entry.rec).map(Cow::Owned)
-            }
-            None => Ok(Cow::Borrowed(&entry.rec)),
-        }
+        let place = || format!("log entry {} (version {})", entry.id, entry.v);
+        open_record(self.crypt.as_ref(), &self.target, place, &entry.rec)
     }
 
     pub(super) fn reload<T: Persisted>(&mut self, state: &RwLock<T>) -> Result<bool> {

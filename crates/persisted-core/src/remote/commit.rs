@@ -31,21 +31,20 @@ impl RedisBackend {
         applied: bool,
         release: bool,
     ) -> Result<Outcome> {
-        let (ops, record, kinds) = match &self.crypt {
-            Some(crypt) => {
-                let sealed =
-                    SealedChanges::of(crypt, &self.target, fields, changes, state, applied)?;
-                let mut encoded = encode(&self.target, &self.kinds, fields, &sealed, state, true)?;
-                if self.version == 0 {
-                    // The first commit keeps the envelope with the store.
-                    encoded
-                        .0
-                        .push(ServerOp::new("E", "", vec![envelope_text(crypt)]));
-                }
-                encoded
-            }
-            None => encode(&self.target, &self.kinds, fields, changes, state, applied)?,
-        };
+        let crypt = self.crypt.as_ref();
+        let (mut ops, record, kinds) = encode_for(
+            crypt,
+            &self.target,
+            &self.kinds,
+            fields,
+            changes,
+            state,
+            applied,
+        )?;
+        if let (Some(crypt), 0) = (crypt, self.version) {
+            // The first commit keeps the envelope with the store.
+            ops.push(ServerOp::new("E", "", vec![envelope_text(crypt)]));
+        }
         let keys = std::sync::Arc::clone(&self.keys);
         let cid = unique_id();
         let expected = self.version;

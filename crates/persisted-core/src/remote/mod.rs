@@ -57,9 +57,9 @@ use crate::notify::Notes;
 use crate::options::{Durability, Format};
 use crate::schema::{FieldSpec, Persisted};
 use crate::server::{
-    check_same, decode, encode, envelope_text, note_kinds, now_ms, open_object, open_record,
-    record_fields, redact, replay_log, replay_log_as_of, unique_id, unlock, AllFields, Kind,
-    SealedChanges, ServerOp,
+    check_same, decode, encode_for, envelope_text, note_kinds, now_ms, open_object, open_record,
+    record_fields, replay_log, replay_log_as_of, unique_id, unlock, AllFields, Connect, Kind,
+    ServerOp,
 };
 
 /// What a commit attempt came to.
@@ -148,29 +148,11 @@ impl Keys {
     }
 }
 
-/// Everything [`RedisBackend::open`] needs.
-pub(crate) struct Connect<'a> {
-    pub(crate) url: &'a str,
-    pub(crate) key: &'a str,
-    pub(crate) timeout: Duration,
-    pub(crate) lock_timeout: Duration,
-    pub(crate) durability: Durability,
-    pub(crate) keep: KeepHistory,
-    /// The key to open an encrypted store with (or make a new one).
-    pub(crate) encryption: Option<&'a Key>,
-}
-
 impl RedisBackend {
-    /// The name errors give the store: the URL without its password, and
-    /// the key.
-    pub(crate) fn target_of(url: &str, key: &str) -> PathBuf {
-        PathBuf::from(format!("{} key {key}", redact(url)))
-    }
-
     /// Connects, checks the server can give `durability`, and loads the
     /// store into `T` (creating it from `initial` when it does not exist).
     pub(crate) fn open<T: Persisted>(connect: Connect<'_>, initial: T) -> Result<(Self, T)> {
-        let target = Self::target_of(connect.url, connect.key);
+        let target = connect.target.clone();
         if connect.key.is_empty() || connect.key.contains(['{', '}']) {
             return Err(Error::Unsupported {
                 path: target,
@@ -271,21 +253,5 @@ impl Drop for RedisBackend {
                 redact_error(&e, "")
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_a_message() {
-        assert_eq!(
-            redact("redis://user:s3cret@host:6379/0"),
-            "redis://user:***@host:6379/0"
-        );
-        assert_eq!(redact("redis://:s3cret@host/0"), "redis://:***@host/0");
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(redact("redis://token@host"), "redis://***@host");
     }
 }

@@ -4,10 +4,12 @@
 //! operations on them and as the record the log keeps (a JSON object like a
 //! journal record); reading the fields back into the struct.
 
+mod connect;
 mod seal;
 
+pub(crate) use self::connect::{open_store, Connect};
 pub(crate) use self::seal::{
-    check_same, envelope_text, open_object, open_record, open_value, unlock, SealedChanges,
+    check_same, envelope_text, open_object, open_record, open_value, unlock,
 };
 
 use std::collections::HashMap;
@@ -17,8 +19,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
 
+use self::seal::SealedChanges;
 use crate::change::{Changes, FieldOf};
 use crate::collection::Op;
+use crate::crypt::Crypt;
 use crate::error::{Error, Result};
 use crate::format::Codec;
 use crate::history::Commit;
@@ -133,6 +137,26 @@ pub(crate) fn encode<T: Persisted>(
     match failed {
         Some(e) => Err(Error::encode(target, e)),
         None => Ok((ops, record, kinds)),
+    }
+}
+
+/// [`encode`] for a store encrypted with `crypt` (each field the changes
+/// touch, set whole to its new value, sealed) or a plain one (`None`).
+pub(crate) fn encode_for<T: Persisted>(
+    crypt: Option<&Crypt>,
+    target: &Path,
+    known: &HashMap<String, Kind>,
+    fields: &'static [FieldSpec],
+    changes: &dyn Changes,
+    state: &T,
+    applied: bool,
+) -> Result<(Vec<ServerOp>, String, HashMap<String, Kind>)> {
+    match crypt {
+        Some(crypt) => {
+            let sealed = SealedChanges::of(crypt, target, fields, changes, state, applied)?;
+            encode(target, known, fields, &sealed, state, true)
+        }
+        None => encode(target, known, fields, changes, state, applied),
     }
 }
 
@@ -370,4 +394,20 @@ pub(crate) fn replay_log_as_of<T: Persisted>(
             }
         })?;
     replay_log(target, codec, log, seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("redis://user:s3cret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://:s3cret@host/0"), "redis://:***@host/0");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("redis://token@host"), "redis://***@host");
+    }
 }

@@ -13,6 +13,7 @@
 //!   O(the change). The log's records hold the same sealed values, so the
 //!   history is encrypted too.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -201,19 +202,25 @@ pub(crate) fn open_object<T: Persisted>(
     Ok(())
 }
 
-/// A log record with its sealed values opened (`"set port": 8080`), ready
-/// to replay.
+/// A log record ready to replay: as it is for a plain store, with its
+/// sealed values opened (`"set port": 8080`) for one encrypted with
+/// `crypt`. `place` says where it was read, for errors.
 ///
 /// # Errors
 ///
 /// [`Error::Decrypt`] for a value that does not open;
 /// [`Error::Parse`] for a record that is not a JSON object.
-pub(crate) fn open_record(
-    crypt: &Crypt,
+pub(crate) fn open_record<'r>(
+    crypt: Option<&Crypt>,
     target: &Path,
-    place: &str,
-    record: &str,
-) -> Result<String> {
+    place: impl FnOnce() -> String,
+    record: &'r str,
+) -> Result<Cow<'r, str>> {
+    let Some(crypt) = crypt else {
+        return Ok(Cow::Borrowed(record));
+    };
+    let place = place();
+    let place = place.as_str();
     let Ok(Json::Object(mut map)) = serde_json::from_str::<Json>(record) else {
         return Err(Error::Parse {
             path: target.to_path_buf(),
@@ -226,5 +233,5 @@ pub(crate) fn open_record(
         let name = key.split_once(' ').map_or(key.as_str(), |(_, f)| f);
         *value = open_value(crypt, target, place, name, value)?;
     }
-    Ok(Json::Object(map).to_string())
+    Ok(Cow::Owned(Json::Object(map).to_string()))
 }
