@@ -578,7 +578,8 @@ impl PgBackend {
         }
     }
 
-    /// The log as history: every entry kept, oldest first.
+    /// The log as history: every entry kept, oldest first, each record as
+    /// the database keeps it.
     pub(crate) fn history(&mut self) -> Result<Vec<(Commit, String)>> {
         let mut out = Vec::new();
         let mut after = 0;
@@ -590,7 +591,6 @@ impl PgBackend {
             after = last;
             for (seq, time, record) in entries {
                 let fields = record_fields(&record);
-                let record = self.open_record(seq, &record)?.into_owned();
                 out.push((Commit::new(seq, time, fields), record));
             }
         }
@@ -599,12 +599,12 @@ impl PgBackend {
 
     pub(crate) fn state_at<T: Persisted>(&mut self, seq: u64) -> Result<T> {
         let log = self.history()?;
-        replay_log(&self.target, &self.codec, &log, seq)
+        replay_log(&self.target, &self.codec, self.crypt.as_ref(), &log, seq)
     }
 
     pub(crate) fn state_as_of<T: Persisted>(&mut self, time: SystemTime) -> Result<T> {
         let log = self.history()?;
-        replay_log_as_of(&self.target, &self.codec, &log, time)
+        replay_log_as_of(&self.target, &self.codec, self.crypt.as_ref(), &log, time)
     }
 
     pub(crate) fn version(&self) -> u64 {

@@ -3,7 +3,8 @@
 use super::*;
 
 impl RedisBackend {
-    /// The log as history: every entry kept, oldest first.
+    /// The log as history: every entry kept, oldest first, each record as
+    /// the server keeps it.
     pub(crate) fn history(&mut self) -> Result<Vec<(Commit, String)>> {
         let mut out = Vec::new();
         let mut from = "-".to_string();
@@ -15,8 +16,7 @@ impl RedisBackend {
             from = format!("({}", last.id);
             for entry in entries {
                 let fields = record_fields(&entry.rec);
-                let rec = self.open_record(&entry)?.into_owned();
-                out.push((Commit::new(entry.v, entry.ts, fields), rec));
+                out.push((Commit::new(entry.v, entry.ts, fields), entry.rec));
             }
         }
         Ok(out)
@@ -26,12 +26,12 @@ impl RedisBackend {
     /// store's first commit, which sets every field.
     pub(crate) fn state_at<T: Persisted>(&mut self, seq: u64) -> Result<T> {
         let log = self.history()?;
-        replay_log(&self.target, &self.codec, &log, seq)
+        replay_log(&self.target, &self.codec, self.crypt.as_ref(), &log, seq)
     }
 
     /// The state right after the last commit made at or before `time`.
     pub(crate) fn state_as_of<T: Persisted>(&mut self, time: SystemTime) -> Result<T> {
         let log = self.history()?;
-        replay_log_as_of(&self.target, &self.codec, &log, time)
+        replay_log_as_of(&self.target, &self.codec, self.crypt.as_ref(), &log, time)
     }
 }

@@ -332,11 +332,13 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Replays `log` (every kept commit, oldest first, with its record) up to
+/// Replays `log` (every kept commit, oldest first, with its record as the
+/// server keeps it: sealed with `crypt` for an encrypted store) up to
 /// commit `seq`, from the store's first commit, which sets every field.
 pub(crate) fn replay_log<T: Persisted>(
     target: &Path,
     codec: &Codec,
+    crypt: Option<&Crypt>,
     log: &[(Commit, String)],
     seq: u64,
 ) -> Result<T> {
@@ -359,6 +361,8 @@ pub(crate) fn replay_log<T: Persisted>(
     }
     let mut state = T::default();
     for (commit, rec) in log.iter().take_while(|(c, _)| c.seq <= seq) {
+        let place = || format!("log entry of version {}", commit.seq);
+        let rec = open_record(crypt, target, place, rec)?;
         codec
             .replay_payload(rec.as_bytes(), &mut state)
             .map_err(|e| Error::Parse {
@@ -376,6 +380,7 @@ pub(crate) fn replay_log<T: Persisted>(
 pub(crate) fn replay_log_as_of<T: Persisted>(
     target: &Path,
     codec: &Codec,
+    crypt: Option<&Crypt>,
     log: &[(Commit, String)],
     time: SystemTime,
 ) -> Result<T> {
@@ -393,7 +398,7 @@ pub(crate) fn replay_log_as_of<T: Persisted>(
                 ),
             }
         })?;
-    replay_log(target, codec, log, seq)
+    replay_log(target, codec, crypt, log, seq)
 }
 
 #[cfg(test)]
